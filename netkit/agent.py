@@ -1,0 +1,234 @@
+"""The lab's host: a process that lives inside the sandbox and does the kernel work.
+
+``netkit.sandbox`` starts it as::
+
+    unshare --net --mount --pid --fork --mount-proc --kill-child [--user --map-root-user] \\
+        python -m netkit.agent --name LAB --state FILE
+
+so it is born in network, mount and pid namespaces of its own (the lab's
+``host`` node). It forks once: the first process (pid 1 of the lab) only
+reaps orphans; the second serves requests. Requests and answers are JSON
+lines on stdin and stdout; the agent never prints anything else there.
+
+Nothing outlives the lab, and the kernel sees to it: when the notebook that
+owns the lab goes away its end of the pipe closes, the agent exits, and with
+pid 1 of a pid namespace gone the kernel kills every process of the lab; the
+namespaces of c1, c2 and internet are bind mounts in the lab's private mount
+namespace, so they go with it.
+
+Only the standard library is imported at start-up, to keep a lab's start fast;
+capture and probe code is loaded the first time a probe is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from . import topology
+from .errors import CommandError, NetkitError, SandboxError, UnknownStage, to_wire
+
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""Nodes get root's PATH, so `route`, `iptables` and `sysctl` are found as in the article."""
+
+ENV = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
+
+
+def node_argv(node: str, argv: list[str]) -> list[str]:
+    """The argv that runs `argv` inside `node` (from the agent's namespace)."""
+    if node == "host":
+        return argv
+    return ["ip", "netns", "exec", node, *argv]
+
+
+def run(node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
+    """Run a shell command in a node; a dict like CommandResult, never raises on exit codes."""
+    topology.check_node(node)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        node_argv(node, ["sh", "-c", command]), env=ENV, cwd="/",
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    timed_out = False
+    try:
+        out, err = proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc.pid)
+        out, err = proc.communicate()
+    return {
+        "node": node, "command": command,
+        "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace"),
+        "returncode": proc.returncode, "timed_out": timed_out,
+        "seconds": round(time.monotonic() - started, 4),
+    }
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class Agent:
+    """Serves one lab: requests in, answers and events out."""
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.detached = False
+        self.stage: str | None = None
+        self.lock = threading.Lock()
+        self._tracer = None
+
+    # -- the wire ---------------------------------------------------------
+    def emit(self, message: dict) -> None:
+        with self.lock:
+            self.out.write(json.dumps(message) + "\n")
+            self.out.flush()
+
+    def serve(self, requests) -> None:
+        for request in iter(requests.get, None):
+            rid = request.get("id")
+            try:
+                handler = getattr(self, "op_" + request["op"])
+                result = handler(**request.get("args", {}))
+                self.emit({"id": rid, "ok": True, "result": result})
+            except NetkitError as exc:
+                self.emit({"id": rid, "ok": False, "error": to_wire(exc)})
+            except Exception as exc:  # a bug in netkit: say so, keep serving
+                self.emit({"id": rid, "ok": False, "error": {
+                    "kind": "NetkitError",
+                    "message": f"the lab's host hit an internal error: {type(exc).__name__}: {exc}; "
+                               "please report it with `netkit doctor` output"}})
+
+    # -- operations -------------------------------------------------------
+    def op_hello(self) -> dict:
+        return {"pid": os.getpid(), "uid": os.getuid(), "kernel": os.uname().release}
+
+    def op_build(self, stage: str) -> dict:
+        """Bring an empty sandbox to `stage`, echoing each step as it runs."""
+        if self.stage is not None:
+            raise UnknownStage(f"this lab was already built at {self.stage!r}; use lab.reset(stage)")
+        steps = topology.steps_to(stage)
+        started = time.monotonic()
+        for index, step in enumerate(steps):
+            self.emit({"event": "step", "node": step.node, "command": step.command,
+                       "why": step.why, "index": index, "total": len(steps)})
+            result = run(step.node, step.command)
+            if result["returncode"] != 0:
+                raise _build_error(step, result)
+        self.stage = stage
+        return {"stage": stage, "steps": len(steps), "seconds": round(time.monotonic() - started, 4)}
+
+    def op_run(self, node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
+        return run(node, command, timeout, stdin)
+
+    def op_detach(self) -> dict:
+        """Keep running when the owner's pipe closes (for `netkit up`)."""
+        self.detached = True
+        return {"detached": True}
+
+
+def _build_error(step: topology.Step, result: dict) -> NetkitError:
+    said = (result["stderr"] or result["stdout"]).strip()
+    if "bridge-nf-call-iptables" in step.command and ("No such file" in said or "cannot stat" in said):
+        return SandboxError(
+            "the kernel module br_netfilter is not loaded, so bridged frames cannot go through "
+            "iptables (scenario 1 of the article needs that); fix: sudo modprobe br_netfilter")
+    return CommandError(f"building the lab failed at step {step}: {said or 'exit ' + str(result['returncode'])}")
+
+
+def _read_requests(stream, queue, agent: Agent) -> None:
+    for line in stream:
+        line = line.strip()
+        if line:
+            queue.put(json.loads(line))
+    # The owner's end closed: the owner has gone (closed, crashed or was killed).
+    if not agent.detached:
+        os._exit(0)
+
+
+def _mount_private_dirs() -> None:
+    """A /run of the lab's own (for /run/netns) and a /sys that shows the lab's interfaces."""
+    for argv in (["mount", "-t", "tmpfs", "-o", "mode=755", "netkit-run", "/run"],
+                 ["mount", "-t", "sysfs", "netkit-sys", "/sys"]):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SandboxError(f"the lab could not mount its private {argv[-1]}: {done.stderr.strip()}")
+    os.makedirs("/run/netns", exist_ok=True)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def _reaper(child: int, state_dir_fd: int | None, state_name: str | None) -> None:
+    """Pid 1 of the lab: reap orphans until the agent exits, then end the lab."""
+    code = 1
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            break
+    if state_dir_fd is not None and state_name:
+        try:
+            os.unlink(state_name, dir_fd=state_dir_fd)
+        except OSError:
+            pass
+    os._exit(max(code, 0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="netkit.agent")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--state", help="the lab's state file, removed when the lab ends")
+    args = parser.parse_args(argv)
+
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything printed by mistake goes to stderr, never onto the wire
+    _die_with_parent()
+
+    state_dir_fd = state_name = None
+    if args.state:
+        state_dir_fd = os.open(os.path.dirname(args.state) or ".", os.O_RDONLY | os.O_DIRECTORY)
+        state_name = os.path.basename(args.state)
+
+    try:
+        _mount_private_dirs()
+    except SandboxError as exc:
+        out.write(json.dumps({"id": 0, "ok": False, "error": to_wire(exc)}) + "\n")
+        os._exit(3)
+
+    child = os.fork()
+    if child:
+        _reaper(child, state_dir_fd, state_name)
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    import queue as queue_module
+    requests: queue_module.Queue = queue_module.Queue()
+    agent = Agent(out)
+    threading.Thread(target=_read_requests, args=(sys.stdin, requests, agent), daemon=True).start()
+    agent.emit({"id": 0, "ok": True, "result": agent.op_hello()})
+    agent.serve(requests)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""What this machine allows: the checks behind `netkit doctor` and notebook 00.
+
+Each check says what it found and, when something is missing, the fix. The
+checks only read: they start throwaway namespaces at most, and never change
+the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import sandbox
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing the kit needs; `ok` is True, False (the lab cannot run) or None (a warning)."""
+
+    name: str
+    ok: bool | None
+    found: str
+    fix: str = ""
+
+    @property
+    def mark(self) -> str:
+        return {True: "ok", False: "MISSING", None: "warning"}[self.ok]
+
+
+def _try(argv: list[str]) -> tuple[bool, str]:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    return done.returncode == 0, (done.stderr or done.stdout).strip()
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    release = release or os.uname().release
+    parts = release.split(".")
+    try:
+        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def check_privileges() -> Check:
+    unshare = sandbox.which("unshare") or "unshare"
+    if os.geteuid() == 0:
+        ok, said = _try([unshare, "--net", "--mount", "--pid", "--fork", "true"])
+        if ok:
+            return Check("namespaces", True, "running as root: the lab uses network, mount and pid namespaces")
+        return Check("namespaces", False, f"root cannot create namespaces here ({said})",
+                     "this looks like a container without CAP_SYS_ADMIN: use a VM or laptop, "
+                     "or start the container with --privileged")
+    ok, said = _try([unshare, "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "true"])
+    if ok:
+        return Check("namespaces", True, "not root, but user namespaces are allowed: the lab runs rootless")
+    return Check("namespaces", False, f"not root and user namespaces are refused ({said})",
+                 "run as root (sudo), or allow user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
+                 "(Debian), sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), "
+                 "sudo sysctl -w user.max_user_namespaces=15000")
+
+
+def check_br_netfilter() -> Check:
+    if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+        return Check("br_netfilter", True,
+                     "loaded: bridged frames can be sent through iptables (scenario 1 works as in the article)")
+    return Check("br_netfilter", False,
+                 "not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. A Docker 28+ host "
+                 "does not load it unless run with --icc=false or --userland-proxy=false, so there "
+                 "scenario 1's first ping simply works",
+                 "sudo modprobe br_netfilter (and add br_netfilter to /etc/modules-load.d/ to keep it)")
+
+
+def check_kernel(release: str | None = None) -> Check:
+    version = kernel_version(release)
+    shown = release or os.uname().release
+    if version >= (5, 3):
+        return Check("kernel", True, f"Linux {shown}: bridge-nf-call-iptables is per network namespace, "
+                                     "so flipping it in the lab leaves the machine alone")
+    return Check("kernel", None,
+                 f"Linux {shown} is older than 5.3: bridge-nf-call-iptables is one value for the whole "
+                 "machine, so flipping it in the lab changes every bridge on this machine",
+                 "use a machine with Linux 5.3 or newer for the bridge experiments")
+
+
+def check_iptables() -> Check:
+    program = sandbox.which("iptables")
+    if not program:
+        return Check("iptables", False, "iptables is not installed", "sudo apt-get install iptables nftables")
+    ok, said = _try([program, "-V"])
+    if "nf_tables" in said:
+        return Check("iptables", True, f"{said}: the nft backend, which the lab traces verdicts with")
+    return Check("iptables", None, f"{said or 'unknown backend'}: the lab expects the nf_tables backend",
+                 "sudo update-alternatives --set iptables /usr/sbin/iptables-nft")
+
+
+def check_tools() -> list[Check]:
+    checks = []
+    missing = sandbox.missing_tools(sandbox.REQUIRED_TOOLS)
+    checks.append(Check("lab tools", not missing,
+                        "missing: " + ", ".join(sorted(missing)) if missing
+                        else "unshare, nsenter, ip, bridge, sysctl, iptables, nft",
+                        "sudo apt-get install " + " ".join(sorted(set(missing.values()))) if missing else ""))
+    missing = sandbox.missing_tools(sandbox.NODE_TOOLS)
+    checks.append(Check("node tools", None if missing else True,
+                        "missing: " + ", ".join(sorted(missing)) if missing
+                        else ", ".join(sandbox.NODE_TOOLS),
+                        "sudo apt-get install " + " ".join(sorted(set(missing.values()))) if missing else ""))
+    return checks
+
+
+def run_checks() -> list[Check]:
+    """Every check, in the order a person would fix them."""
+    return [check_privileges(), check_br_netfilter(), check_kernel(), check_iptables(), *check_tools()]
+
+
+def can_run(checks: list[Check]) -> bool:
+    return all(check.ok is not False for check in checks)
+
+
+def format_checks(checks: list[Check]) -> str:
+    lines = []
+    for check in checks:
+        lines.append(f"{check.mark:>8}  {check.name:<13} {check.found}")
+        if check.fix and check.ok is not True:
+            lines.append(f"{'':>8}  {'':<13} fix: {check.fix}")
+    verdict = "this machine can run the lab" if can_run(checks) else "this machine cannot run the lab yet"
+    return "\n".join(lines + ["", verdict])

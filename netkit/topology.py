@@ -1,0 +1,178 @@
+"""The article's lab, described as plain data: nodes, points, addresses, stages.
+
+Nothing here touches the kernel. The agent (`netkit.agent`) is the one place
+that turns these descriptions into namespaces, links and rules, by running
+the very commands listed here, so a student can read every step as the
+command a person would type.
+
+Naming follows the article (hwchiu's "Docker 網路入門篇" part 3):
+
+- node ``host`` plays the Docker host. Its ``eth0`` (10.0.2.15/24) faces the
+  node ``internet`` (10.0.2.2/24), which owns 8.8.8.8 and 1.1.1.1 and only
+  knows the way back to 10.0.2.0/24, like a real upstream network.
+- nodes ``c1`` and ``c2`` are the "containers": their ``eth0`` is the peer of
+  the host's ``veth0`` / ``veth1``, both enslaved to the bridge ``hwchiu0``.
+- a *point* is ``node:ifname``, a place where a packet can be seen.
+- a *stage* is a named moment of the article; each stage is its parent stage
+  plus a few *steps*, and a lab can start at, or go back to, any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import UnknownNode, UnknownStage
+
+NODES: tuple[str, ...] = ("host", "c1", "c2", "internet")
+"""Every node of the lab; ``host`` is the sandbox process's own namespace."""
+
+POINTS: tuple[str, ...] = (
+    "c1:eth0", "host:veth0", "host:hwchiu0", "host:veth1", "c2:eth0",
+    "host:eth0", "internet:eth0",
+)
+"""Every point of the lab, in the order a packet from c1 meets them."""
+
+ADDRESSES: dict[str, str] = {
+    "c1:eth0": "10.55.66.2/24",
+    "c2:eth0": "10.55.66.3/24",
+    "host:eth0": "10.0.2.15/24",
+    "internet:eth0": "10.0.2.2/24",
+    "internet:lo": "8.8.8.8/32 1.1.1.1/32",
+}
+"""Addresses from the start of part 3 (hwchiu0 gets 10.55.66.1 later)."""
+
+BRIDGE = "hwchiu0"
+BRIDGE_ADDRESS = "10.55.66.1/24"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change the article makes: a command typed in one node."""
+
+    node: str
+    command: str
+    why: str = ""
+
+    def __str__(self) -> str:
+        return f"[{self.node}] {self.command}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named moment of the article: the parent stage plus some steps."""
+
+    name: str
+    title: str
+    steps: tuple[Step, ...]
+    parent: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def _steps(node: str, why: str, *commands: str) -> tuple[Step, ...]:
+    return tuple(Step(node, command, why) for command in commands)
+
+
+# Part 2 of the series: two --network=none containers wired to hwchiu0 by hand,
+# plus an upstream "internet" behind the host's eth0 (the article's VirtualBox NAT).
+_WIRING = (
+    _steps("host", "the containers and the internet get network namespaces of their own",
+           "ip netns add c1", "ip netns add c2", "ip netns add internet")
+    + _steps("host", "the Linux bridge the containers hang off",
+             f"ip link add {BRIDGE} type bridge", f"ip link set {BRIDGE} up")
+    + _steps("host", "a veth pair per container: one end on the bridge, the other is the container's eth0",
+             "ip link add veth0 type veth peer name eth0 netns c1",
+             "ip link add veth1 type veth peer name eth0 netns c2",
+             f"ip link set veth0 master {BRIDGE}", "ip link set veth0 up",
+             f"ip link set veth1 master {BRIDGE}", "ip link set veth1 up")
+    + _steps("c1", "c1's address; the kernel adds the connected route 10.55.66.0/24 dev eth0",
+             "ip link set lo up", "ip addr add 10.55.66.2/24 dev eth0", "ip link set eth0 up")
+    + _steps("c2", "c2's address, on the same subnet",
+             "ip link set lo up", "ip addr add 10.55.66.3/24 dev eth0", "ip link set eth0 up")
+    + _steps("host", "the host's own uplink, like the article's VirtualBox NAT eth0",
+             "ip link set lo up",
+             "ip link add eth0 type veth peer name eth0 netns internet",
+             "ip addr add 10.0.2.15/24 dev eth0", "ip link set eth0 up",
+             "ip route add default via 10.0.2.2")
+    + _steps("internet", "the outside world: 8.8.8.8 and 1.1.1.1, with a way back only to 10.0.2.0/24",
+             "ip link set lo up", "ip addr add 8.8.8.8/32 dev lo", "ip addr add 1.1.1.1/32 dev lo",
+             "ip addr add 10.0.2.2/24 dev eth0", "ip link set eth0 up")
+)
+
+# What installing Docker 19.03 left on the article's host.
+_DOCKER_HOST = (
+    _steps("host", "a router forwards packets between its interfaces",
+           "sysctl -w net.ipv4.ip_forward=1")
+    + _steps("host", "bridged frames go through iptables too (Docker loads br_netfilter)",
+             "sysctl -w net.bridge.bridge-nf-call-iptables=1")
+    + _steps("host", "Docker's whitelist: forward nothing unless a rule accepts it",
+             "iptables -P FORWARD DROP")
+)
+
+STAGES: dict[str, Stage] = {}
+
+
+def _add(stage: Stage) -> None:
+    STAGES[stage.name] = stage
+
+
+_add(Stage(
+    "part3-start",
+    "Part 3 begins: c1 and c2 on hwchiu0, FORWARD policy DROP, bridge-nf-call-iptables=1",
+    _WIRING + _DOCKER_HOST,
+))
+_add(Stage(
+    "scenario2-gateway",
+    "Scenario 2, step 2: hwchiu0 has 10.55.66.1 and c1 routes everything through it",
+    _steps("host", "give the bridge an address so it can be the containers' gateway",
+           f"ip addr add {BRIDGE_ADDRESS} dev {BRIDGE}")
+    + _steps("c1", "send what no other route matches to the bridge",
+             "ip route add default via 10.55.66.1"),
+    parent="part3-start",
+))
+_add(Stage(
+    "part3-end",
+    "End of part 3: MASQUERADE on eth0 and FORWARD accepts between hwchiu0 and eth0",
+    _steps("host", "rewrite c1's source address to the host's own on the way out",
+           "iptables -t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE")
+    + _steps("host", "let the kernel route between the bridge and the uplink, both ways",
+             f"iptables -t filter -I FORWARD -i {BRIDGE} -o eth0 -j ACCEPT",
+             f"iptables -t filter -I FORWARD -i eth0 -o {BRIDGE} -j ACCEPT"),
+    parent="scenario2-gateway",
+))
+
+DEFAULT_STAGE = "part3-start"
+
+
+def stage(name: str) -> Stage:
+    """The stage called `name`, or UnknownStage naming the ones there are."""
+    try:
+        return STAGES[name]
+    except (KeyError, TypeError):
+        raise UnknownStage(
+            f"no stage {name!r} in the article; choose one of: {', '.join(STAGES)}"
+        ) from None
+
+
+def steps_to(name: str) -> tuple[Step, ...]:
+    """Every step from an empty machine to the stage `name`, in order."""
+    chain = []
+    current: str | None = name
+    while current is not None:
+        chain.append(stage(current))
+        current = chain[-1].parent
+    return tuple(step for st in reversed(chain) for step in st.steps)
+
+
+def check_node(name: str) -> str:
+    """`name` if it is a node of the lab, else UnknownNode naming the nodes."""
+    if name not in NODES:
+        raise UnknownNode(f"no node {name!r} in the lab; nodes are: {', '.join(NODES)}")
+    return name
+
+
+def split_point(point: str) -> tuple[str, str]:
+    """``"host:veth0"`` -> ``("host", "veth0")``."""
+    node, sep, ifname = point.partition(":")
+    if not sep or not ifname:
+        raise UnknownNode(f"{point!r} is not a point; write node:ifname, e.g. host:veth0")
+    return check_node(node), ifname
