@@ -86,7 +86,7 @@ class Agent:
         self.detached = False
         self.stage: str | None = None
         self.lock = threading.Lock()
-        self._tracer = None
+        self._prober = None
 
     # -- the wire ---------------------------------------------------------
     def emit(self, message: dict) -> None:
@@ -126,10 +126,29 @@ class Agent:
             if result["returncode"] != 0:
                 raise _build_error(step, result)
         self.stage = stage
+        threading.Thread(target=self._warm, daemon=True).start()
         return {"stage": stage, "steps": len(steps), "seconds": round(time.monotonic() - started, 4)}
+
+    def _warm(self) -> None:
+        try:
+            self.prober().warm()
+        except Exception as exc:  # the first probe will say what is wrong, with context
+            print(f"netkit agent: could not get probes ready: {exc}", file=sys.stderr)
 
     def op_run(self, node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
         return run(node, command, timeout, stdin)
+
+    def op_probe(self, src: str, dst: str, proto: str = "icmp", timeout: float = 0.5) -> dict:
+        """Send one probe and record what every point, the trace and conntrack saw."""
+        if proto != "icmp":
+            raise NetkitError(f"probes speak icmp for now, not {proto!r}")
+        return self.prober().icmp(src, dst, timeout)
+
+    def prober(self):
+        if self._prober is None:
+            from .probe import Prober
+            self._prober = Prober()
+        return self._prober
 
     def op_detach(self) -> dict:
         """Keep running when the owner's pipe closes (for `netkit up`)."""

@@ -198,6 +198,21 @@ class Lab:
                 "e.g. sudo apt-get install net-tools iputils-ping tcpdump conntrack")
         return result.check() if check else result
 
+    def probe(self, src: str, dst: str, *, timeout: float = 0.5, label: str = "") -> "Journey":
+        """Send one ICMP echo from node `src` to address `dst` and follow it through every point.
+
+        Returns a Journey: where the request and the reply were seen and with
+        which addresses, the netfilter verdicts in the host, the conntrack
+        entry, and whether it was delivered and why not. Returns as soon as
+        the outcome is known; `timeout` only bounds the wait when no reply
+        comes and nothing says why.
+        """
+        from . import explain
+        topology.check_node(src)
+        raw = self._sandbox.call("probe", src=src, dst=dst, timeout=timeout)
+        raw["label"] = label
+        return explain.build(raw)
+
     def change(self, node: str, command: str) -> CommandResult:
         """Make one change to the network (a step), echo it, and fail loudly if refused."""
         if self.trace:

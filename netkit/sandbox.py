@@ -11,6 +11,11 @@ holds. The runtime directory is per user (``/run/netkit`` for root,
 ``$XDG_RUNTIME_DIR/netkit`` or ``/tmp/netkit-<uid>`` otherwise), so thirty
 students on one server can each have a lab called ``netkit``.
 ``NETKIT_RUNTIME_DIR`` overrides it.
+
+Programs (``ip``, ``unshare`` ...) are looked up on ``PATH`` and then in the
+usual sbin and bin directories; ``NETKIT_TOOL_PATH`` (a ``PATH``-style list)
+replaces those directories, e.g. to check the message a machine without
+iproute2 gets.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ def runtime_dir() -> Path:
 
 def which(program: str) -> str | None:
     """Find a program on PATH or in the sbin directories a user's PATH may lack."""
-    return shutil.which(program) or shutil.which(program, path=SEARCH_PATH)
+    return shutil.which(program) or shutil.which(program, path=os.environ.get("NETKIT_TOOL_PATH", SEARCH_PATH))
 
 
 def check_name(name: str) -> str:
@@ -235,7 +240,9 @@ class Sandbox:
     def _start_failure(self) -> NetkitError:
         self.proc.wait(timeout=5)
         said = " ".join(self._stderr[-3:]) or f"exit {self.proc.returncode}"
-        if "Operation not permitted" in said or "Permission denied" in said:
+        # EPERM/EACCES: user namespaces forbidden; ENOSPC: user.max_user_namespaces reached (e.g. 0)
+        if any(text in said for text in ("Operation not permitted", "Permission denied",
+                                         "No space left on device")):
             if self.userns:
                 return SandboxError(
                     "this machine does not let an unprivileged user create the lab's namespaces "

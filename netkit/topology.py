@@ -176,3 +176,35 @@ def split_point(point: str) -> tuple[str, str]:
     if not sep or not ifname:
         raise UnknownNode(f"{point!r} is not a point; write node:ifname, e.g. host:veth0")
     return check_node(node), ifname
+
+
+# -- where packets go ---------------------------------------------------------
+OWNERS: dict[str, str] = {
+    "10.55.66.2": "c1", "10.55.66.3": "c2", "10.55.66.1": "host", "10.0.2.15": "host",
+    "10.0.2.2": "internet", "8.8.8.8": "internet", "1.1.1.1": "internet",
+}
+"""Which node owns each address of the lab (10.55.66.1 once scenario 2 gives it to hwchiu0)."""
+
+SIDES: dict[str, tuple[str, ...]] = {
+    "c1": ("c1:eth0", "host:veth0", "host:hwchiu0"),
+    "c2": ("c2:eth0", "host:veth1", "host:hwchiu0"),
+    "internet": ("internet:eth0", "host:eth0"),
+    "host": (),
+}
+"""The points between each node and the host's routing, nearest first."""
+
+
+def owner(address: str) -> str | None:
+    """The node that owns `address`, or None for an address outside the lab."""
+    return OWNERS.get(address.split("/")[0])
+
+
+def path(src: str, dst: str | None) -> tuple[str, ...]:
+    """The points a packet from node `src` to node `dst` should pass, in order."""
+    out = list(SIDES.get(src, ()))
+    back = list(reversed(SIDES.get(dst, ()))) if dst else []
+    if out and back and out[-1] == back[0] == f"host:{BRIDGE}":
+        # c1 -> c2 is bridged: hwchiu0 forwards the frame from port veth0 to port
+        # veth1 by its forwarding table; the bridge device itself never receives it.
+        out, back = out[:-1], back[1:]
+    return tuple(out + back)

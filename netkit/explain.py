@@ -1,0 +1,274 @@
+"""Turn what a probe recorded into a Journey: frames, trace lines, conntrack lines.
+
+Pure code, tested from recorded data. The agent (`netkit.probe`) records; this
+module reads the records and answers the article's questions: where was the
+packet seen and with which addresses, who filtered it, and why it did or did
+not arrive.
+
+The records are plain dicts (JSON-able):
+
+- ``frames``: ``{"point", "time", "frame"}`` (frame as hex, Ethernet);
+- ``trace``: the lines ``nft monitor trace`` printed in the host;
+- ``rules``: ``{"<table> <chain>": [[handle, "-A ..."], ...]}`` to name rules;
+- ``conntrack``: the lines ``conntrack -L`` printed;
+- ``send_error``, ``replied``, ``route_back``: what the sender and the
+  receiver's routing table said.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+
+from . import topology
+from .journey import ConntrackEntry, Hop, Journey, Sighting, Verdict
+
+ETH_P_IP = 0x0800
+ETH_P_8021Q = 0x8100
+ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+TCP_FLAGS = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."))
+
+
+def parse_frame(frame: bytes) -> dict | None:
+    """The IPv4 fields of an Ethernet frame, or None if it is not IPv4."""
+    if len(frame) < 14:
+        return None
+    offset = 12
+    ethertype = struct.unpack_from("!H", frame, offset)[0]
+    if ethertype == ETH_P_8021Q:
+        offset += 4
+        ethertype = struct.unpack_from("!H", frame, offset)[0]
+    ip = frame[offset + 2:]
+    if ethertype != ETH_P_IP or len(ip) < 20 or ip[0] >> 4 != 4:
+        return None
+    ihl = (ip[0] & 0x0F) * 4
+    packet = {
+        "proto": ip[9], "ttl": ip[8],
+        "src": socket.inet_ntoa(ip[12:16]), "dst": socket.inet_ntoa(ip[16:20]),
+    }
+    l4 = ip[ihl:]
+    if packet["proto"] == socket.IPPROTO_ICMP and len(l4) >= 8:
+        icmp_type, code, _, ident, seq = struct.unpack_from("!BBHHH", l4)
+        packet.update(icmp_type=icmp_type, icmp_code=code, id=ident, seq=seq)
+    elif packet["proto"] == socket.IPPROTO_TCP and len(l4) >= 14:
+        sport, dport, _, _, _, flags = struct.unpack_from("!HHIIBB", l4)
+        packet.update(sport=sport, dport=dport, flags=flags)
+    return packet
+
+
+def describe(packet: dict) -> str:
+    """A tcpdump-like one-line description of a parsed packet."""
+    if "icmp_type" in packet:
+        kind = {8: "echo request", 0: "echo reply", 3: "destination unreachable"}.get(
+            packet["icmp_type"], f"type {packet['icmp_type']}")
+        return f"{packet['src']} > {packet['dst']}: ICMP {kind}, id {packet['id']}, seq {packet['seq']}"
+    if "sport" in packet:
+        flags = "".join(name for bit, name in TCP_FLAGS if packet["flags"] & bit) or "none"
+        return (f"{packet['src']}.{packet['sport']} > {packet['dst']}.{packet['dport']}: "
+                f"Flags [{flags}]")
+    return f"{packet['src']} > {packet['dst']}: proto {packet['proto']}"
+
+
+# -- nft monitor trace ---------------------------------------------------------
+TRACE_RE = re.compile(r"^trace id (?P<id>\w+) (?P<family>\w+) (?P<table>\S+) (?P<chain>\S+) (?P<rest>.*)$")
+
+
+def parse_trace(lines: list[str]) -> list[dict]:
+    """Group `nft monitor trace` lines into one dict per (trace id, chain) visit.
+
+    Each visit has the packet's fields (``iif``, ``oif``, ``saddr``, ``daddr``,
+    ``icmp_type``, ``icmp_id``, ``sport``, ``dport``) and the decisions made
+    in that chain: ``("rule", text, handle, verdict)`` or ``("policy", verdict)``.
+    """
+    visits: list[dict] = []
+    current: dict[tuple[str, str, str], dict] = {}
+    for line in lines:
+        match = TRACE_RE.match(line.strip())
+        if not match:
+            continue
+        key = (match["id"], match["table"], match["chain"])
+        rest = match["rest"]
+        if rest.startswith("packet:"):
+            visit = {"trace": match["id"], "family": match["family"], "table": match["table"],
+                     "chain": match["chain"], "decisions": [], **_packet_fields(rest)}
+            visits.append(visit)
+            current[key] = visit
+            continue
+        visit = current.get(key)
+        if visit is None:
+            continue
+        if rest.startswith("policy "):
+            visit["decisions"].append(("policy", rest.split()[1].upper()))
+        elif rest.startswith("rule ") or rest.startswith("unknown rule"):
+            verdict = re.search(r"\(verdict (\w+)(?: ([\w-]+))?\)", rest)
+            handle = re.search(r"handle (\d+)", rest)
+            text = re.sub(r"\s*\(verdict [^)]*\)\s*$", "", rest)
+            text = re.sub(r"^rule ", "", text)
+            visit["decisions"].append((
+                "rule", text, int(handle[1]) if handle else None,
+                (verdict[1].upper() + (" " + verdict[2] if verdict[2] else "")) if verdict else "CONTINUE"))
+    return visits
+
+
+def _packet_fields(text: str) -> dict:
+    fields = {}
+    for name, pattern in (("iif", r'iif "([^"]+)"'), ("oif", r'oif "([^"]+)"'),
+                          ("saddr", r"ip saddr (\S+)"), ("daddr", r"ip daddr (\S+)"),
+                          ("icmp_type", r"icmp type (\S+)"), ("icmp_id", r"icmp id (\d+)"),
+                          ("sport", r"tcp sport (\d+)"), ("dport", r"tcp dport (\d+)")):
+        found = re.search(pattern, text)
+        if found:
+            value = found[1]
+            fields[name] = int(value) if name in ("icmp_id", "sport", "dport") else value
+    return fields
+
+
+def plain_rule(nft_text: str) -> str:
+    """An nft rule's text without its counters, to compare a traced rule with a listed one."""
+    return " ".join(re.sub(r"counter packets \d+ bytes \d+", "counter", nft_text).split())
+
+
+def _rule_text(rules: dict, table: str, chain: str, handle: int | None, nft_text: str) -> str:
+    """The iptables spelling of a traced rule, found by its nft handle or its text."""
+    for rule_handle, listed, iptables in rules.get(f"{table} {chain}", []):
+        if rule_handle == handle or (handle is None and listed == plain_rule(nft_text)):
+            return iptables
+    return nft_text
+
+
+def _target(rule: str, verdict: str) -> str:
+    jump = re.search(r"-j (\S+)", rule)
+    if jump and jump[1] not in ("ACCEPT", "DROP", "RETURN"):
+        return jump[1]  # MASQUERADE, DNAT, SNAT, a user chain
+    if " masquerade" in rule:
+        return "MASQUERADE"
+    return verdict
+
+
+# -- conntrack -------------------------------------------------------------------
+def parse_conntrack(lines: list[str]) -> list[ConntrackEntry]:
+    """`conntrack -L` lines as entries: the first src/dst pair, then the reply pair."""
+    entries = []
+    for line in lines:
+        pairs = re.findall(r"src=(\S+) dst=(\S+)", line)
+        if len(pairs) >= 2:
+            entries.append(ConntrackEntry(proto=line.split()[0], original=pairs[0], reply=pairs[1],
+                                          text=" ".join(line.split())))
+    return entries
+
+
+# -- the journey ------------------------------------------------------------------
+def build(raw: dict) -> Journey:
+    """The Journey of one probe, from the agent's records (see the module docstring)."""
+    src, dst, proto = raw["src"], raw["dst"], raw.get("proto", "icmp")
+    ident, dport = raw.get("id"), raw.get("dport")
+    dst_node = topology.owner(dst)
+    path = topology.path(src, dst_node)
+    sightings: dict[str, dict[str, Sighting]] = {}
+    reply_ids = {ident}
+    for entry in parse_conntrack(raw.get("conntrack", [])):
+        found = re.search(r"id=(\d+).*id=(\d+)", entry.text)
+        if found:
+            reply_ids.add(int(found[2]))
+    for record in raw.get("frames", []):
+        frame = bytes.fromhex(record["frame"])
+        packet = parse_frame(frame)
+        kind = _kind(packet, proto, reply_ids, raw.get("sport"), dport)
+        if kind is None:
+            continue
+        seen = sightings.setdefault(record["point"], {})
+        if kind in seen:
+            continue
+        seen[kind] = Sighting(point=record["point"], kind=kind, src=packet["src"], dst=packet["dst"],
+                              time=round(record["time"], 6), summary=describe(packet),
+                              sport=packet.get("sport"), dport=packet.get("dport"), frame=record["frame"])
+    order = list(path) + [p for p in topology.POINTS if p not in path]
+    hops = tuple(Hop(point=p, on_path=p in path, request=sightings.get(p, {}).get("request"),
+                     reply=sightings.get(p, {}).get("reply")) for p in order)
+    verdicts = tuple(_verdicts(raw, reply_ids))
+    conntrack = tuple(e for e in parse_conntrack(raw.get("conntrack", [])))
+    journey = Journey(src=src, dst=dst, proto=proto, src_address=raw.get("src_address", ""),
+                      hops=hops, verdicts=verdicts, conntrack=conntrack,
+                      delivered=bool(raw.get("replied")), seconds=round(raw.get("seconds", 0.0), 4),
+                      label=raw.get("label", ""), dport=dport)
+    reason, died_at = _reason(journey, raw, dst_node)
+    return Journey(**{**journey.__dict__, "reason": reason, "died_at": died_at})
+
+
+def _kind(packet: dict | None, proto: str, ids: set, sport, dport) -> str | None:
+    if packet is None:
+        return None
+    if proto == "icmp" and packet.get("id") in ids:
+        return {ICMP_ECHO_REQUEST: "request", ICMP_ECHO_REPLY: "reply"}.get(packet.get("icmp_type"))
+    if proto == "tcp" and "sport" in packet:
+        if packet["sport"] == sport:
+            return "request"
+        if packet["dport"] == sport:
+            return "reply"
+    return None
+
+
+def _verdicts(raw: dict, ids: set) -> list[Verdict]:
+    verdicts = []
+    for visit in parse_trace(raw.get("trace", [])):
+        if visit["table"].startswith("netkit"):
+            continue  # the lab's own trace switch, not part of the lesson
+        if raw.get("proto", "icmp") == "icmp":
+            if visit.get("icmp_id") not in ids:
+                continue
+            kind = "reply" if visit.get("icmp_type") == "echo-reply" else "request"
+        else:
+            sport = raw.get("sport")
+            if sport not in (visit.get("sport"), visit.get("dport")):
+                continue
+            kind = "request" if visit.get("sport") == sport else "reply"
+        for decision in visit["decisions"]:
+            if decision[0] == "policy":
+                rule, verdict = "policy", decision[1]
+            else:
+                _, nft_text, handle, verdict = decision
+                rule = _rule_text(raw.get("rules", {}), visit["table"], visit["chain"], handle, nft_text)
+                verdict = _target(rule, verdict)
+            verdicts.append(Verdict(table=visit["table"], chain=visit["chain"], rule=rule, verdict=verdict,
+                                    kind=kind, iif=visit.get("iif", ""), oif=visit.get("oif", "")))
+    return verdicts
+
+
+def _reason(journey: Journey, raw: dict, dst_node: str | None) -> tuple[str, str | None]:
+    """Why the probe did or did not come back, in plain words; and where it died."""
+    src, dst = journey.src, journey.dst
+    last_request = next((h.point for h in reversed(journey.hops) if h.request), None)
+    if raw.get("send_error"):
+        return f"{src} has no route to {dst} ({raw['send_error']})", None
+    nat = [e for e in journey.conntrack if e.nat]
+    if journey.delivered:
+        text = f"{dst} answered and the reply came back to {src}"
+        if nat:
+            entry = nat[0]
+            text += (f"; conntrack rewrote {entry.original[0]} to {entry.reply[1]} on the way out "
+                     f"and back on the way in")
+        return text, None
+    dropped = journey.dropped_by
+    if dropped is not None:
+        where = last_request if dropped.kind == "request" else \
+            next((h.point for h in journey.hops if h.reply), last_request)
+        return f"dropped by {dropped}", where
+    if raw.get("route_back"):
+        seen = journey.hop(_dst_point(journey, dst_node)).request if dst_node else None
+        back_to = seen.src if seen else journey.src_address
+        return (f"{dst} got the request but its reply never came back: it has no route to {back_to}",
+                _dst_point(journey, dst_node))
+    if journey.replied:
+        last_reply = next((h.point for h in journey.hops if h.reply), None)
+        return f"the reply was lost after {last_reply}", last_reply
+    if last_request is None:
+        return f"the request never left {src}", None
+    waited = raw.get("timeout", 0)
+    return f"no reply within {waited:g} s; the request was last seen at {last_request}", last_request
+
+
+def _dst_point(journey: Journey, dst_node: str | None) -> str | None:
+    """The last point of the path: where the receiving node gets the request."""
+    on_path = [h.point for h in journey.hops if h.on_path]
+    return on_path[-1] if dst_node and on_path else None

@@ -1,0 +1,245 @@
+"""Journey, Hop, Sighting, Verdict: what one probe saw, as plain serialisable data.
+
+A *probe* is one packet sent on purpose; its *journey* says, for every point
+of the lab in path order, whether the request and the reply were seen there
+and with which addresses; which netfilter verdicts the packet met in the
+host; the conntrack entry NAT left; and whether it was delivered, and if
+not, why, in plain words.
+
+This module is pure: no kernel, no root. Journeys round-trip through JSON so
+that plots and tests work from recorded journeys (``tests/data/*.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One packet of the probe, seen at one point."""
+
+    point: str
+    kind: str                  # "request" or "reply"
+    src: str
+    dst: str
+    time: float                # seconds after the probe was sent
+    summary: str = ""          # e.g. "10.55.66.2 > 8.8.8.8: ICMP echo-request id 7 seq 1"
+    sport: int | None = None   # TCP ports, or None for ICMP
+    dport: int | None = None
+    frame: str = ""            # the captured Ethernet frame, hex
+
+    @property
+    def addresses(self) -> str:
+        """``"src > dst"`` (with ports for TCP), as tcpdump writes it."""
+        if self.sport is not None:
+            return f"{self.src}:{self.sport} > {self.dst}:{self.dport}"
+        return f"{self.src} > {self.dst}"
+
+
+@dataclass(frozen=True)
+class Hop:
+    """A point of the lab and what the probe's request and reply looked like there."""
+
+    point: str
+    on_path: bool = True       # False: a point off the packet's way, shown for completeness
+    request: Sighting | None = None
+    reply: Sighting | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One netfilter decision the packet met: table, chain, rule or policy, verdict."""
+
+    table: str                 # filter, nat, raw, mangle
+    chain: str                 # FORWARD, POSTROUTING, ...
+    rule: str                  # the iptables rule (as `iptables -S` prints it) or "policy"
+    verdict: str               # ACCEPT, DROP, MASQUERADE, DNAT, CONTINUE, ...
+    kind: str = "request"      # which packet: "request" or "reply"
+    iif: str = ""
+    oif: str = ""
+    node: str = "host"
+
+    @property
+    def dropped(self) -> bool:
+        return self.verdict in ("DROP", "REJECT")
+
+    @property
+    def command(self) -> str:
+        """The iptables command that made the rule (or sets the policy) a student would type."""
+        if self.rule == "policy":
+            return f"iptables -t {self.table} -P {self.chain} {self.verdict}"
+        if self.rule.startswith("-A "):
+            return f"iptables -t {self.table} {self.rule}"
+        return self.rule  # a rule iptables cannot spell (written with nft): its nft text
+
+    def __str__(self) -> str:
+        if self.rule == "policy":
+            return f"{self.table} {self.chain} policy {self.verdict} in {self.node}"
+        return f"{self.table} {self.chain} rule `{self.command}` ({self.verdict}) in {self.node}"
+
+
+@dataclass(frozen=True)
+class ConntrackEntry:
+    """A connection the host's conntrack remembers: the tuple sent and the tuple expected back."""
+
+    proto: str
+    original: tuple[str, str]  # (src, dst) of the packet as it left its sender
+    reply: tuple[str, str]     # (src, dst) the reply is expected to carry
+    text: str = ""             # the line `conntrack -L` prints
+
+    @property
+    def nat(self) -> bool:
+        """True when the reply is not the mirror of the original: NAT rewrote it."""
+        return self.reply != (self.original[1], self.original[0])
+
+
+@dataclass(frozen=True)
+class Journey:
+    """What one probe saw. `delivered` and `reason` answer "did it work, and why not"."""
+
+    src: str                   # the node that sent the probe
+    dst: str                   # the address it was sent to
+    proto: str = "icmp"
+    src_address: str = ""      # the source address the kernel chose
+    hops: tuple[Hop, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    conntrack: tuple[ConntrackEntry, ...] = ()
+    delivered: bool = False
+    reason: str = ""
+    died_at: str | None = None  # the last point the request (or reply) was seen at, when lost
+    seconds: float = 0.0
+    label: str = ""            # the condition it was taken under, for before/after grids
+    dport: int | None = None
+
+    # -- questions a notebook asks ------------------------------------------
+    def hop(self, point: str) -> Hop:
+        for hop in self.hops:
+            if hop.point == point:
+                return hop
+        raise KeyError(f"{point!r} is not a point of this journey; points: {', '.join(self.points)}")
+
+    @property
+    def points(self) -> tuple[str, ...]:
+        return tuple(hop.point for hop in self.hops)
+
+    def seen(self, point: str, kind: str = "request") -> bool:
+        """Was the request (or the reply) seen at `point`?"""
+        return getattr(self.hop(point), kind) is not None
+
+    def addresses(self, point: str, kind: str = "request") -> str | None:
+        """``"src > dst"`` as seen at `point`, or None where the packet was not seen."""
+        sighting = getattr(self.hop(point), kind)
+        return sighting.addresses if sighting else None
+
+    def rewritten(self, point: str, kind: str = "request") -> bool:
+        """True if the addresses at `point` differ from those the packet started with."""
+        sighting = getattr(self.hop(point), kind)
+        first = self._first(kind)
+        return bool(sighting and first and (sighting.src, sighting.dst) != (first.src, first.dst))
+
+    def _first(self, kind: str) -> Sighting | None:
+        hops = self.hops if kind == "request" else tuple(reversed(self.hops))
+        return next((getattr(h, kind) for h in hops if getattr(h, kind) is not None), None)
+
+    @property
+    def dropped_by(self) -> Verdict | None:
+        """The netfilter verdict that dropped the packet, if one did."""
+        return next((v for v in self.verdicts if v.dropped), None)
+
+    @property
+    def replied(self) -> bool:
+        return any(hop.reply is not None for hop in self.hops)
+
+    def with_label(self, label: str) -> "Journey":
+        return replace(self, label=label)
+
+    # -- evidence -------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Journey":
+        data = dict(data)
+
+        def sighting(d):
+            return Sighting(**d) if d else None
+
+        data["hops"] = tuple(Hop(point=h["point"], on_path=h.get("on_path", True),
+                                 request=sighting(h.get("request")), reply=sighting(h.get("reply")))
+                             for h in data.get("hops", ()))
+        data["verdicts"] = tuple(Verdict(**v) for v in data.get("verdicts", ()))
+        data["conntrack"] = tuple(ConntrackEntry(proto=c["proto"], original=tuple(c["original"]),
+                                                 reply=tuple(c["reply"]), text=c.get("text", ""))
+                                  for c in data.get("conntrack", ()))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_json(self, path: str | Path | None = None, indent: int = 1) -> str:
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "Journey":
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text()
+        return cls.from_dict(json.loads(text))
+
+    def sightings(self) -> list[Sighting]:
+        """Every sighting, in the order the packets were seen."""
+        found = [s for hop in self.hops for s in (hop.request, hop.reply) if s is not None]
+        return sorted(found, key=lambda s: s.time)
+
+    def to_pcap(self, path: str | Path) -> Path:
+        """Write the captured frames as pcapng, each on an interface named after its point.
+
+        Wireshark and tshark show the point as the interface name and the
+        journey's verdicts as packet comments.
+        """
+        from scapy.layers.l2 import Ether
+        from scapy.utils import PcapNgWriter
+
+        path = Path(path)
+        with PcapNgWriter(str(path)) as writer:
+            for s in self.sightings():
+                if not s.frame:
+                    continue
+                packet = Ether(bytes.fromhex(s.frame))
+                packet.time = s.time
+                packet.sniffed_on = s.point
+                packet.comments = [f"{s.kind} at {s.point}: {s.addresses}".encode()]
+                writer.write(packet)
+        return path
+
+    # -- display --------------------------------------------------------------
+    def table(self) -> str:
+        """A plain-text table: one row per point, request and reply addresses."""
+        rows = [f"{'point':<15} {'request':<28} {'reply':<28}"]
+        for hop in self.hops:
+            if not hop.on_path and hop.request is None and hop.reply is None:
+                continue
+            req = hop.request.addresses if hop.request else "-"
+            rep = hop.reply.addresses if hop.reply else "-"
+            rows.append(f"{hop.point:<15} {req:<28} {rep:<28}")
+        return "\n".join(rows)
+
+    def __str__(self) -> str:
+        head = f"{self.src} -> {self.dst} ({self.proto}): " + ("delivered" if self.delivered else "NOT delivered")
+        lines = [head, f"  {self.reason}", self.table()]
+        if self.verdicts:
+            lines.append("netfilter:")
+            lines += [f"  {v.kind:<7} {v}" + (f"  [{v.iif} -> {v.oif}]" if v.iif or v.oif else "")
+                      for v in self.verdicts]
+        for entry in self.conntrack:
+            lines.append(f"conntrack: {entry.text}")
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
