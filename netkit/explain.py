@@ -191,7 +191,7 @@ def build(raw: dict) -> Journey:
     journey = Journey(src=src, dst=dst, proto=proto, src_address=raw.get("src_address", ""),
                       hops=hops, verdicts=verdicts, conntrack=conntrack,
                       delivered=bool(raw.get("replied")), seconds=round(raw.get("seconds", 0.0), 4),
-                      label=raw.get("label", ""), dport=dport)
+                      label=raw.get("label", ""), dport=dport, started=raw.get("started", 0.0))
     reason, died_at = _reason(journey, raw, dst_node)
     return Journey(**{**journey.__dict__, "reason": reason, "died_at": died_at})
 

@@ -113,6 +113,7 @@ class Journey:
     seconds: float = 0.0
     label: str = ""            # the condition it was taken under, for before/after grids
     dport: int | None = None
+    started: float = 0.0       # when the probe was sent (seconds since the epoch)
 
     # -- questions a notebook asks ------------------------------------------
     def hop(self, point: str) -> Hop:
@@ -192,8 +193,10 @@ class Journey:
 
     def sightings(self) -> list[Sighting]:
         """Every sighting, in the order the packets were seen."""
+        order = {hop.point: index for index, hop in enumerate(self.hops)}
         found = [s for hop in self.hops for s in (hop.request, hop.reply) if s is not None]
-        return sorted(found, key=lambda s: s.time)
+        # Frames a veth pair passes on are stamped in the same microsecond: break ties by path order.
+        return sorted(found, key=lambda s: (s.time, order[s.point] if s.kind == "request" else -order[s.point]))
 
     def to_pcap(self, path: str | Path) -> Path:
         """Write the captured frames as pcapng, each on an interface named after its point.
@@ -210,7 +213,7 @@ class Journey:
                 if not s.frame:
                     continue
                 packet = Ether(bytes.fromhex(s.frame))
-                packet.time = s.time
+                packet.time = self.started + s.time
                 packet.sniffed_on = s.point
                 packet.comments = [f"{s.kind} at {s.point}: {s.addresses}".encode()]
                 writer.write(packet)

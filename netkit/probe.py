@@ -38,6 +38,7 @@ CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 TRACE_TABLE = "netkit_trace"
 HANDSHAKE_ID = 0xFFFF
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _host_ns: int | None = None
@@ -180,6 +181,7 @@ class Capture:
             sock = socket_in(node, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL),
                              bind=(ifname, ETH_P_ALL))
             sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             with self.lock:
                 self.sockets[point] = (sock, index)
         self.missing = missing
@@ -189,12 +191,12 @@ class Capture:
             with self.lock:
                 by_socket = {sock: point for point, (sock, _) in self.sockets.items()}
             ready, _, _ = select.select(list(by_socket), [], [], 0.05)
-            now = time.monotonic()
             for sock in ready:
                 try:
-                    frame = sock.recv(65535)
+                    frame, ancillary, _, _ = sock.recvmsg(65535, 64)
                 except OSError:
                     continue
+                now = _kernel_time(ancillary)
                 packet = explain.parse_frame(frame)
                 if packet and (packet.get("id") in self.wanted or packet.get("sport") in self.wanted
                                or packet.get("dport") in self.wanted):
@@ -214,6 +216,15 @@ class Capture:
         with self.lock:
             frames, self.frames, self.wanted = self.frames, [], set()
         return frames
+
+
+def _kernel_time(ancillary) -> float:
+    """When the kernel saw the frame (SO_TIMESTAMPNS), as time.time() would say."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return seconds + nanoseconds / 1e9
+    return time.time()
 
 
 def index_in(node: str, ifname: str) -> int:
@@ -323,6 +334,7 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 
     send_error = None
     replied = route_back = False
     started = time.monotonic()
+    wall_start = time.time()
     try:
         sender.sendto(_echo(ident, 1), (dst, 0))
     except OSError as exc:
@@ -367,9 +379,11 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 
                 src_address = packet["src"]
                 break
     for f in frames:
-        f["time"] = round(f["time"] - started, 6)
+        f["time"] = round(f["time"] - wall_start, 6)
+    frames.sort(key=lambda f: f["time"])
     return {"src": src, "dst": dst, "proto": "icmp", "id": ident, "timeout": timeout,
             "frames": frames, "trace": trace, "rules": rule_names(explain.parse_trace(trace)),
             "conntrack": conntrack, "send_error": send_error, "replied": replied,
             "route_back": route_back, "src_address": src_address, "seconds": round(elapsed, 4),
+            "started": wall_start,
             "missing_points": capture.missing}
