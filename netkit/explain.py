@@ -186,10 +186,11 @@ def build(raw: dict) -> Journey:
     order = list(path) + [p for p in topology.POINTS if p not in path]
     hops = tuple(Hop(point=p, on_path=p in path, request=sightings.get(p, {}).get("request"),
                      reply=sightings.get(p, {}).get("reply")) for p in order)
-    verdicts = tuple(_verdicts(raw, reply_ids))
+    visits = _probe_visits(raw, reply_ids)
+    verdicts = tuple(_verdicts(visits, raw.get("rules", {})))
     conntrack = tuple(e for e in parse_conntrack(raw.get("conntrack", [])))
     journey = Journey(src=src, dst=dst, proto=proto, src_address=raw.get("src_address", ""),
-                      hops=hops, verdicts=verdicts, conntrack=conntrack,
+                      hops=hops, verdicts=verdicts, hooks=tuple(_hooks(visits)), conntrack=conntrack,
                       delivered=bool(raw.get("replied")), seconds=round(raw.get("seconds", 0.0), 4),
                       label=raw.get("label", ""), dport=dport, started=raw.get("started", 0.0))
     reason, died_at = _reason(journey, raw, dst_node)
@@ -209,30 +210,47 @@ def _kind(packet: dict | None, proto: str, ids: set, sport, dport) -> str | None
     return None
 
 
-def _verdicts(raw: dict, ids: set) -> list[Verdict]:
-    verdicts = []
-    for visit in parse_trace(raw.get("trace", [])):
-        if visit["table"].startswith("netkit"):
-            continue  # the lab's own trace switch, not part of the lesson
+def _probe_visits(raw: dict, ids: set) -> list[dict]:
+    """The trace's chain visits that belong to the probe, each with its "kind".
+
+    A trace id follows one packet through every chain, so a visit whose packet
+    line nft printed without ICMP fields still belongs to the probe when
+    another visit of the same trace id names it.
+    """
+    visits = parse_trace(raw.get("trace", []))
+    kinds: dict[str, str] = {}
+    for visit in visits:
         if raw.get("proto", "icmp") == "icmp":
-            if visit.get("icmp_id") not in ids:
-                continue
-            kind = "reply" if visit.get("icmp_type") == "echo-reply" else "request"
+            if visit.get("icmp_id") in ids:
+                kinds.setdefault(visit["trace"], "reply" if visit.get("icmp_type") == "echo-reply" else "request")
         else:
             sport = raw.get("sport")
-            if sport not in (visit.get("sport"), visit.get("dport")):
-                continue
-            kind = "request" if visit.get("sport") == sport else "reply"
+            if sport in (visit.get("sport"), visit.get("dport")):
+                kinds.setdefault(visit["trace"], "request" if visit.get("sport") == sport else "reply")
+    return [{**visit, "kind": kinds[visit["trace"]]} for visit in visits if visit["trace"] in kinds]
+
+
+def _verdicts(visits: list[dict], rules: dict) -> list[Verdict]:
+    verdicts = []
+    for visit in visits:
+        if visit["table"].startswith("netkit"):
+            continue  # the lab's own trace switch, not part of the lesson
         for decision in visit["decisions"]:
             if decision[0] == "policy":
                 rule, verdict = "policy", decision[1]
             else:
                 _, nft_text, handle, verdict = decision
-                rule = _rule_text(raw.get("rules", {}), visit["table"], visit["chain"], handle, nft_text)
+                rule = _rule_text(rules, visit["table"], visit["chain"], handle, nft_text)
                 verdict = _target(rule, verdict)
             verdicts.append(Verdict(table=visit["table"], chain=visit["chain"], rule=rule, verdict=verdict,
-                                    kind=kind, iif=visit.get("iif", ""), oif=visit.get("oif", "")))
+                                    kind=visit["kind"], iif=visit.get("iif", ""), oif=visit.get("oif", "")))
     return verdicts
+
+
+def _hooks(visits: list[dict]) -> list[tuple[str, str, str, str]]:
+    """(kind, HOOK, iif, oif) for each netfilter hook the packet passed, from the lab's trace table."""
+    return [(v["kind"], v["chain"].upper(), v.get("iif", ""), v.get("oif", ""))
+            for v in visits if v["table"].startswith("netkit")]
 
 
 def _reason(journey: Journey, raw: dict, dst_node: str | None) -> tuple[str, str | None]:

@@ -106,6 +106,7 @@ class Journey:
     src_address: str = ""      # the source address the kernel chose
     hops: tuple[Hop, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
+    hooks: tuple[tuple[str, str, str, str], ...] = ()  # (kind, HOOK, iif, oif) the packet passed in the host
     conntrack: tuple[ConntrackEntry, ...] = ()
     delivered: bool = False
     reason: str = ""
@@ -150,6 +151,10 @@ class Journey:
         """The netfilter verdict that dropped the packet, if one did."""
         return next((v for v in self.verdicts if v.dropped), None)
 
+    def passed(self, hook: str, kind: str = "request") -> bool:
+        """Did the request (or reply) pass netfilter's `hook` (PREROUTING, INPUT, FORWARD, ...) in the host?"""
+        return any(h[0] == kind and h[1] == hook.upper() for h in self.hooks)
+
     @property
     def replied(self) -> bool:
         return any(hop.reply is not None for hop in self.hops)
@@ -172,6 +177,7 @@ class Journey:
                                  request=sighting(h.get("request")), reply=sighting(h.get("reply")))
                              for h in data.get("hops", ()))
         data["verdicts"] = tuple(Verdict(**v) for v in data.get("verdicts", ()))
+        data["hooks"] = tuple(tuple(h) for h in data.get("hooks", ()))
         data["conntrack"] = tuple(ConntrackEntry(proto=c["proto"], original=tuple(c["original"]),
                                                  reply=tuple(c["reply"]), text=c.get("text", ""))
                                   for c in data.get("conntrack", ()))
@@ -234,6 +240,10 @@ class Journey:
     def __str__(self) -> str:
         head = f"{self.src} -> {self.dst} ({self.proto}): " + ("delivered" if self.delivered else "NOT delivered")
         lines = [head, f"  {self.reason}", self.table()]
+        for kind in ("request", "reply"):
+            passed = [h[1] for h in self.hooks if h[0] == kind]
+            if passed:
+                lines.append(f"{kind} passed the host's hooks: {' > '.join(passed)}")
         if self.verdicts:
             lines.append("netfilter:")
             lines += [f"  {v.kind:<7} {v}" + (f"  [{v.iif} -> {v.oif}]" if v.iif or v.oif else "")

@@ -14,12 +14,14 @@ Every change the lab makes is echoed as the command a person would type when
 from __future__ import annotations
 
 import html
+import ipaddress
 import shlex
 import weakref
 from dataclasses import dataclass
 
 from . import topology
-from .errors import CommandError, CommandNotFound, LabNotFound, RuleError
+from .errors import CommandError, CommandNotFound, LabNotFound, NetkitError, RuleError
+from .journey import Journey
 from .sandbox import Sandbox, check_name
 
 
@@ -198,7 +200,7 @@ class Lab:
                 "e.g. sudo apt-get install net-tools iputils-ping tcpdump conntrack")
         return result.check() if check else result
 
-    def probe(self, src: str, dst: str, *, timeout: float = 0.5, label: str = "") -> "Journey":
+    def probe(self, src: str, dst: str, *, timeout: float = 0.5, label: str = "") -> Journey:
         """Send one ICMP echo from node `src` to address `dst` and follow it through every point.
 
         Returns a Journey: where the request and the reply were seen and with
@@ -209,6 +211,11 @@ class Lab:
         """
         from . import explain
         topology.check_node(src)
+        try:
+            ipaddress.IPv4Address(dst)
+        except ValueError:
+            raise NetkitError(f"{dst!r} is not an IPv4 address; probe an address such as "
+                              "'10.55.66.3' or '8.8.8.8' (nodes: lab.probe('c1', '10.55.66.3'))") from None
         raw = self._sandbox.call("probe", src=src, dst=dst, timeout=timeout)
         raw["label"] = label
         return explain.build(raw)

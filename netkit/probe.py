@@ -38,6 +38,7 @@ CLONE_NEWNET = 0x40000000
 ETH_P_ALL = 0x0003
 TRACE_TABLE = "netkit_trace"
 HANDSHAKE_ID = 0xFFFF
+HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -89,18 +90,16 @@ class Tracer:
 
     def arm(self) -> None:
         """(Re)install the trace table and make sure the monitor is listening."""
-        ruleset = (
-            f"add table ip {TRACE_TABLE}\ndelete table ip {TRACE_TABLE}\n"
-            f"table ip {TRACE_TABLE} {{\n"
-            f"  comment \"netkit: marks probe packets for nft monitor trace\"\n"
-            f"  set ports {{ type inet_service; }}\n"
-            f"  chain pre {{ type filter hook prerouting priority -310; policy accept;\n"
-            f"    icmp type {{ echo-request, echo-reply }} meta nftrace set 1\n"
-            f"    tcp sport @ports meta nftrace set 1\n    tcp dport @ports meta nftrace set 1\n  }}\n"
-            f"  chain out {{ type filter hook output priority -310; policy accept;\n"
-            f"    icmp type {{ echo-request, echo-reply }} meta nftrace set 1\n"
-            f"    tcp sport @ports meta nftrace set 1\n    tcp dport @ports meta nftrace set 1\n  }}\n"
-            f"}}\n")
+        mark = ("    icmp type { echo-request, echo-reply } meta nftrace set 1\n"
+                "    tcp sport @ports meta nftrace set 1\n    tcp dport @ports meta nftrace set 1\n")
+        chains = "".join(
+            f"  chain {hook} {{ type filter hook {hook} priority -310; policy accept;\n"
+            + (mark if hook in ("prerouting", "output") else "") + "  }\n"
+            for hook in HOOKS)
+        ruleset = (f"add table ip {TRACE_TABLE}\ndelete table ip {TRACE_TABLE}\n"
+                   f"table ip {TRACE_TABLE} {{\n"
+                   f"  comment \"netkit: marks probe packets for nft monitor trace and notes the hooks they pass\"\n"
+                   f"  set ports {{ type inet_service; }}\n{chains}}}\n")
         done = _run(["nft", "-f", "-"], stdin=ruleset)
         if done.returncode != 0:
             raise RuntimeError(f"could not install the trace table: {done.stderr.strip()}")
