@@ -68,6 +68,18 @@ class CommandResult:
                 f'{html.escape(self.command)} {status}\n{html.escape(self.output)}</pre>')
 
 
+def _check_form(rule: str) -> str | None:
+    """For an adding rule (-A CHAIN ... / -I CHAIN [N] ...), the `-C` command that tests for it."""
+    words = shlex.split(rule)
+    for index, word in enumerate(words):
+        if word in ("-A", "--append", "-I", "--insert") and index + 1 < len(words):
+            rest = words[index + 2:]
+            if word in ("-I", "--insert") and rest and rest[0].isdigit():
+                rest = rest[1:]
+            return shlex.join(words[:index] + ["-C", words[index + 1]] + rest)
+    return None
+
+
 class Node:
     """One node of a lab, like Mininet's ``net['h1']``: ``lab['c1'].run('route -n')``."""
 
@@ -81,8 +93,16 @@ class Node:
         return f"<Node {self.name} of lab {self.lab.name!r}>"
 
 
+def _ignore(event: dict) -> None:
+    pass
+
+
 def _close_sandbox(sandbox: Sandbox) -> None:
     sandbox.close()
+
+
+_HELD: "weakref.WeakValueDictionary[str, Lab]" = weakref.WeakValueDictionary()
+"""The labs this process holds, by name, for Lab(..., replace=True)."""
 
 
 class Lab:
@@ -95,22 +115,32 @@ class Lab:
     - `stage` is where in the article the lab starts (see `netkit.topology.STAGES`).
     - `trace`, if given, is called with each command the lab runs to change the
       network, e.g. ``trace=print``.
+    - `replace=True` first closes a lab of the same name that this process
+      holds, so a notebook's first cell can be run again; a lab of that name
+      held by another process still raises LabInUse.
 
     Use it in a ``with`` block or call `close()`; if its owner dies the lab
     goes too, whatever the cause.
     """
 
-    def __init__(self, name: str = "netkit", stage: str = topology.DEFAULT_STAGE, *, trace=None) -> None:
+    def __init__(self, name: str = "netkit", stage: str = topology.DEFAULT_STAGE, *, trace=None,
+                 replace: bool = False) -> None:
         check_name(name)
         topology.stage(stage)
+        held = _HELD.get(name)
+        if replace and held is not None and not held.closed:
+            held.close()  # a notebook's first cell, run again: start over
         self.name = name
         self.trace = trace
         self._sandbox = self._start(stage)
         self._finalizer = weakref.finalize(self, _close_sandbox, self._sandbox)
         self.stage = stage
+        _HELD[name] = self
 
     def _start(self, stage: str, claim: bool = True) -> Sandbox:
-        sandbox = Sandbox(self.name, on_event=self._on_event, claim=claim)
+        # A weak reference: the sandbox must not keep the Lab alive, or its finalizer never runs.
+        on_event = weakref.WeakMethod(self._on_event)
+        sandbox = Sandbox(self.name, on_event=lambda event: (on_event() or _ignore)(event), claim=claim)
         try:
             sandbox.call("build", stage=stage)
             if claim:
@@ -220,6 +250,29 @@ class Lab:
         raw["label"] = label
         return explain.build(raw)
 
+    # -- switches: the steps an instructor flips ------------------------------------
+    def state(self) -> dict:
+        """Every switch's real value, read from the lab's kernel now (see `netkit.switches`)."""
+        from .switches import SWITCHES
+        return {name: self.get(name) for name in SWITCHES}
+
+    def get(self, name: str):
+        """One switch's real value, read from the kernel."""
+        from .switches import switch
+        sw = switch(name)
+        result = self.run(sw.node, sw.read)
+        return sw.value_from(result.returncode, result.stdout)
+
+    def set(self, name: str, value) -> list[CommandResult]:
+        """Turn a switch to `value` by typing its commands; nothing is typed if it is there already."""
+        from .switches import switch
+        sw = switch(name)
+        if value not in sw.commands:
+            raise NetkitError(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}")
+        if self.get(name) == value:
+            return []
+        return [self.change(sw.node, command) for command in sw.commands[value]]
+
     def change(self, node: str, command: str) -> CommandResult:
         """Make one change to the network (a step), echo it, and fail loudly if refused."""
         if self.trace:
@@ -232,6 +285,10 @@ class Lab:
         iptables changes its table in one transaction, so a refused rule
         leaves the lab exactly as it was.
         """
+        check = _check_form(rule)
+        if check and self.run(node, f"iptables {check} 2>/dev/null").ok:
+            # Re-running a cell must not pile up copies of a rule: it is there already.
+            return CommandResult(node, f"iptables {rule}", "", "(the rule is there already: nothing added)\n", 0)
         if self.trace:
             self.trace(f"[{node}] iptables {rule}")
         result = self.run(node, f"iptables {rule}")

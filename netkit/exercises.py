@@ -1,0 +1,137 @@
+"""Exercises: the student types the command, `check()` probes the lab and says right or wrong.
+
+A check never compares strings: it sends a probe and asks the journey
+whether the kernel now does what the exercise asks, so any correct rule
+passes (``-A`` or ``-I``, by interface or by address). When it is wrong it
+gives a hint drawn from what the probe saw. Solutions are there to read
+(`exercise.solution`), and `exercise.solve(lab)` types them, for the tests.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from .journey import Journey
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The answer of a check: right or not, why, and the probe it is based on."""
+
+    ok: bool
+    message: str
+    journey: Journey | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        return ("RIGHT: " if self.ok else "NOT YET: ") + self.message
+
+    def _repr_html_(self) -> str:
+        color, word = ("#009E73", "Right") if self.ok else ("#D62728", "Not yet")
+        return (f'<div style="border-left:6px solid {color};padding:6px 12px;font-size:14px">'
+                f'<b style="color:{color}">{word}.</b> {html.escape(self.message)}</div>')
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    task: str
+    stage: str
+    setup: tuple[tuple[str, object], ...]   # switches to set before the student starts
+    solution: tuple[str, ...]               # iptables arguments, as lab.iptables takes them
+    checker: object = field(repr=False, default=None)
+
+    def prepare(self, lab) -> None:
+        """Put the lab where the exercise starts (its stage and switches)."""
+        lab.reset(self.stage)
+        for name, value in self.setup:
+            lab.set(name, value)
+
+    def check(self, lab) -> Feedback:
+        return self.checker(lab)
+
+    def solve(self, lab) -> None:
+        for rule in self.solution:
+            lab.iptables(rule)
+
+    def show_solution(self) -> str:
+        return "\n".join(f'lab.iptables("{rule}")' for rule in self.solution)
+
+
+def _bridged_accept(lab) -> Feedback:
+    if lab.get("forward-policy") != "DROP" or lab.get("bridge-nf-call-iptables") != 1:
+        return Feedback(False, "Leave the FORWARD policy at DROP and bridge-nf-call-iptables at 1: the "
+                               "exercise asks for a rule that accepts c1 -> c2 while Docker's whitelist stays.")
+    journey = lab.probe("c1", "10.55.66.3")
+    if journey.delivered:
+        accepted = [v for v in journey.verdicts if v.chain == "FORWARD" and v.verdict == "ACCEPT"
+                    and v.rule != "policy"]
+        rule = accepted[0].command if accepted else "your rule"
+        return Feedback(True, f"c1 reaches c2; the request was accepted by `{rule}`.", journey)
+    dropped = journey.dropped_by
+    hint = ("Look at the verdict's interfaces: a bridged frame enters FORWARD with hwchiu0 as both "
+            "the in and the out interface (-i hwchiu0 -o hwchiu0)")
+    if dropped is not None:
+        return Feedback(False, f"the ping is still {journey.reason}. {hint}.", journey)
+    return Feedback(False, f"the ping still fails: {journey.reason}. {hint}.", journey)
+
+
+def _masquerade(lab) -> Feedback:
+    journey = lab.probe("c1", "8.8.8.8")
+    if journey.delivered and journey.addresses("host:eth0") == "10.0.2.15 > 8.8.8.8":
+        return Feedback(True, "8.8.8.8 answers: on eth0 the request leaves as 10.0.2.15 > 8.8.8.8, "
+                              "and conntrack turns the reply back into one for 10.55.66.2.", journey)
+    if journey.dropped_by is not None:
+        return Feedback(False, f"{journey.reason}. This exercise starts with FORWARD ACCEPT; "
+                               "did a rule of yours drop it?", journey)
+    if journey.seen("internet:eth0"):
+        seen = journey.addresses("internet:eth0")
+        return Feedback(False, f"8.8.8.8 got the request as {seen}, and it has no route back to "
+                               "10.55.66.2. Rewrite the source address as the packet leaves eth0: "
+                               "a rule in the nat table's POSTROUTING chain with the target MASQUERADE.",
+                        journey)
+    return Feedback(False, f"{journey.reason}. Check c1's default route and hwchiu0's address.", journey)
+
+
+def _forward_rules(lab) -> Feedback:
+    if lab.get("forward-policy") != "DROP":
+        return Feedback(False, "Set the FORWARD policy back to DROP (lab.iptables('-P FORWARD DROP')): "
+                               "the exercise is to accept c1's traffic with rules, as Docker does.")
+    journey = lab.probe("c1", "8.8.8.8")
+    if journey.delivered:
+        return Feedback(True, "c1 reaches 8.8.8.8 with FORWARD still DROP: your rules accepted the request "
+                              "and the reply.", journey)
+    dropped = journey.dropped_by
+    if dropped is not None:
+        way = f"{dropped.iif} -> {dropped.oif}"
+        which = "request" if dropped.kind == "request" else "reply"
+        return Feedback(False, f"the {which} was {journey.reason}; it was going {way}. "
+                               f"A rule with -i {dropped.iif} -o {dropped.oif} -j ACCEPT would let it pass.",
+                        journey)
+    return Feedback(False, f"{journey.reason}. Is MASQUERADE still on?", journey)
+
+
+BRIDGED_ACCEPT = Exercise(
+    "bridged-accept",
+    "Keep FORWARD at DROP and bridge-nf-call-iptables at 1, and let c1 ping c2 with one iptables rule.",
+    "part3-start", (), ("-I FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT",), _bridged_accept)
+
+MASQUERADE = Exercise(
+    "masquerade",
+    "c1 has a default route and FORWARD is ACCEPT, but 8.8.8.8 never answers. Write the rule that makes "
+    "the host rewrite c1's source address as the packet leaves eth0.",
+    "scenario2-gateway", (("forward-policy", "ACCEPT"),),
+    ("-t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE",), _masquerade)
+
+FORWARD_RULES = Exercise(
+    "forward-rules",
+    "MASQUERADE is on and FORWARD is back to DROP. Write the FORWARD rules that let c1 reach 8.8.8.8 "
+    "and the replies come back, without changing the policy.",
+    "scenario2-gateway", (("masquerade", True),),
+    ("-t filter -I FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "-t filter -I FORWARD -i eth0 -o hwchiu0 -j ACCEPT"),
+    _forward_rules)
+
+EXERCISES = {e.name: e for e in (BRIDGED_ACCEPT, MASQUERADE, FORWARD_RULES)}

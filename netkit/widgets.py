@@ -1,0 +1,121 @@
+"""Instructor controls: switches that flip the lab, a probe button, and a picture that follows.
+
+    from netkit.widgets import Panel
+    Panel(lab, ["bridge-nf-call-iptables", "forward-policy"], probe=("c1", "10.55.66.3"))
+
+Every control calls a Lab method a cell can call too (`lab.set`, `lab.probe`),
+and shows what the lab's kernel says afterwards (`lab.get`), never a flag of
+its own: a change made from a terminal shows up at the next refresh. Tests
+drive a panel by setting its widgets' values, exactly as a click does.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+import ipywidgets as w
+
+from .switches import switch
+
+VIEWS = ("ladder", "map")
+
+
+def png(fig, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes (for an Image widget, or a file)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _label(value) -> str:
+    return {True: "on", False: "off"}.get(value, str(value))
+
+
+class Panel:
+    """Switches, a probe button and the probe's picture, for one lab."""
+
+    def __init__(self, lab, switches=("bridge-nf-call-iptables", "forward-policy"), *,
+                 probe: tuple[str, str] = ("c1", "10.55.66.3"), view: str = "ladder",
+                 auto_probe: bool = True) -> None:
+        self.lab = lab
+        self.source, self.target = probe
+        self.auto_probe = auto_probe
+        self.journey = None
+        self._updating = False
+        self.controls: dict[str, w.ToggleButtons] = {}
+        for name in switches:
+            sw = switch(name)
+            control = w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=sw.title,
+                                      style={"description_width": "190px", "button_width": "80px"})
+            control.observe(self._flipped(name), names="value")
+            self.controls[name] = control
+        self.view = w.ToggleButtons(options=list(VIEWS), value=view, description="picture",
+                                    style={"description_width": "190px", "button_width": "80px"})
+        self.view.observe(lambda change: self.draw(), names="value")
+        self.probe_button = w.Button(description=f"probe {self.source} → {self.target}",
+                                     button_style="primary", icon="paper-plane",
+                                     layout=w.Layout(width="260px"))
+        self.probe_button.on_click(lambda _: self.probe())
+        self.refresh_button = w.Button(description="read the lab again", icon="refresh",
+                                       layout=w.Layout(width="200px"))
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.outcome = w.HTML()
+        self.typed = w.HTML()
+        self.picture = w.Image(format="png", layout=w.Layout(max_width="980px"))
+        self.widget = w.VBox([*self.controls.values(), self.view,
+                              w.HBox([self.probe_button, self.refresh_button]),
+                              self.outcome, self.typed, self.picture])
+        self.refresh()
+        if auto_probe:
+            self.probe()
+
+    # -- what the controls do -----------------------------------------------------
+    def _flipped(self, name: str):
+        def on_change(change) -> None:
+            if self._updating:
+                return
+            typed = self.lab.set(name, change["new"])
+            self.typed.value = "".join(
+                f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
+            self.refresh()
+            if self.auto_probe:
+                self.probe()
+        return on_change
+
+    def refresh(self) -> dict:
+        """Set every control to what the lab's kernel says now."""
+        state = {name: self.lab.get(name) for name in self.controls}
+        self._updating = True
+        try:
+            for name, value in state.items():
+                self.controls[name].value = value
+        finally:
+            self._updating = False
+        return state
+
+    def probe(self):
+        """Send the panel's probe and draw its journey."""
+        self.journey = self.lab.probe(self.source, self.target)
+        color = "#009E73" if self.journey.delivered else "#D62728"
+        verdict = "delivered" if self.journey.delivered else "NOT delivered"
+        self.outcome.value = (f'<b style="color:{color};font-size:15px">{self.source} → {self.target}: '
+                              f'{verdict}</b><br><span style="font-size:14px">'
+                              f'{html.escape(self.journey.reason)}</span>')
+        self.draw()
+        return self.journey
+
+    def draw(self) -> None:
+        if self.journey is None:
+            return
+        from . import plots
+        if self.view.value == "map":
+            bridge = "10.55.66.1/24" if self.lab.get("bridge-address") else None
+            fig = plots.lab_map(self.journey, bridge_address=bridge)
+        else:
+            fig = plots.ladder(self.journey)
+        self.picture.value = png(fig)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)
