@@ -3,21 +3,21 @@
 ``netkit.sandbox`` starts it as::
 
     unshare --net --mount --pid --fork --mount-proc --kill-child [--user --map-root-user] \\
-        python -m netkit.agent --name LAB --state FILE
+        sh -c '... "$@" & wait' netkit-lab python -m netkit.agent --name LAB --state FILE
 
 so it is born in network, mount and pid namespaces of its own (the lab's
-``host`` node). It forks once: the first process (pid 1 of the lab) only
-reaps orphans; the second serves requests. Requests and answers are JSON
-lines on stdin and stdout; the agent never prints anything else there.
+``host`` node). A shell is the lab's pid 1: it only reaps orphans and waits
+for the agent. Requests and answers are JSON lines on stdin and stdout; the
+agent never prints anything else there.
 
 Nothing outlives the lab, and the kernel sees to it: when the notebook that
-owns the lab goes away its end of the pipe closes, the agent exits, and with
-pid 1 of a pid namespace gone the kernel kills every process of the lab; the
-namespaces of c1, c2 and internet are bind mounts in the lab's private mount
-namespace, so they go with it.
+owns the lab goes away its end of the pipe closes, the agent exits, the shell
+(pid 1) follows, and with pid 1 of a pid namespace gone the kernel kills
+every process of the lab; the namespaces of c1, c2 and internet are bind
+mounts in the lab's private mount namespace, so they go with it.
 
-Only the standard library is imported at start-up, to keep a lab's start fast;
-capture and probe code is loaded the first time a probe is asked for.
+Only the standard library is imported: scapy builds probe packets in the
+notebook's process, which has it loaded anyway, and the agent sends the bytes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -119,12 +120,23 @@ class Agent:
             raise UnknownStage(f"this lab was already built at {self.stage!r}; use lab.reset(stage)")
         steps = topology.steps_to(stage)
         started = time.monotonic()
-        for index, step in enumerate(steps):
-            self.emit({"event": "step", "node": step.node, "command": step.command,
-                       "why": step.why, "index": index, "total": len(steps)})
-            result = run(step.node, step.command)
-            if result["returncode"] != 0:
-                raise _build_error(step, result)
+        index = 0
+        while index < len(steps):
+            batch = _ip_batch(steps, index)
+            for offset, step in enumerate(batch):
+                self.emit({"event": "step", "node": step.node, "command": step.command,
+                           "why": step.why, "index": index + offset, "total": len(steps)})
+            if len(batch) > 1:
+                result = run(batch[0].node, "ip -batch -", stdin="".join(s.command[3:] + "\n" for s in batch))
+                if result["returncode"] != 0:
+                    failed = re.search(r"Command failed -:(\d+)", result["stderr"])
+                    step = batch[int(failed[1]) - 1] if failed else batch[0]
+                    raise _build_error(step, result)
+            else:
+                result = run(batch[0].node, batch[0].command)
+                if result["returncode"] != 0:
+                    raise _build_error(batch[0], result)
+            index += len(batch)
         self.stage = stage
         threading.Thread(target=self._warm, daemon=True).start()
         return {"stage": stage, "steps": len(steps), "seconds": round(time.monotonic() - started, 4)}
@@ -138,11 +150,12 @@ class Agent:
     def op_run(self, node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
         return run(node, command, timeout, stdin)
 
-    def op_probe(self, src: str, dst: str, proto: str = "icmp", timeout: float = 0.5) -> dict:
-        """Send one probe and record what every point, the trace and conntrack saw."""
+    def op_probe(self, src: str, dst: str, proto: str = "icmp", timeout: float = 0.5,
+                 ident: int | None = None, packet: str | None = None) -> dict:
+        """Send one probe (`packet`: the ICMP message, hex) and record what every point, the trace and conntrack saw."""
         if proto != "icmp":
             raise NetkitError(f"probes speak icmp for now, not {proto!r}")
-        return self.prober().icmp(src, dst, timeout)
+        return self.prober().icmp(src, dst, timeout, ident, bytes.fromhex(packet) if packet else None)
 
     def prober(self):
         if self._prober is None:
@@ -150,10 +163,67 @@ class Agent:
             self._prober = Prober()
         return self._prober
 
+    def op_tcpdump(self, point: str, node: str, command: str, expression: str = "icmp",
+                   timeout: float = 10.0) -> dict:
+        """Run tcpdump on `point` while `command` runs in `node`: the article's two windows."""
+        where, ifname = topology.split_point(point)
+        topology.check_node(node)
+        shown = f"tcpdump -n -i {ifname} {expression}".strip()
+        argv = node_argv(where, ["tcpdump", "-l", "-n", "-Z", "root", "-i", ifname, *expression.split()])
+        dump = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        lines: list[str] = []
+        listening = threading.Event()
+
+        def read_err() -> None:
+            for line in dump.stderr:
+                lines.append(("err", line))
+                if "listening on" in line:
+                    listening.set()
+            listening.set()
+
+        def read_out() -> None:
+            for line in dump.stdout:
+                lines.append(("out", line))
+
+        readers = [threading.Thread(target=read_err, daemon=True), threading.Thread(target=read_out, daemon=True)]
+        for reader in readers:
+            reader.start()
+        if not listening.wait(5) or dump.poll() is not None:
+            _kill_group(dump.pid)
+            said = "".join(text for _, text in lines).strip()
+            raise CommandError(f"tcpdump could not listen on {point}: {said or 'no answer'}")
+        result = run(node, command, timeout)
+        time.sleep(0.1)  # tcpdump prints what it saw a moment after the kernel passed it on
+        os.killpg(dump.pid, signal.SIGINT)
+        try:
+            dump.wait(2)
+        except subprocess.TimeoutExpired:
+            _kill_group(dump.pid)
+        for reader in readers:
+            reader.join(1)
+        out = "".join(text for kind, text in lines if kind == "out")
+        err = "".join(text for kind, text in lines if kind == "err" and "listening on" not in text)
+        return {"capture": {"node": where, "command": shown, "stdout": out, "stderr": err,
+                            "returncode": 0, "timed_out": False, "seconds": result["seconds"]},
+                "command": result}
+
     def op_detach(self) -> dict:
         """Keep running when the owner's pipe closes (for `netkit up`)."""
         self.detached = True
         return {"detached": True}
+
+
+def _ip_batch(steps, start: int) -> list:
+    """The longest run of `ip` steps in one node from `start` (one `ip -batch` runs them all)."""
+    batch = [steps[start]]
+    if not steps[start].command.startswith("ip ") or " netns " in steps[start].command:
+        return batch
+    for step in steps[start + 1:]:
+        if step.node != batch[0].node or not step.command.startswith("ip ") or " netns " in step.command:
+            break
+        batch.append(step)
+    return batch
 
 
 def _build_error(step: topology.Step, result: dict) -> NetkitError:
@@ -165,13 +235,14 @@ def _build_error(step: topology.Step, result: dict) -> NetkitError:
     return CommandError(f"building the lab failed at step {step}: {said or 'exit ' + str(result['returncode'])}")
 
 
-def _read_requests(stream, queue, agent: Agent) -> None:
+def _read_requests(stream, queue, agent: Agent, on_exit) -> None:
     for line in stream:
         line = line.strip()
         if line:
             queue.put(json.loads(line))
     # The owner's end closed: the owner has gone (closed, crashed or was killed).
     if not agent.detached:
+        on_exit()
         os._exit(0)
 
 
@@ -195,25 +266,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def _reaper(child: int, state_dir_fd: int | None, state_name: str | None) -> None:
-    """Pid 1 of the lab: reap orphans until the agent exits, then end the lab."""
-    code = 1
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            break
-    if state_dir_fd is not None and state_name:
-        try:
-            os.unlink(state_name, dir_fd=state_dir_fd)
-        except OSError:
-            pass
-    os._exit(max(code, 0))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="netkit.agent")
     parser.add_argument("--name", required=True)
@@ -235,16 +287,20 @@ def main(argv: list[str] | None = None) -> None:
         out.write(json.dumps({"id": 0, "ok": False, "error": to_wire(exc)}) + "\n")
         os._exit(3)
 
-    child = os.fork()
-    if child:
-        _reaper(child, state_dir_fd, state_name)
-    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
     import queue as queue_module
     requests: queue_module.Queue = queue_module.Queue()
     agent = Agent(out)
-    threading.Thread(target=_read_requests, args=(sys.stdin, requests, agent), daemon=True).start()
+
+    def forget_state() -> None:
+        if state_dir_fd is not None:
+            try:
+                os.unlink(state_name, dir_fd=state_dir_fd)
+            except OSError:
+                pass
+
+    threading.Thread(target=_read_requests, args=(sys.stdin, requests, agent, forget_state),
+                     daemon=True).start()
     agent.emit({"id": 0, "ok": True, "result": agent.op_hello()})
     agent.serve(requests)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import random
 import shlex
 import weakref
 from dataclasses import dataclass
@@ -246,9 +247,27 @@ class Lab:
         except ValueError:
             raise NetkitError(f"{dst!r} is not an IPv4 address; probe an address such as "
                               "'10.55.66.3' or '8.8.8.8' (nodes: lab.probe('c1', '10.55.66.3'))") from None
-        raw = self._sandbox.call("probe", src=src, dst=dst, timeout=timeout)
+        from scapy.layers.inet import ICMP
+        from scapy.packet import Raw
+        ident = random.randrange(1, 0xFFFE)
+        echo = ICMP(type="echo-request", id=ident, seq=1) / Raw(b"netkit probe")
+        raw = self._sandbox.call("probe", src=src, dst=dst, timeout=timeout, ident=ident,
+                                 packet=bytes(echo).hex())
         raw["label"] = label
         return explain.build(raw)
+
+    def tcpdump(self, point: str, node: str, command: str, *, expression: str = "icmp",
+                timeout: float = 10.0) -> CommandResult:
+        """What ``tcpdump -n -i IF EXPRESSION`` at `point` prints while `command` runs in `node`.
+
+        The article's two terminal windows in one call: tcpdump is listening
+        before the command starts and stops a moment after it ends.
+        """
+        where, _ = topology.split_point(point)
+        topology.check_node(node)
+        answer = self._sandbox.call("tcpdump", point=point, node=node, command=command,
+                                    expression=expression, timeout=timeout)
+        return CommandResult(**answer["capture"])
 
     # -- switches: the steps an instructor flips ------------------------------------
     def state(self) -> dict:

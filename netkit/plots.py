@@ -159,12 +159,14 @@ def _label(text: str, limit: int = 25) -> str:
     return text if len(text) <= limit else text.replace(" > ", "\n> ")
 
 
-def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+def _new_axes(ax: Axes | None, size: tuple[float, float], title_lines: int = 1) -> tuple[Figure, Axes]:
+    """The caller's Axes, or a new Figure whose one Axes leaves room for the title."""
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=size, facecolor="white")
     ax = fig.add_subplot()
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9)
+    top = 1 - (0.25 + 0.32 * title_lines) / size[1]
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=top)
     return fig, ax
 
 
@@ -181,13 +183,13 @@ _XY = {
     "host:veth1": (9.5, 7.0), "c2:eth0": (9.5, 9.0),
     "host:eth0": (13.5, 2.4), "internet:eth0": (16.5, 2.4),
 }
-# Where the map writes addresses that changed on the way, per point and packet.
+# Where the map writes the addresses a packet had after they changed, per point and packet.
 _NAT_SLOT = {
-    ("host:eth0", "request"): (15.0, 3.55), ("internet:eth0", "request"): (15.0, 3.55),
-    ("host:eth0", "reply"): (15.0, 1.25), ("internet:eth0", "reply"): (15.0, 1.25),
-    ("host:hwchiu0", "reply"): (9.8, 3.3), ("host:veth0", "reply"): (1.6, 6.0),
-    ("c1:eth0", "reply"): (1.6, 6.0), ("host:veth1", "request"): (11.2, 6.0),
-    ("c2:eth0", "request"): (11.2, 6.0),
+    ("host:eth0", "request"): (14.6, 3.9), ("internet:eth0", "request"): (14.6, 3.9),
+    ("host:eth0", "reply"): (15.0, 1.2), ("internet:eth0", "reply"): (15.0, 1.2),
+    ("host:hwchiu0", "reply"): (4.3, 3.3), ("host:veth0", "reply"): (1.8, 8.0),
+    ("c1:eth0", "reply"): (1.8, 8.0), ("host:veth1", "request"): (11.3, 8.0),
+    ("c2:eth0", "request"): (11.3, 8.0), ("host:hwchiu0", "request"): (4.3, 3.3),
 }
 
 
@@ -207,72 +209,91 @@ def _draw_topology(ax: Axes, bridge_address: str | None) -> None:
     text = dict(ha="center", va="center", color=INK, zorder=3)
     # host
     _box(ax, 0.4, 0.4, 13.5, 7.0, face="#F3F3F3", gid="map:node:host")
-    ax.text(0.8, 6.4, "host", fontsize=FONT + 4, weight="bold", ha="left", va="center", color=INK)
+    ax.text(0.8, 6.35, "host", fontsize=FONT + 5, weight="bold", ha="left", va="center", color=INK)
     # containers
-    for node, point, address in (("c1", "c1:eth0", ADDRESSES["c1:eth0"]),
-                                 ("c2", "c2:eth0", ADDRESSES["c2:eth0"])):
+    for node, point, veth in (("c1", "c1:eth0", "host:veth0"), ("c2", "c2:eth0", "host:veth1")):
         x, y = _XY[point]
-        _box(ax, x - 2.0, y, x + 2.0, y + 2.6, face="#FFF4D6", gid=f"map:node:{node}")
-        ax.text(x, y + 2.0, f"{node}  (container)", fontsize=FONT + 2, weight="bold", **text)
-        ax.text(x, y + 0.95, f"eth0  {address}", fontsize=FONT, **text)
-        veth = "host:veth0" if node == "c1" else "host:veth1"
+        _box(ax, x - 2.1, y, x + 2.1, y + 2.7, face="#FFF4D6", gid=f"map:node:{node}")
+        ax.text(x, y + 2.05, f"{node}  (container)", fontsize=FONT + 3, weight="bold", **text)
+        ax.text(x, y + 0.95, ADDRESSES[point], fontsize=FONT + 1, **text)
         ax.plot([x, x], [_XY[veth][1], y], color=INK, lw=2.5, zorder=0.5)
-        ax.text(x - 0.45 if node == "c1" else x + 0.45, (y + _XY[veth][1]) / 2, "veth\npair",
-                fontsize=FONT - 2, color=GREY, ha="right" if node == "c1" else "left", va="center")
-    # the bridge and its ports
+        _interface(ax, point, "eth0")
+        side = -1 if node == "c1" else 1
+        ax.text(x + 0.6 * side, (y + _XY[veth][1]) / 2, "veth\npair", fontsize=FONT - 2, color=GREY,
+                ha="left" if side > 0 else "right", va="center")
+    # the bridge, its ports, and the bridge device itself (a point packets are seen at)
     bx, by = _XY["host:hwchiu0"]
-    _box(ax, 1.6, by - 0.45, 11.4, by + 0.45, face="#DDE6EE", lw=2, gid="map:interface:host:hwchiu0")
-    ax.text(1.85, by, BRIDGE, fontsize=FONT + 1, weight="bold", ha="left", va="center", color=INK, zorder=3)
-    ax.text(1.85 + 1.55, by, "(bridge)", fontsize=FONT - 2, ha="left", va="center", color=GREY, zorder=3)
-    ax.text(11.2, by, bridge_address or "no IP address", fontsize=FONT if bridge_address else FONT - 2,
+    _box(ax, 1.6, by - 0.5, 11.4, by + 0.5, face="#DDE6EE", lw=2, gid="map:node:hwchiu0")
+    ax.text(1.85, by, BRIDGE, fontsize=FONT + 2, weight="bold", ha="left", va="center", color=INK, zorder=3)
+    ax.text(1.85, by - 0.75, "Linux bridge", fontsize=FONT - 2, ha="left", va="center", color=GREY)
+    ax.text(11.2, by, bridge_address or "no IP address", fontsize=FONT + 1 if bridge_address else FONT - 1,
             ha="right", va="center", color=INK if bridge_address else GREY,
             style="normal" if bridge_address else "italic", zorder=3, gid="map:bridge-address")
+    ax.add_patch(Circle((bx, by), 0.2, facecolor="white", edgecolor=INK, linewidth=2, zorder=4,
+                        gid="map:interface:host:hwchiu0"))
     for port in ("host:veth0", "host:veth1"):
         px, py = _XY[port]
-        ax.plot([px, px], [by + 0.45, py], color=INK, lw=2.5, zorder=0.5)
+        ax.plot([px, px], [by + 0.5, py], color=INK, lw=2.5, zorder=0.5)
         _interface(ax, port, port.split(":")[1])
     # the kernel routes between the bridge and the uplink
     ex, ey = _XY["host:eth0"]
     ax.plot([bx, ex], [by, ey], color=GREY, lw=2, linestyle=":", zorder=0.5)
-    ax.text(8.7, 2.65, "routing in the host\n(ip_forward, iptables)", fontsize=FONT - 2,
+    ax.text(9.3, 2.6, "routing in the host\n(ip_forward, iptables)", fontsize=FONT - 1,
             color=GREY, ha="center", va="center", style="italic")
     _interface(ax, "host:eth0", "eth0")
-    ax.text(ex - 0.8, ey - 0.65, ADDRESSES["host:eth0"], fontsize=FONT, ha="center", va="center", color=INK)
+    ax.text(ex - 0.15, ey - 0.7, ADDRESSES["host:eth0"], fontsize=FONT + 1, ha="right", va="center",
+            color=INK)
     # the internet
-    _box(ax, 16.5, 0.4, 20.8, 5.6, face="#E4F0F8", style="round,pad=0,rounding_size=0.9",
+    _box(ax, 16.5, 0.4, 20.9, 5.8, face="#E4F0F8", style="round,pad=0,rounding_size=0.9",
          gid="map:node:internet")
-    ax.text(18.65, 5.0, "internet", fontsize=FONT + 3, weight="bold", **text)
-    ax.text(18.65, 4.15, "lo  8.8.8.8\n     1.1.1.1", fontsize=FONT, **text)
-    ax.text(18.9, 1.3, "routes back only\nto 10.0.2.0/24", fontsize=FONT - 2, color=GREY,
+    ax.text(18.7, 5.15, "internet", fontsize=FONT + 4, weight="bold", **text)
+    ax.text(19.0, 4.2, "lo  8.8.8.8\n     1.1.1.1", fontsize=FONT + 1, **text)
+    ax.text(18.9, 1.2, "routes back only\nto 10.0.2.0/24", fontsize=FONT - 1, color=GREY,
             ha="center", va="center", style="italic")
     ix, iy = _XY["internet:eth0"]
     ax.plot([ex, ix], [ey, iy], color=INK, lw=2.5, zorder=0.5)
     _interface(ax, "internet:eth0", "eth0")
-    ax.text(ix + 0.8, iy - 0.65, ADDRESSES["internet:eth0"], fontsize=FONT, ha="left", va="center", color=INK)
+    ax.text(ix + 0.75, iy, ADDRESSES["internet:eth0"], fontsize=FONT + 1, ha="left", va="center", color=INK)
+
+
+def _edge(point: str, toward: tuple[float, float], gap: float = 0.12) -> tuple[float, float]:
+    """Where the line from `point`'s centre to `toward` leaves its box (or the bridge's circle)."""
+    (x, y), (tx, ty) = _XY[point], toward
+    dx, dy = tx - x, ty - y
+    length = (dx * dx + dy * dy) ** 0.5 or 1.0
+    if point == "host:hwchiu0":
+        reach = 0.2 + gap
+    else:   # an interface box: 0.65 either side, 0.3 above and below
+        reach = min(0.65 / abs(dx / length) if dx else 99, 0.3 / abs(dy / length) if dy else 99) + gap
+    return x + dx / length * reach, y + dy / length * reach
+
+
+def _segment(a: str, b: str, offset: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The stretch of the map from point `a` to point `b`, moved `offset` to its left."""
+    (xa, ya), (xb, yb) = _XY[a], _XY[b]
+    length = ((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5
+    dx, dy = -(yb - ya) / length * offset, (xb - xa) / length * offset
+    (sx, sy), (ex, ey) = _edge(a, (xb, yb)), _edge(b, (xa, ya))
+    return (sx + dx, sy + dy), (ex + dx, ey + dy)
 
 
 def _map_path(ax: Axes, journey: Journey) -> None:
-    for kind, offset in (("request", 0.24), ("reply", -0.24)):
+    # the request keeps to the right of its way, the reply to the right of its own
+    for kind, offset in (("request", -0.25), ("reply", -0.25)):
         color, style, _ = _KINDS[kind]
         points = [p for p in _seen_along(journey, kind) if p in _XY]
         for a, b in zip(points, points[1:]):
-            (xa, ya), (xb, yb) = _XY[a], _XY[b]
-            length = ((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5
-            dx, dy = -(yb - ya) / length * offset, (xb - xa) / length * offset
-            if kind == "reply":   # keep each packet on the same side whichever way it goes
-                dx, dy = -dx, -dy
-            ax.add_patch(FancyArrowPatch(
-                (xa + dx, ya + dy), (xb + dx, yb + dy), arrowstyle="-|>", mutation_scale=22,
-                color=color, linewidth=3.5, linestyle=style, shrinkA=14, shrinkB=14, zorder=5,
-                gid=f"map:{kind}:{b}"))
+            ax.add_patch(FancyArrowPatch(*_segment(a, b, offset), arrowstyle="-|>", mutation_scale=24,
+                                         color=color, linewidth=4, linestyle=style, shrinkA=0, shrinkB=0,
+                                         zorder=5, gid=f"map:{kind}:{b}"))
         for point in points:
-            note = journey.rewritten(point, kind) and _NAT_SLOT.get((point, kind))
-            previous = points[points.index(point) - 1] if points.index(point) else None
-            if note and not (previous and journey.addresses(previous, kind) == journey.addresses(point, kind)):
-                ax.text(*note, journey.addresses(point, kind) + "\n(rewritten)", fontsize=FONT - 1,
-                        color=RED, ha="center", va="center", weight="bold", zorder=6,
-                        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor=RED, alpha=0.95),
-                        gid=f"map:rewritten:{kind}:{point}")
+            slot = _NAT_SLOT.get((point, kind))
+            if slot and journey.rewritten(point, kind) and _changed(journey, point, kind):
+                how = "rewritten by NAT" if kind == "request" else "NAT undone by conntrack"
+                ax.text(*slot, journey.addresses(point, kind) + "\n" + how,
+                        fontsize=FONT, color=RED, ha="center", va="center", weight="bold", zorder=6,
+                        linespacing=1.3, gid=f"map:rewritten:{kind}:{point}",
+                        bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=RED, lw=1.5))
 
 
 def _map_death(ax: Axes, journey: Journey) -> None:
@@ -284,9 +305,25 @@ def _map_death(ax: Axes, journey: Journey) -> None:
         return
     x = sum(s[0] for s in spots) / len(spots)
     y = sum(s[1] for s in spots) / len(spots)
-    if len(spots) == 1 and death.kind == "reply":
-        y -= 0.55   # where the reply should have started, beside the request's arrival
-    _died_marker(ax, x, y, size=34)
+    if len(spots) == 1:   # it never left this point: the X sits on its way out, toward the next
+        way = _path(journey) if death.kind == "request" else _path(journey)[::-1]
+        here = death.expected or death.last
+        after = way[way.index(here) + 1:] if here in way else []
+        if after and after[0] in _XY and death.expected:
+            tx, ty = _XY[after[0]]
+            length = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5
+            step = min(length / 2, 1.0)
+            ux, uy = (tx - x) / length, (ty - y) / length
+            x, y = x + ux * step, y + uy * step
+            if death.kind == "reply":   # off the request's lane, onto the reply's (its right)
+                x, y = x + uy * 0.6, y - ux * 0.6
+        else:
+            y -= 0.75
+    else:   # it set off from the last point and never arrived: a stub of its arrow ends at the X
+        color, style, _ = _KINDS[death.kind]
+        (sx, sy), _ = _segment(death.last, death.expected, -0.25)
+        ax.plot([sx, x], [sy, y], color=color, lw=4, linestyle=style, zorder=5, solid_capstyle="butt")
+    _died_marker(ax, x, y, size=36)
 
 
 def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None,
@@ -300,43 +337,46 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
     changed on the way are red, and a red X marks where the probe died, with
     the reason (and the verdict that dropped it) in the corner.
     """
-    fig, ax = _new_axes(ax, (15, 9.6))
+    fig, ax = _new_axes(ax, (13, 8.4))
     ax.set_xlim(0, 21)
-    ax.set_ylim(0, 12.6)
+    ax.set_ylim(0.2, 12.4)
     ax.set_aspect("equal")
     ax.axis("off")
     _draw_topology(ax, bridge_address)
-    handles = []
-    if journey is not None:
-        _map_path(ax, journey)
-        _map_death(ax, journey)
-        handles = [Line2D([], [], color=REQUEST, lw=3.5, label=f"request  {journey.src} → {journey.dst}"),
-                   Line2D([], [], color=REPLY, lw=3.5, linestyle="--", label="reply")]
-        if not journey.delivered:
-            handles.append(Line2D([], [], color=RED, marker="X", markersize=16, linestyle="none",
-                                  markeredgecolor="white", label="where it died"))
-        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 1.0), fontsize=FONT,
-                  frameon=False, handlelength=2.5)
-        word = "delivered ✔" if journey.delivered else "NOT delivered ✘"
-        lines = [textwrap.fill(journey.reason, 40)] if journey.reason else []
-        verdict = journey.dropped_by
-        if verdict is not None and str(verdict) not in journey.reason:
-            lines.append(textwrap.fill(f"verdict: {verdict}", 40))
-        ax.text(20.8, 8.6, word, fontsize=FONT + 3, weight="bold", ha="right", va="top",
-                color=INK if journey.delivered else RED, gid="map:outcome")
-        ax.text(20.8, 7.85, "\n".join(lines), fontsize=FONT - 1, ha="right", va="top",
-                color=INK if journey.delivered else RED, linespacing=1.3, gid="map:reason")
-        ax.set_title(_outcome(journey), fontsize=FONT + 4, weight="bold", loc="left")
-    else:
-        ax.set_title("The lab: two containers on the bridge hwchiu0, the host, the internet",
-                     fontsize=FONT + 4, weight="bold", loc="left")
+    if journey is None:
+        ax.set_title("The lab: c1 and c2 on the bridge hwchiu0 in the host; the internet behind eth0",
+                     fontsize=FONT + 3, weight="bold", loc="left")
+        return fig
+    _map_path(ax, journey)
+    _map_death(ax, journey)
+    sent = journey._first("request")
+    answered = journey._first("reply")
+    handles = [Line2D([], [], color=REQUEST, lw=4,
+                      label=f"request  {sent.addresses}" if sent else "request (never sent)"),
+               Line2D([], [], color=REPLY, lw=4, linestyle="--",
+                      label=f"reply  {answered.addresses}" if answered else "reply (none seen)")]
+    if not journey.delivered:
+        handles.append(Line2D([], [], color=RED, marker="X", markersize=18, linestyle="none",
+                              markeredgecolor="white", label="where it died"))
+    ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 1.0), fontsize=FONT + 1,
+              frameon=False, handlelength=2.5)
+    lines = [textwrap.fill(journey.reason, 32)] if journey.reason else []
+    verdict = journey.dropped_by
+    if verdict is not None and str(verdict) not in journey.reason:
+        lines.append(textwrap.fill(f"dropped by {verdict}", 32))
+    color = INK if journey.delivered else RED
+    ax.text(20.9, 9.2, "delivered ✔" if journey.delivered else "NOT delivered ✘", fontsize=FONT + 4,
+            weight="bold", ha="right", va="top", color=color, gid="map:outcome")
+    ax.text(20.9, 8.4, "\n".join(lines), fontsize=FONT, ha="right", va="top", color=color,
+            linespacing=1.3, gid="map:reason")
+    ax.set_title(_outcome(journey), fontsize=FONT + 4, weight="bold", loc="left")
     return fig
 
 
 # -- 2. the packet ladder -----------------------------------------------------------
 
 def _ladder_arrows(ax, journey, kind, columns, top) -> float:
-    """Draw `kind`'s arrows from row `top` down; return the row where it ended (or died)."""
+    """Draw `kind`'s arrows from row `top` down; return the row where it ended."""
     color, style, _ = _KINDS[kind]
     x = {p: i for i, p in enumerate(columns)}
     seen = [p for p in _seen_along(journey, kind) if p in x]
@@ -348,28 +388,29 @@ def _ladder_arrows(ax, journey, kind, columns, top) -> float:
                                          color=color, linewidth=3, linestyle=style, shrinkA=6, shrinkB=6,
                                          zorder=4, gid=f"ladder:{kind}:{point}"))
             row += 1
-            note = _rewrite_note(journey, point, kind)
+            rewritten = journey.rewritten(point, kind)
+            note = rewritten and _changed(journey, point, kind)
             xm, ym = (xa + xb) / 2, row - 0.5
-            ax.text(xm, ym, _label(journey.addresses(point, kind)), fontsize=FONT, ha="center",
-                    va="center", color=RED if note else color, weight="bold" if note else "normal",
-                    zorder=6, bbox=dict(boxstyle="round,pad=0.25", facecolor="white",
-                                        edgecolor="none", alpha=0.92),
-                    gid=f"ladder:label:{kind}:{point}")
+            box = dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.95)
+            ax.annotate(_label(journey.addresses(point, kind)), (xm, ym), xytext=(0, 9 if note else 0),
+                        textcoords="offset points", fontsize=FONT, ha="center", va="center",
+                        color=RED if rewritten else color, weight="bold" if rewritten else "normal",
+                        zorder=6, bbox=box, gid=f"ladder:label:{kind}:{point}")
             if note:
-                ax.annotate(note, (xm, ym), xytext=(0, -22), textcoords="offset points", fontsize=FONT - 2,
-                            ha="center", va="top", color=RED, style="italic", zorder=6,
-                            gid=f"ladder:note:{kind}:{point}")
+                ax.annotate(_rewrite_note(journey, point, kind), (xm, ym), xytext=(0, -11),
+                            textcoords="offset points", fontsize=FONT - 2, ha="center", va="center",
+                            color=RED, style="italic", zorder=6, bbox=box, gid=f"ladder:note:{kind}:{point}")
         ax.plot([x[point]], [row], "o", color=color, markersize=10, zorder=5,
                 gid=f"ladder:seen:{kind}:{point}")
-    # off-path points where this packet showed up anyway: a dotted branch from the last
+    # points off the path where this packet showed up anyway: a dotted branch
     for hop in journey.hops:
         if not hop.on_path and getattr(hop, kind) is not None and hop.point in x:
             origin = seen[-1] if seen else hop.point
-            ax.add_patch(FancyArrowPatch((x[origin], top), (x[hop.point], top + 0.6), arrowstyle="-|>",
+            ax.add_patch(FancyArrowPatch((x[origin], row), (x[hop.point], row + 0.6), arrowstyle="-|>",
                                          mutation_scale=18, color=GREY, linewidth=2, linestyle=":",
                                          zorder=3, gid=f"ladder:{kind}-offpath:{hop.point}"))
-            ax.text(x[hop.point], top + 0.9, "also seen here", fontsize=FONT - 3, color=GREY,
-                    ha="center", va="top")
+            ax.text(x[hop.point], row + 0.75, getattr(hop, kind).addresses, fontsize=FONT - 2,
+                    color=GREY, ha="center", va="top", gid=f"ladder:label:{kind}:{hop.point}")
     return row
 
 
@@ -385,30 +426,40 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
     verdict that dropped it (or the reason). The title says the outcome.
     """
     columns = _columns(journey) or ([journey.died_at] if journey.died_at else [])
+    death = _death(journey)
     req_rows = max(len(_seen_along(journey, "request")) - 1, 0)
     rep_rows = max(len(_seen_along(journey, "reply")) - 1, 0)
-    death = _death(journey)
-    reply_top = req_rows + 1.6
-    bottom = reply_top + rep_rows + (2.6 if death else 0.9)
-    fig, ax = _new_axes(ax, (max(3.0 * len(columns), 9.0), 2.6 + 0.85 * bottom))
-    ax.set_xlim(-0.75, max(len(columns), 1) - 0.35)
+    with_reply = journey.replied or bool(death and death.kind == "reply")
+    reply_top = req_rows + (1.6 if with_reply else 0.5)
+    bottom = (reply_top + rep_rows if with_reply else req_rows + 0.5) + (
+        1.2 + 0.35 * _death_text(journey).count("\n") if death else 0.6)
+    labels = [journey.addresses(p, k) or "" for p in columns for k in ("request", "reply")]
+    spacing = max([2.4] + [_inches(_label(t), weight="bold") + 0.5 for t in labels])
+    n = max(len(columns), 1)
+    title = _outcome(journey)
+    if journey.reason:
+        title += "\n" + textwrap.fill(journey.reason, int(spacing * (n + 0.4) * 7))
+    lines = title.count("\n") + 1
+    fig, ax = _new_axes(ax, (spacing * (n + 0.4) / 0.96, 0.6 + 0.32 * lines + 0.72 * (bottom + 1.3)),
+                        title_lines=lines)
+    ax.set_xlim(-0.75, n - 0.35)
     ax.set_ylim(bottom, -1.3)
     ax.axis("off")
 
     for i, point in enumerate(columns):
-        off = not journey.hop(point).on_path if point in journey.points else False
-        ax.plot([i, i], [-0.25, bottom - 0.2], color=GREY, lw=1.2, linestyle=(0, (4, 4)), zorder=1)
-        ax.text(i, -0.95, point, fontsize=FONT + 1, weight="bold", ha="center", va="center",
+        off = point in journey.points and not journey.hop(point).on_path
+        ax.plot([i, i], [-0.25, bottom], color=GREY, lw=1.2, linestyle=(0, (4, 4)), zorder=1)
+        ax.text(i, -0.95, point, fontsize=FONT + 2, weight="bold", ha="center", va="center",
                 color=GREY if off else INK, gid=f"ladder:column:{point}")
         address = "off the path" if off else ADDRESSES.get(point, "").split("/")[0]
         if address:
-            ax.text(i, -0.5, address, fontsize=FONT - 2, ha="center", va="center", color=GREY)
-    ax.text(-0.6, 0, "request", fontsize=FONT, weight="bold", color=REQUEST, rotation=90,
+            ax.text(i, -0.5, address, fontsize=FONT - 1, ha="center", va="center", color=GREY)
+    ax.text(-0.6, 0, "request", fontsize=FONT + 1, weight="bold", color=REQUEST, rotation=90,
             ha="center", va="top")
     end = _ladder_arrows(ax, journey, "request", columns, 0)
-    if journey.replied or (death and death.kind == "reply"):
-        ax.plot([-0.7, len(columns) - 0.4], [reply_top - 0.6] * 2, color="#DDDDDD", lw=1)
-        ax.text(-0.6, reply_top, "reply", fontsize=FONT, weight="bold", color=REPLY, rotation=90,
+    if with_reply:
+        ax.plot([-0.7, n - 0.4], [reply_top - 0.55] * 2, color="#CCCCCC", lw=1.2)
+        ax.text(-0.6, reply_top, "reply", fontsize=FONT + 1, weight="bold", color=REPLY, rotation=90,
                 ha="center", va="top")
         end = _ladder_arrows(ax, journey, "reply", columns, reply_top)
 
@@ -419,20 +470,19 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
             cx = sum(ends) / len(ends)
             if death.last is None:
                 cy = 0 if death.kind == "request" else reply_top
+            elif death.expected:   # it set off for the next point and never got there
+                cy = end + 0.5
+                color, style, _ = _KINDS[death.kind]
+                ax.plot([x[death.last], cx], [end, cy], color=color, lw=3, linestyle=style, zorder=4)
             else:
-                cy = end + 0.5 if death.expected else end
-                if death.expected:   # the packet set off for the next point and never got there
-                    color, style, _ = _KINDS[death.kind]
-                    ax.plot([x[death.last], cx], [end, cy], color=color, lw=3, linestyle=style, zorder=4)
+                cy = end
             _died_marker(ax, cx, cy)
-            ha = "left" if cx < 0.5 else "right" if cx > len(columns) - 1.5 else "center"
+            ha = "left" if cx < 0.5 else "right" if cx > n - 1.5 else "center"
             ax.annotate(_death_text(journey), (cx, cy), xytext=(-8 if ha == "right" else 0, -26),
                         textcoords="offset points", fontsize=FONT, ha=ha, va="top", color=RED,
-                        weight="bold", zorder=11, gid="ladder:death")
+                        weight="bold", zorder=11, gid="ladder:death",
+                        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.9))
 
-    title = _outcome(journey)
-    if journey.reason:
-        title += "\n" + textwrap.fill(journey.reason, 90)
     ax.set_title(title, fontsize=FONT + 3, loc="left", color=INK if journey.delivered else RED,
                  weight="bold", linespacing=1.4)
     return fig
@@ -455,33 +505,37 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
     order = {p: i for i, p in enumerate(POINTS)}
     rows = sorted({p for j in journeys for p in _columns(j)}, key=lambda p: order.get(p, len(order)))
     n, height = len(journeys), len(rows)
-    fig, ax = _new_axes(ax, (2.4 + 3.5 * n, 2.2 + 0.8 * (height + 2.2)))
-    ax.set_xlim(-0.75, n + 0.02)
-    ax.set_ylim(height + 1.45, -0.75)
+    texts = [j.addresses(p, k) or "" for j in journeys for p in j.points for k in ("request", "reply")]
+    titles = [textwrap.fill(j.label or f"{j.src} → {j.dst}", 28) for j in journeys]
+    cell = max([3.0] + [_inches(t, weight="bold") + 1.45 for t in texts]
+               + [_inches(t, FONT + 1, "bold") + 0.2 for t in titles])      # inches
+    head = max(_inches(p, FONT + 1, "bold") for p in rows + ["outcome"]) + 0.35
+    fig, ax = _new_axes(ax, ((head + cell * n + 0.1) / 0.96, 1.5 + 0.95 * (height + 2.3)))
+    ax.set_xlim(-head / cell, n + 0.02)
+    ax.set_ylim(height + 1.95, -0.8)
     ax.axis("off")
+    tag_x, text_x = 0.15 / cell, 0.85 / cell      # in cell widths
 
     for r, point in enumerate(rows):
-        ax.text(-0.05, r + 0.5, point, fontsize=FONT + 1, weight="bold", ha="right", va="center",
+        ax.text(-0.1 / cell, r + 0.5, point, fontsize=FONT + 1, weight="bold", ha="right", va="center",
                 color=INK, gid=f"grid:row:{point}")
-    ax.text(-0.05, height + 0.7, "outcome", fontsize=FONT + 1, weight="bold", ha="right", va="center",
-            color=INK, gid="grid:row:outcome")
+    ax.text(-0.1 / cell, height + 0.75, "outcome", fontsize=FONT + 1, weight="bold", ha="right",
+            va="center", color=INK, gid="grid:row:outcome")
 
     for c, journey in enumerate(journeys):
-        label = journey.label or f"{journey.src} → {journey.dst}"
-        ax.text(c + 0.5, -0.35, textwrap.fill(label, 26), fontsize=FONT + 1, weight="bold",
-                ha="center", va="center", color=INK, gid=f"grid:column:{c}")
+        ax.text(c + 0.5, -0.4, titles[c], fontsize=FONT + 1, weight="bold", ha="center", va="center",
+                color=INK, gid=f"grid:column:{c}")
         death = _death(journey)
-        died_here = death.expected if death else None
+        died_here = death.expected or death.last if death else None
         for r, point in enumerate(rows):
             hop = journey.hop(point) if point in journey.points else None
             on_path = bool(hop and (hop.on_path or hop.request or hop.reply))
             seen_any = bool(hop and (hop.request or hop.reply))
-            face = "white" if seen_any else "#EFEFEF"
-            edge, lw = (RED, 3) if point == died_here else ("#BBBBBB", 1)
-            ax.add_patch(Rectangle((c + 0.02, r + 0.04), 0.96, 0.92, facecolor=face, edgecolor=edge,
-                                   linewidth=lw, zorder=1, gid=f"grid:cell:{c}:{point}"))
+            edge, lw = (RED, 3.5) if point == died_here else ("#BBBBBB", 1)
+            ax.add_patch(Rectangle((c + 0.02, r + 0.04), 0.96, 0.92, facecolor="white" if seen_any else "#EFEFEF",
+                                   edgecolor=edge, linewidth=lw, zorder=1, gid=f"grid:cell:{c}:{point}"))
             if not on_path:
-                ax.text(c + 0.5, r + 0.5, "off the path", fontsize=FONT - 2, color=GREY,
+                ax.text(c + 0.5, r + 0.5, "off the path", fontsize=FONT - 1, color=GREY,
                         ha="center", va="center", style="italic", gid=f"grid:{c}:{point}:offpath")
                 continue
             for k, kind in enumerate(("request", "reply")):
@@ -489,30 +543,37 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
                 y = r + 0.3 + 0.4 * k
                 seen = getattr(hop, kind) is not None
                 rewritten = journey.rewritten(point, kind)
-                ax.text(c + 0.07, y, tag, fontsize=FONT, weight="bold", ha="left", va="center",
-                        color=color if seen else GREY)
-                ax.text(c + 0.30, y, journey.addresses(point, kind) if seen else "not seen",
-                        fontsize=FONT - (0 if seen else 1), ha="left", va="center",
+                ax.text(c + tag_x, y, tag, fontsize=FONT, weight="bold", ha="left", va="center",
+                        color=color if seen else GREY, gid=f"grid:{c}:{point}:{kind}:tag")
+                ax.text(c + text_x, y, journey.addresses(point, kind) if seen else "not seen",
+                        fontsize=FONT, ha="left", va="center",
                         color=(RED if rewritten else color) if seen else GREY,
                         weight="bold" if rewritten else "normal", style="normal" if seen else "italic",
                         gid=f"grid:{c}:{point}:{kind}")
             if point == died_here:
-                ax.text(c + 0.93, r + 0.5, "✘", fontsize=FONT + 8, color=RED, ha="right", va="center",
+                ax.text(c + 0.96, r + (0.3 if death.kind == "request" else 0.7), "✘", fontsize=FONT + 10, color=RED, ha="right", va="center",
                         weight="bold", gid=f"grid:{c}:{point}:died")
         # the outcome row
-        ax.add_patch(Rectangle((c + 0.02, height + 0.1), 0.96, 1.2, facecolor="white",
+        ax.add_patch(Rectangle((c + 0.02, height + 0.1), 0.96, 1.35, facecolor="white",
                                edgecolor="#BBBBBB", linewidth=1, zorder=1))
         word = "✔ delivered" if journey.delivered else "✘ not delivered"
-        ax.text(c + 0.5, height + 0.38, word, fontsize=FONT + 2, weight="bold", ha="center", va="center",
+        ax.text(c + 0.5, height + 0.4, word, fontsize=FONT + 3, weight="bold", ha="center", va="center",
                 color=INK if journey.delivered else RED, gid=f"grid:{c}:outcome")
-        why = f"dropped by {journey.dropped_by}" if journey.dropped_by else ("" if journey.delivered
-                                                                             else journey.reason)
+        why = f"dropped by {journey.dropped_by}" if journey.dropped_by else (
+            "" if journey.delivered else journey.reason)
         if why:
-            ax.text(c + 0.5, height + 0.62, textwrap.fill(why, 30), fontsize=FONT - 3, ha="center",
-                    va="top", color=RED, gid=f"grid:{c}:verdict")
+            ax.text(c + 0.5, height + 0.68, textwrap.fill(why, int(cell * 8)), fontsize=FONT - 1,
+                    ha="center", va="top", color=RED, gid=f"grid:{c}:verdict")
 
+    key = []
+    if any(j.rewritten(p, k) for j in journeys for p in j.points for k in ("request", "reply")):
+        key.append("red addresses: rewritten on the way (NAT)")
+    if not all(j.delivered for j in journeys):
+        key.append("✘ and red frame: where the probe died")
+    ax.text(-head / cell, height + 1.75, "      ".join(key), fontsize=FONT - 1, color=GREY, ha="left",
+            va="center", gid="grid:key")
     first = journeys[0]
     same = all((j.src, j.dst) == (first.src, first.dst) for j in journeys)
-    title = f"{first.src} → {first.dst}: before and after" if same else "before and after"
+    title = f"{first.src} → {first.dst}: what changed" if same else "what changed"
     ax.set_title(title, fontsize=FONT + 4, weight="bold", loc="left")
     return fig

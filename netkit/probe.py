@@ -7,9 +7,9 @@ Runs inside the lab's host process (`netkit.agent`), never in the notebook.
   the namespace it was made in, so one thread can then read them all.
 - Captures are AF_PACKET sockets, one per point, open *before* the probe is
   sent (no race with a capture that is still starting).
-- The probe is an ICMP echo built with scapy and sent through a raw socket in
-  the source node, so the node's own routing table and source address apply,
-  exactly as for `ping`.
+- The probe is an ICMP echo (built with scapy in the notebook's process) sent
+  through a raw socket in the source node, so the node's own routing table
+  and source address apply, exactly as for `ping`.
 - Verdicts come from ``nft monitor trace`` in the host: a small table of the
   lab's own (``netkit_trace``, which iptables does not list) sets nftrace on
   probe packets before iptables' raw table sees them.
@@ -254,14 +254,9 @@ def _checksum(data: bytes) -> int:
 
 
 def _echo(ident: int, seq: int, payload: bytes = b"netkit probe") -> bytes:
-    """An ICMP echo request, built with scapy when it is loaded, else by hand."""
-    try:
-        from scapy.layers.inet import ICMP
-        from scapy.packet import Raw
-        return bytes(ICMP(type=8, id=ident, seq=seq) / Raw(payload))
-    except ImportError:
-        header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
-        return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
+    """An ICMP echo request, by hand (for the monitor's handshake; probes come built by scapy)."""
+    header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    return struct.pack("!BBHHH", 8, 0, _checksum(header + payload), ident, seq) + payload
 
 
 def rule_names(visits: list[dict]) -> dict:
@@ -300,10 +295,6 @@ class Prober:
         """Get ready for the first probe (called in the background once the lab is built)."""
         with self.lock:
             self._ready()
-            try:
-                _echo(1, 1)  # loads scapy's packet classes now rather than at the first probe
-            except Exception:
-                pass
 
     def _ready(self) -> None:
         if self.tracer is None:
@@ -314,16 +305,21 @@ class Prober:
         else:
             self.capture.refresh()
 
-    def icmp(self, src: str, dst: str, timeout: float = 0.5) -> dict:
+    def icmp(self, src: str, dst: str, timeout: float = 0.5, ident: int | None = None,
+             packet: bytes | None = None) -> dict:
         with self.lock:
             self._ready()
-            return icmp(self.tracer, self.capture, src, dst, timeout)
+            return icmp(self.tracer, self.capture, src, dst, timeout, ident, packet)
 
 
-def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 0.5) -> dict:
+def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 0.5,
+         ident: int | None = None, packet: bytes | None = None) -> dict:
     """Send one ICMP echo from `src` to `dst`; the records `explain.build` turns into a Journey."""
     topology.check_node(src)
-    ident = random.randrange(1, 0xFFFE)
+    if ident is None:
+        ident = random.randrange(1, 0xFFFE)
+    if packet is None:
+        packet = _echo(ident, 1)
     ids = {ident}
     capture.watch(ids)
     dst_node = topology.owner(dst)
@@ -335,7 +331,7 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 
     started = time.monotonic()
     wall_start = time.time()
     try:
-        sender.sendto(_echo(ident, 1), (dst, 0))
+        sender.sendto(packet, (dst, 0))
     except OSError as exc:
         send_error = exc.strerror
     trace_start = started - 0.001

@@ -216,7 +216,10 @@ class Sandbox:
                 "--propagation", "private", "--kill-child"]
         if self.userns:
             argv[1:1] = ["--user", "--map-root-user"]
-        argv += [sys.executable, "-m", "netkit.agent", "--name", self.name, "--state", str(self.state_path)]
+        # pid 1 of the lab is a shell that reaps orphans and waits for the agent; the agent
+        # keeps the pipe as its stdin (a background job would otherwise get /dev/null).
+        argv += ["sh", "-c", 'exec 3<&0; "$@" <&3 3<&- & exec 3<&-; wait', "netkit-lab",
+                 sys.executable, "-m", "netkit.agent", "--name", self.name, "--state", str(self.state_path)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))
@@ -224,7 +227,8 @@ class Sandbox:
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, start_new_session=True)
         self._stderr: list[str] = []
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._drainer = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._drainer.start()
         try:
             hello = self._read_answer(0)
         except LabNotFound:
@@ -239,6 +243,7 @@ class Sandbox:
 
     def _start_failure(self) -> NetkitError:
         self.proc.wait(timeout=5)
+        self._drainer.join(timeout=2)  # what unshare said may still be in the pipe
         said = " ".join(self._stderr[-3:]) or f"exit {self.proc.returncode}"
         # EPERM/EACCES: user namespaces forbidden; ENOSPC: user.max_user_namespaces reached (e.g. 0)
         if any(text in said for text in ("Operation not permitted", "Permission denied",
