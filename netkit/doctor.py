@@ -130,3 +130,31 @@ def format_checks(checks: list[Check]) -> str:
             lines.append(f"{'':>8}  {'':<13} fix: {check.fix}")
     verdict = "this machine can run the lab" if can_run(checks) else "this machine cannot run the lab yet"
     return "\n".join(lines + ["", verdict])
+
+
+class Table:
+    """The checks as a table: plain text in a terminal, HTML in a notebook."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
+
+    def __str__(self) -> str:
+        return format_checks(self.checks)
+
+    def _repr_html_(self) -> str:
+        import html
+        colors = {True: "#009E73", False: "#D62728", None: "#B8860B"}
+        rows = "".join(
+            f'<tr><td style="color:{colors[c.ok]};font-weight:bold">{c.mark}</td>'
+            f"<td>{html.escape(c.name)}</td><td style='text-align:left'>{html.escape(c.found)}</td>"
+            f"<td style='text-align:left'><code>{html.escape(c.fix if c.ok is not True else '')}</code></td></tr>"
+            for c in self.checks)
+        verdict = ("this machine can run the lab" if can_run(self.checks)
+                   else "this machine cannot run the lab yet: apply the fixes above")
+        return (f"<table><tr><th></th><th>check</th><th style='text-align:left'>found</th>"
+                f"<th style='text-align:left'>fix</th></tr>{rows}</table><p><b>{verdict}</b></p>")
+
+
+def table(checks: list[Check] | None = None) -> Table:
+    """Run the checks (or take `checks`) and return them as a table for display."""
+    return Table(run_checks() if checks is None else checks)

@@ -255,4 +255,44 @@ class Journey:
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
 
+    def _repr_html_(self) -> str:
+        """The journey as a notebook shows it: outcome, one row per point, verdicts, conntrack."""
+        import html as h
+        good, bad, grey = "#009E73", "#D62728", "#8C8C8C"
+        color = good if self.delivered else bad
+        word = "delivered" if self.delivered else "NOT delivered"
+        parts = [f'<div style="font-size:14px"><b style="color:{color}">{h.escape(self.src)} → '
+                 f'{h.escape(self.dst)} ({self.proto}): {word}</b><br>{h.escape(self.reason)}</div>',
+                 '<table style="font-family:monospace;font-size:13px"><tr><th>point</th>'
+                 '<th style="text-align:left">request seen</th><th style="text-align:left">reply seen</th></tr>']
+        for hop in self.hops:
+            if not hop.on_path and hop.request is None and hop.reply is None:
+                continue
+            cells = []
+            for kind in ("request", "reply"):
+                sighting = getattr(hop, kind)
+                if sighting is None:
+                    cells.append(f'<td style="text-align:left;color:{grey}">–</td>')
+                else:
+                    tint = bad if self.rewritten(hop.point, kind) else "inherit"
+                    cells.append(f'<td style="text-align:left;color:{tint}">{h.escape(sighting.addresses)}</td>')
+            died = (f'<td style="color:{bad};font-weight:bold">✗ last seen here</td>'
+                    if self.died_at == hop.point and not self.delivered else "<td></td>")
+            parts.append(f"<tr><td>{h.escape(hop.point)}</td>{''.join(cells)}{died}</tr>")
+        parts.append("</table>")
+        if self.verdicts:
+            rows = "".join(
+                f'<li style="color:{bad if v.dropped else "inherit"}">{v.kind}: {h.escape(str(v))}'
+                + (f" <span style='color:{grey}'>[{h.escape(v.iif)} → {h.escape(v.oif)}]</span>" if v.iif or v.oif else "")
+                + "</li>" for v in self.verdicts)
+            parts.append(f"<div style='font-size:13px'>netfilter verdicts in the host:<ul>{rows}</ul></div>")
+        for kind in ("request", "reply"):
+            passed = [hook[1] for hook in self.hooks if hook[0] == kind]
+            if passed:
+                parts.append(f"<div style='font-size:13px'>the {kind} passed the host's hooks: "
+                             f"{' → '.join(passed)}</div>")
+        for entry in self.conntrack:
+            parts.append(f"<div style='font-size:13px'>conntrack: <code>{h.escape(entry.text)}</code></div>")
+        return "".join(parts)
+
 

@@ -133,6 +133,7 @@ class Lab:
             held.close()  # a notebook's first cell, run again: start over
         self.name = name
         self.trace = trace
+        self._resetting = False
         self._sandbox = self._start(stage)
         self._finalizer = weakref.finalize(self, _close_sandbox, self._sandbox)
         self.stage = stage
@@ -152,7 +153,7 @@ class Lab:
         return sandbox
 
     def _on_event(self, event: dict) -> None:
-        if event.get("event") == "step" and self.trace:
+        if event.get("event") == "step" and self.trace and not self._resetting:
             self.trace(f"[{event['node']}] {event['command']}")
 
     # -- the lab as a whole -------------------------------------------------
@@ -186,13 +187,21 @@ class Lab:
         topology.stage(stage)
         if self.closed:
             raise LabNotFound(f"the lab {self.name!r} is closed; start a new one with Lab()")
-        new = self._start(stage, claim=False)  # the old host keeps the name meanwhile
+        self._resetting = True
+        try:
+            new = self._start(stage, claim=False)  # the old host keeps the name meanwhile
+        finally:
+            self._resetting = False
         self._finalizer.detach()
         self._sandbox.close(keep_record=True)
         self._sandbox = new
         self._finalizer = weakref.finalize(self, _close_sandbox, new)
         new.write_record(stage)
         self.stage = stage
+        if self.trace:
+            count = len(topology.steps_to(stage))
+            self.trace(f"(lab {self.name!r} rebuilt from scratch at stage {stage}: {count} commands, "
+                       f"listed by netkit.topology.steps_to({stage!r}))")
         return self
 
     def close(self) -> None:

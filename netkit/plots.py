@@ -50,7 +50,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.textpath import TextPath
 
-from .journey import Journey
+from .journey import Journey, Sighting
 from .topology import ADDRESSES, BRIDGE, POINTS
 
 __all__ = ["lab_map", "ladder", "grid", "REQUEST", "REPLY", "RED", "GREY"]
@@ -78,6 +78,12 @@ class _Death:
 
 def _path(journey: Journey) -> list[str]:
     return [hop.point for hop in journey.hops if hop.on_path]
+
+
+def _first(journey: Journey, kind: str) -> Sighting | None:
+    """`kind` as it set off: the first sighting along its way (what `Journey.rewritten` compares to)."""
+    hops = journey.hops if kind == "request" else tuple(reversed(journey.hops))
+    return next((getattr(h, kind) for h in hops if getattr(h, kind) is not None), None)
 
 
 def _seen_along(journey: Journey, kind: str) -> list[str]:
@@ -135,7 +141,7 @@ def _changed(journey: Journey, point: str, kind: str) -> bool:
 
 def _rewrite_note(journey: Journey, point: str, kind: str) -> str:
     """What changed the addresses at `point`: ``"src rewritten by NAT (MASQUERADE)"``."""
-    first = journey._first(kind)
+    first = _first(journey, kind)
     here = getattr(journey.hop(point), kind)
     parts = [name for name, a, b in (("src", here.src, first.src), ("dst", here.dst, first.dst)) if a != b]
     what = " and ".join(parts) or "addresses"
@@ -193,15 +199,16 @@ _NAT_SLOT = {
 }
 
 
-def _box(ax, x0, y0, x1, y1, *, face, edge=INK, lw=1.5, style="round,pad=0,rounding_size=0.25", **kw):
+def _box(ax, x0, y0, x1, y1, *, face, edge=INK, lw=1.5, style="round,pad=0,rounding_size=0.25", zorder=1,
+         **kw):
     ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle=style,
-                                facecolor=face, edgecolor=edge, linewidth=lw, zorder=1, **kw))
+                                facecolor=face, edgecolor=edge, linewidth=lw, zorder=zorder, **kw))
 
 
 def _interface(ax, point: str, name: str) -> None:
     x, y = _XY[point]
     _box(ax, x - 0.65, y - 0.3, x + 0.65, y + 0.3, face="white", lw=1.8,
-         style="round,pad=0,rounding_size=0.12", gid=f"map:interface:{point}")
+         style="round,pad=0,rounding_size=0.12", zorder=2, gid=f"map:interface:{point}")
     ax.text(x, y, name, ha="center", va="center", fontsize=FONT, weight="bold", color=INK, zorder=3)
 
 
@@ -237,7 +244,7 @@ def _draw_topology(ax: Axes, bridge_address: str | None) -> None:
         _interface(ax, port, port.split(":")[1])
     # the kernel routes between the bridge and the uplink
     ex, ey = _XY["host:eth0"]
-    ax.plot([bx, ex], [by, ey], color=GREY, lw=2, linestyle=":", zorder=0.5)
+    ax.plot([bx, ex], [by, ey], color=GREY, lw=2.5, linestyle=":", zorder=1.5)
     ax.text(9.3, 2.6, "routing in the host\n(ip_forward, iptables)", fontsize=FONT - 1,
             color=GREY, ha="center", va="center", style="italic")
     _interface(ax, "host:eth0", "eth0")
@@ -349,8 +356,7 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
         return fig
     _map_path(ax, journey)
     _map_death(ax, journey)
-    sent = journey._first("request")
-    answered = journey._first("reply")
+    sent, answered = _first(journey, "request"), _first(journey, "reply")
     handles = [Line2D([], [], color=REQUEST, lw=4,
                       label=f"request  {sent.addresses}" if sent else "request (never sent)"),
                Line2D([], [], color=REPLY, lw=4, linestyle="--",
@@ -424,6 +430,9 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
     at; addresses that differ from those the packet started with are red,
     with what rewrote them. A red X marks where the probe died, with the
     verdict that dropped it (or the reason). The title says the outcome.
+
+    On its own figure each column gets the room its widest label needs; an
+    Axes passed as `ax` should allow about 2.6 inches per column.
     """
     columns = _columns(journey) or ([journey.died_at] if journey.died_at else [])
     death = _death(journey)
@@ -532,8 +541,8 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
             on_path = bool(hop and (hop.on_path or hop.request or hop.reply))
             seen_any = bool(hop and (hop.request or hop.reply))
             edge, lw = (RED, 3.5) if point == died_here else ("#BBBBBB", 1)
-            ax.add_patch(Rectangle((c + 0.02, r + 0.04), 0.96, 0.92, facecolor="white" if seen_any else "#EFEFEF",
-                                   edgecolor=edge, linewidth=lw, zorder=1, gid=f"grid:cell:{c}:{point}"))
+            ax.add_patch(Rectangle((c + 0.02, r + 0.04), 0.96, 0.92,
+                                   facecolor="white" if seen_any else "#EFEFEF", edgecolor=edge, linewidth=lw, zorder=1, gid=f"grid:cell:{c}:{point}"))
             if not on_path:
                 ax.text(c + 0.5, r + 0.5, "off the path", fontsize=FONT - 1, color=GREY,
                         ha="center", va="center", style="italic", gid=f"grid:{c}:{point}:offpath")
@@ -551,7 +560,8 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
                         weight="bold" if rewritten else "normal", style="normal" if seen else "italic",
                         gid=f"grid:{c}:{point}:{kind}")
             if point == died_here:
-                ax.text(c + 0.96, r + (0.3 if death.kind == "request" else 0.7), "✘", fontsize=FONT + 10, color=RED, ha="right", va="center",
+                ax.text(c + 0.96, r + (0.3 if death.kind == "request" else 0.7), "✘", fontsize=FONT + 10,
+                        color=RED, ha="right", va="center",
                         weight="bold", gid=f"grid:{c}:{point}:died")
         # the outcome row
         ax.add_patch(Rectangle((c + 0.02, height + 0.1), 0.96, 1.35, facecolor="white",

@@ -114,7 +114,9 @@ class LabRecord:
         """The argv prefix that enters this lab's host (user, mount, net and pid namespaces)."""
         argv = [which("nsenter") or "nsenter", f"--target={self.init_pid}", "--mount", "--net", "--pid"]
         if self.userns:
-            argv.insert(2, "--user")
+            # Keep our ids (they map to root in the lab): resetting them would call setgroups(),
+            # which a --map-root-user namespace denies to an unprivileged user.
+            argv[2:2] = ["--user", "--preserve-credentials"]
         return argv
 
 
@@ -335,14 +337,28 @@ class Sandbox:
             self.state_path.unlink(missing_ok=True)
 
 
+def _running(pid: int) -> bool:
+    """True if `pid` exists and has not exited (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def stop(record: LabRecord, timeout: float = 2.0) -> None:
-    """End a lab found by its state file (`netkit down`)."""
-    for pid in (record.pid, record.init_pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """End a lab found by its state file (`netkit down`).
+
+    Only the lab's pid 1 is killed: its parent, the unshare process, reaps it at once and
+    exits. Killing unshare too would orphan pid 1, and its zombie would hold the lab's pid
+    namespace until the machine's init gets round to reaping it.
+    """
+    try:
+        os.kill(record.init_pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     deadline = time.monotonic() + timeout
-    while record.alive() and time.monotonic() < deadline:
+    while (record.alive() or _running(record.pid)) and time.monotonic() < deadline:
         time.sleep(0.01)
+    if _running(record.pid):
+        os.kill(record.pid, signal.SIGKILL)
     record.path.unlink(missing_ok=True)

@@ -29,7 +29,9 @@ def png(fig, dpi: int = 80) -> bytes:
 
 
 def _label(value) -> str:
-    return {True: "on", False: "off"}.get(value, str(value))
+    if value is True or value is False:
+        return "on" if value else "off"
+    return str(value)
 
 
 class Panel:
