@@ -88,6 +88,7 @@ class Agent:
         self.stage: str | None = None
         self.lock = threading.Lock()
         self._prober = None
+        self._tcpdump_works: bool | None = None
 
     # -- the wire ---------------------------------------------------------
     def emit(self, message: dict) -> None:
@@ -137,6 +138,7 @@ class Agent:
                 if result["returncode"] != 0:
                     raise _build_error(batch[0], result)
             index += len(batch)
+        _wait_for_links_up()
         self.stage = stage
         threading.Thread(target=self._warm, daemon=True).start()
         return {"stage": stage, "steps": len(steps), "seconds": round(time.monotonic() - started, 4)}
@@ -169,49 +171,94 @@ class Agent:
         where, ifname = topology.split_point(point)
         topology.check_node(node)
         shown = f"tcpdump -n -i {ifname} {expression}".strip()
-        argv = node_argv(where, ["tcpdump", "-l", "-n", "-Z", "root", "-i", ifname, *expression.split()])
-        dump = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
-        lines: list[str] = []
-        listening = threading.Event()
-
-        def read_err() -> None:
-            for line in dump.stderr:
-                lines.append(("err", line))
-                if "listening on" in line:
-                    listening.set()
-            listening.set()
-
-        def read_out() -> None:
-            for line in dump.stdout:
-                lines.append(("out", line))
-
-        readers = [threading.Thread(target=read_err, daemon=True), threading.Thread(target=read_out, daemon=True)]
-        for reader in readers:
-            reader.start()
-        if not listening.wait(5) or dump.poll() is not None:
-            _kill_group(dump.pid)
-            said = "".join(text for _, text in lines).strip()
-            raise CommandError(f"tcpdump could not listen on {point}: {said or 'no answer'}")
-        result = run(node, command, timeout)
-        time.sleep(0.1)  # tcpdump prints what it saw a moment after the kernel passed it on
-        os.killpg(dump.pid, signal.SIGINT)
-        try:
-            dump.wait(2)
-        except subprocess.TimeoutExpired:
-            _kill_group(dump.pid)
-        for reader in readers:
-            reader.join(1)
-        out = "".join(text for kind, text in lines if kind == "out")
-        err = "".join(text for kind, text in lines if kind == "err" and "listening on" not in text)
-        return {"capture": {"node": where, "command": shown, "stdout": out, "stderr": err,
-                            "returncode": 0, "timed_out": False, "seconds": result["seconds"]},
-                "command": result}
+        if self._tcpdump_works is not False:
+            try:
+                answer = _tcpdump(where, ifname, expression, lambda: run(node, command, timeout))
+                self._tcpdump_works = True
+            except _CannotDropPrivileges:
+                self._tcpdump_works = False
+            else:
+                return {"capture": {"node": where, "command": shown, **answer}}
+        # In a user namespace tcpdump cannot switch users (setgroups is denied), so it
+        # refuses to run at all; netkit's own capture prints the same lines, and says so.
+        from .probe import watch_point
+        lines = watch_point(where, ifname, expression, lambda: run(node, command, timeout))
+        note = ("(netkit's own capture, in tcpdump's format: tcpdump cannot drop privileges "
+                "inside a user namespace)\n")
+        return {"capture": {"node": where, "command": shown, "stdout": "".join(lines), "stderr": note,
+                            "returncode": 0, "timed_out": False, "seconds": 0.0}}
 
     def op_detach(self) -> dict:
         """Keep running when the owner's pipe closes (for `netkit up`)."""
         self.detached = True
         return {"detached": True}
+
+
+def _wait_for_links_up(seconds: float = 2.0) -> None:
+    """Wait until every interface of the host that is up also reports it (operstate "up").
+
+    The kernel tells a bridge's carrier change late (up to a second, batched),
+    so right after the build `ip link` would still say "state UNKNOWN" for
+    hwchiu0; a lab is ready when it reads as the article shows it.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        waiting = []
+        for name in os.listdir("/sys/class/net"):
+            try:
+                flags = int(open(f"/sys/class/net/{name}/flags").read(), 16)
+                operstate = open(f"/sys/class/net/{name}/operstate").read().strip()
+            except OSError:
+                continue
+            if name != "lo" and flags & 0x1 and operstate != "up":
+                waiting.append(name)
+        if not waiting:
+            return
+        time.sleep(0.01)
+
+
+class _CannotDropPrivileges(Exception):
+    pass
+
+
+def _tcpdump(node: str, ifname: str, expression: str, during) -> dict:
+    """tcpdump on node:ifname while `during()` runs; its output once it has stopped."""
+    argv = node_argv(node, ["tcpdump", "-l", "-n", "-i", ifname, *expression.split()])
+    dump = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lines: list[tuple[str, str]] = []
+    listening = threading.Event()
+
+    def read(stream, kind) -> None:
+        for line in stream:
+            lines.append((kind, line))
+            if "listening on" in line:
+                listening.set()
+        listening.set()
+
+    readers = [threading.Thread(target=read, args=(dump.stderr, "err"), daemon=True),
+               threading.Thread(target=read, args=(dump.stdout, "out"), daemon=True)]
+    for reader in readers:
+        reader.start()
+    if not listening.wait(5) or dump.poll() is not None:
+        _kill_group(dump.pid)
+        dump.wait()
+        said = "".join(text for _, text in lines).strip()
+        if "Couldn't change to" in said:
+            raise _CannotDropPrivileges(said)
+        raise CommandError(f"tcpdump could not listen on {node}:{ifname}: {said or 'no answer'}")
+    result = during()
+    time.sleep(0.1)  # tcpdump prints what it saw a moment after the kernel passed it on
+    os.killpg(dump.pid, signal.SIGINT)
+    try:
+        dump.wait(2)
+    except subprocess.TimeoutExpired:
+        _kill_group(dump.pid)
+    for reader in readers:
+        reader.join(1)
+    return {"stdout": "".join(text for kind, text in lines if kind == "out"),
+            "stderr": "".join(text for kind, text in lines if kind == "err" and "listening on" not in text),
+            "returncode": 0, "timed_out": False, "seconds": result["seconds"]}
 
 
 def _ip_batch(steps, start: int) -> list:

@@ -44,7 +44,7 @@ def parse_frame(frame: bytes) -> dict | None:
         return None
     ihl = (ip[0] & 0x0F) * 4
     packet = {
-        "proto": ip[9], "ttl": ip[8],
+        "proto": ip[9], "ttl": ip[8], "length": struct.unpack_from("!H", ip, 2)[0] - ihl,
         "src": socket.inet_ntoa(ip[12:16]), "dst": socket.inet_ntoa(ip[16:20]),
     }
     l4 = ip[ihl:]
@@ -62,7 +62,8 @@ def describe(packet: dict) -> str:
     if "icmp_type" in packet:
         kind = {8: "echo request", 0: "echo reply", 3: "destination unreachable"}.get(
             packet["icmp_type"], f"type {packet['icmp_type']}")
-        return f"{packet['src']} > {packet['dst']}: ICMP {kind}, id {packet['id']}, seq {packet['seq']}"
+        return (f"{packet['src']} > {packet['dst']}: ICMP {kind}, id {packet['id']}, seq {packet['seq']}, "
+                f"length {packet['length']}")
     if "sport" in packet:
         flags = "".join(name for bit, name in TCP_FLAGS if packet["flags"] & bit) or "none"
         return (f"{packet['src']}.{packet['sport']} > {packet['dst']}.{packet['dport']}: "

@@ -137,12 +137,18 @@ class Journey:
         return sighting.addresses if sighting else None
 
     def rewritten(self, point: str, kind: str = "request") -> bool:
-        """True if the addresses at `point` differ from those the packet started with."""
+        """True if the addresses at `point` differ from those the packet set off with.
+
+        The request sets off from the sender; the reply from the far end, so
+        after conntrack has undone a MASQUERADE the reply counts as rewritten
+        from hwchiu0 back to c1 (8.8.8.8 > 10.0.2.15 became 8.8.8.8 > 10.55.66.2).
+        """
         sighting = getattr(self.hop(point), kind)
-        first = self._first(kind)
+        first = self.first(kind)
         return bool(sighting and first and (sighting.src, sighting.dst) != (first.src, first.dst))
 
-    def _first(self, kind: str) -> Sighting | None:
+    def first(self, kind: str = "request") -> Sighting | None:
+        """The sighting the request (or the reply) set off with: the first point it was seen at."""
         hops = self.hops if kind == "request" else tuple(reversed(self.hops))
         return next((getattr(h, kind) for h in hops if getattr(h, kind) is not None), None)
 

@@ -39,6 +39,7 @@ text. A gid names what an artist shows, never how it is drawn.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from dataclasses import dataclass
 from typing import Sequence
@@ -48,6 +49,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
+from matplotlib.path import Path
 from matplotlib.textpath import TextPath
 
 from .journey import Journey, Sighting
@@ -80,12 +82,6 @@ def _path(journey: Journey) -> list[str]:
     return [hop.point for hop in journey.hops if hop.on_path]
 
 
-def _first(journey: Journey, kind: str) -> Sighting | None:
-    """`kind` as it set off: the first sighting along its way (what `Journey.rewritten` compares to)."""
-    hops = journey.hops if kind == "request" else tuple(reversed(journey.hops))
-    return next((getattr(h, kind) for h in hops if getattr(h, kind) is not None), None)
-
-
 def _seen_along(journey: Journey, kind: str) -> list[str]:
     """The on-path points where `kind` was seen, in the order that packet travels."""
     path = _path(journey)
@@ -110,8 +106,8 @@ def _death(journey: Journey) -> _Death | None:
 
 
 def _columns(journey: Journey) -> list[str]:
-    """Points to draw: those on the packet's path plus any other where something was seen."""
-    return [h.point for h in journey.hops if h.on_path or h.request or h.reply]
+    """Points to draw: the packet's path in order, then any other point where something was seen."""
+    return _path(journey) + [h.point for h in journey.hops if not h.on_path and (h.request or h.reply)]
 
 
 def _outcome(journey: Journey) -> str:
@@ -141,7 +137,7 @@ def _changed(journey: Journey, point: str, kind: str) -> bool:
 
 def _rewrite_note(journey: Journey, point: str, kind: str) -> str:
     """What changed the addresses at `point`: ``"src rewritten by NAT (MASQUERADE)"``."""
-    first = _first(journey, kind)
+    first = journey.first(kind)
     here = getattr(journey.hop(point), kind)
     parts = [name for name, a, b in (("src", here.src, first.src), ("dst", here.dst, first.dst)) if a != b]
     what = " and ".join(parts) or "addresses"
@@ -165,11 +161,20 @@ def _label(text: str, limit: int = 25) -> str:
     return text if len(text) <= limit else text.replace(" > ", "\n> ")
 
 
+class LabFigure(Figure):
+    """A Figure that Jupyter shows as a picture without pyplot (nothing global is switched on)."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+        return buffer.getvalue()
+
+
 def _new_axes(ax: Axes | None, size: tuple[float, float], title_lines: int = 1) -> tuple[Figure, Axes]:
     """The caller's Axes, or a new Figure whose one Axes leaves room for the title."""
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size, facecolor="white")
+    fig = LabFigure(figsize=size, facecolor="white")
     ax = fig.add_subplot()
     top = 1 - (0.25 + 0.32 * title_lines) / size[1]
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=top)
@@ -197,6 +202,10 @@ _NAT_SLOT = {
     ("c1:eth0", "reply"): (1.8, 8.0), ("host:veth1", "request"): (11.3, 8.0),
     ("c2:eth0", "request"): (11.3, 8.0), ("host:hwchiu0", "request"): (4.3, 3.3),
 }
+
+
+_BRIDGED = (6.5, 4.2)   # the bend that takes a bridged frame through hwchiu0
+_LANE = -0.25           # each packet keeps this far to the right of its way
 
 
 def _box(ax, x0, y0, x1, y1, *, face, edge=INK, lw=1.5, style="round,pad=0,rounding_size=0.25", zorder=1,
@@ -263,7 +272,7 @@ def _draw_topology(ax: Axes, bridge_address: str | None) -> None:
     ax.text(ix + 0.75, iy, ADDRESSES["internet:eth0"], fontsize=FONT + 1, ha="left", va="center", color=INK)
 
 
-def _edge(point: str, toward: tuple[float, float], gap: float = 0.12) -> tuple[float, float]:
+def _edge(point: str, toward: tuple[float, float], gap: float = 0.18) -> tuple[float, float]:
     """Where the line from `point`'s centre to `toward` leaves its box (or the bridge's circle)."""
     (x, y), (tx, ty) = _XY[point], toward
     dx, dy = tx - x, ty - y
@@ -275,24 +284,46 @@ def _edge(point: str, toward: tuple[float, float], gap: float = 0.12) -> tuple[f
     return x + dx / length * reach, y + dy / length * reach
 
 
-def _segment(a: str, b: str, offset: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    """The stretch of the map from point `a` to point `b`, moved `offset` to its left."""
+def _way(a: str, b: str, offset: float) -> Path:
+    """The map's drawing of a hop from point `a` to point `b`, moved `offset` to its left.
+
+    A straight line, except that a frame bridged from one port to another
+    (veth0 <-> veth1, never seen on hwchiu0 itself) bends down through the
+    bridge: it is the bridge that forwards it.
+    """
     (xa, ya), (xb, yb) = _XY[a], _XY[b]
     length = ((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5
     dx, dy = -(yb - ya) / length * offset, (xb - xa) / length * offset
-    (sx, sy), (ex, ey) = _edge(a, (xb, yb)), _edge(b, (xa, ya))
-    return (sx + dx, sy + dy), (ex + dx, ey + dy)
+    via = _BRIDGED if {a, b} == {"host:veth0", "host:veth1"} else None
+    (sx, sy), (ex, ey) = _edge(a, via or (xb, yb)), _edge(b, via or (xa, ya))
+    if via is None:
+        return Path([(sx + dx, sy + dy), (ex + dx, ey + dy)])
+    return Path([(sx + dx, sy + dy), (via[0] + dx, via[1] + dy), (ex + dx, ey + dy)],
+                [Path.MOVETO, Path.CURVE3, Path.CURVE3])
+
+
+def _halfway(path: Path) -> tuple[Path, tuple[float, float]]:
+    """The first half of a hop's drawing, and the point halfway."""
+    (x0, y0), *rest = path.vertices
+    if len(rest) == 1:
+        (x1, y1), = rest
+        mid = ((x0 + x1) / 2, (y0 + y1) / 2)
+        return Path([(x0, y0), mid]), mid
+    (cx, cy), (x1, y1) = rest
+    mid = (0.25 * x0 + 0.5 * cx + 0.25 * x1, 0.25 * y0 + 0.5 * cy + 0.25 * y1)
+    return Path([(x0, y0), ((x0 + cx) / 2, (y0 + cy) / 2), mid],
+                [Path.MOVETO, Path.CURVE3, Path.CURVE3]), mid
 
 
 def _map_path(ax: Axes, journey: Journey) -> None:
-    # the request keeps to the right of its way, the reply to the right of its own
-    for kind, offset in (("request", -0.25), ("reply", -0.25)):
+    # each packet keeps to the right of its way, so request and reply sit side by side
+    for kind in ("request", "reply"):
         color, style, _ = _KINDS[kind]
         points = [p for p in _seen_along(journey, kind) if p in _XY]
         for a, b in zip(points, points[1:]):
-            ax.add_patch(FancyArrowPatch(*_segment(a, b, offset), arrowstyle="-|>", mutation_scale=24,
-                                         color=color, linewidth=4, linestyle=style, shrinkA=0, shrinkB=0,
-                                         zorder=5, gid=f"map:{kind}:{b}"))
+            ax.add_patch(FancyArrowPatch(path=_way(a, b, _LANE), arrowstyle="-|>", mutation_scale=24,
+                                         color=color, linewidth=4, linestyle=style, zorder=5,
+                                         gid=f"map:{kind}:{b}"))
         for point in points:
             slot = _NAT_SLOT.get((point, kind))
             if slot and journey.rewritten(point, kind) and _changed(journey, point, kind):
@@ -307,29 +338,31 @@ def _map_death(ax: Axes, journey: Journey) -> None:
     death = _death(journey)
     if death is None:
         return
-    spots = [_XY[p] for p in (death.last, death.expected) if p in _XY]
-    if not spots:
-        return
-    x = sum(s[0] for s in spots) / len(spots)
-    y = sum(s[1] for s in spots) / len(spots)
-    if len(spots) == 1:   # it never left this point: the X sits on its way out, toward the next
-        way = _path(journey) if death.kind == "request" else _path(journey)[::-1]
-        here = death.expected or death.last
-        after = way[way.index(here) + 1:] if here in way else []
-        if after and after[0] in _XY and death.expected:
-            tx, ty = _XY[after[0]]
-            length = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5
-            step = min(length / 2, 1.0)
-            ux, uy = (tx - x) / length, (ty - y) / length
-            x, y = x + ux * step, y + uy * step
-            if death.kind == "reply":   # off the request's lane, onto the reply's (its right)
-                x, y = x + uy * 0.6, y - ux * 0.6
-        else:
-            y -= 0.75
-    else:   # it set off from the last point and never arrived: a stub of its arrow ends at the X
+    if death.last in _XY and death.expected in _XY:
+        # it set off from the last point and never arrived: half its arrow, then the X
+        stub, (x, y) = _halfway(_way(death.last, death.expected, _LANE))
         color, style, _ = _KINDS[death.kind]
-        (sx, sy), _ = _segment(death.last, death.expected, -0.25)
-        ax.plot([sx, x], [sy, y], color=color, lw=4, linestyle=style, zorder=5, solid_capstyle="butt")
+        ax.add_patch(FancyArrowPatch(path=stub, arrowstyle="-", color=color, linewidth=4, linestyle=style,
+                                     zorder=5, gid=f"map:lost:{death.kind}"))
+        _died_marker(ax, x, y, size=36)
+        return
+    here = death.expected or death.last
+    if here not in _XY:
+        return
+    x, y = _XY[here]
+    way = _path(journey) if death.kind == "request" else _path(journey)[::-1]
+    after = way[way.index(here) + 1:] if here in way else []
+    if death.expected and after and after[0] in _XY:
+        # it never left this point: the X sits on its way out, toward the next one
+        tx, ty = _XY[after[0]]
+        length = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5
+        ux, uy = (tx - x) / length, (ty - y) / length
+        step = min(length / 2, 1.0)
+        x, y = x + ux * step, y + uy * step
+        if death.kind == "reply":   # off the request's lane, onto the reply's (its right)
+            x, y = x + uy * 0.6, y - ux * 0.6
+    else:
+        y -= 0.75
     _died_marker(ax, x, y, size=36)
 
 
@@ -356,7 +389,7 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
         return fig
     _map_path(ax, journey)
     _map_death(ax, journey)
-    sent, answered = _first(journey, "request"), _first(journey, "reply")
+    sent, answered = journey.first("request"), journey.first("reply")
     handles = [Line2D([], [], color=REQUEST, lw=4,
                       label=f"request  {sent.addresses}" if sent else "request (never sent)"),
                Line2D([], [], color=REPLY, lw=4, linestyle="--",
@@ -370,6 +403,8 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
     verdict = journey.dropped_by
     if verdict is not None and str(verdict) not in journey.reason:
         lines.append(textwrap.fill(f"dropped by {verdict}", 32))
+    if verdict is not None and (verdict.iif or verdict.oif):
+        lines.append(f"(in {verdict.iif or '?'}, out {verdict.oif or '?'})")
     color = INK if journey.delivered else RED
     ax.text(20.9, 9.2, "delivered ✔" if journey.delivered else "NOT delivered ✘", fontsize=FONT + 4,
             weight="bold", ha="right", va="top", color=color, gid="map:outcome")
@@ -408,14 +443,18 @@ def _ladder_arrows(ax, journey, kind, columns, top) -> float:
                             color=RED, style="italic", zorder=6, bbox=box, gid=f"ladder:note:{kind}:{point}")
         ax.plot([x[point]], [row], "o", color=color, markersize=10, zorder=5,
                 gid=f"ladder:seen:{kind}:{point}")
-    # points off the path where this packet showed up anyway: a dotted branch
+    # points off the path where this packet showed up anyway (a flooded frame, say): a dotted
+    # branch from the last point before it in the lab's order
+    order = {p: i for i, p in enumerate(POINTS)}
     for hop in journey.hops:
         if not hop.on_path and getattr(hop, kind) is not None and hop.point in x:
-            origin = seen[-1] if seen else hop.point
-            ax.add_patch(FancyArrowPatch((x[origin], row), (x[hop.point], row + 0.6), arrowstyle="-|>",
+            before = [p for p in seen if order.get(p, -1) < order.get(hop.point, -1)]
+            origin = before[-1] if before else (seen[-1] if seen else hop.point)
+            y = top + (seen.index(origin) if origin in seen else 0)
+            ax.add_patch(FancyArrowPatch((x[origin], y), (x[hop.point], y + 0.6), arrowstyle="-|>",
                                          mutation_scale=18, color=GREY, linewidth=2, linestyle=":",
-                                         zorder=3, gid=f"ladder:{kind}-offpath:{hop.point}"))
-            ax.text(x[hop.point], row + 0.75, getattr(hop, kind).addresses, fontsize=FONT - 2,
+                                         shrinkA=6, shrinkB=6, zorder=3, gid=f"ladder:{kind}-offpath:{hop.point}"))
+            ax.text(x[hop.point], y + 0.75, getattr(hop, kind).addresses, fontsize=FONT - 2,
                     color=GREY, ha="center", va="top", gid=f"ladder:label:{kind}:{hop.point}")
     return row
 
@@ -442,7 +481,7 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
     reply_top = req_rows + (1.6 if with_reply else 0.5)
     bottom = (reply_top + rep_rows if with_reply else req_rows + 0.5) + (
         1.2 + 0.35 * _death_text(journey).count("\n") if death else 0.6)
-    labels = [journey.addresses(p, k) or "" for p in columns for k in ("request", "reply")]
+    labels = [journey.addresses(p, k) or "" for p in journey.points for k in ("request", "reply")]
     spacing = max([2.4] + [_inches(_label(t), weight="bold") + 0.5 for t in labels])
     n = max(len(columns), 1)
     title = _outcome(journey)

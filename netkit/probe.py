@@ -279,6 +279,44 @@ def rule_names(visits: list[dict]) -> dict:
     return names
 
 
+def watch_point(node: str, ifname: str, expression: str, during) -> list[str]:
+    """What one point saw while `during()` ran, as tcpdump -n prints it (icmp, tcp or all IPv4)."""
+    wanted = {"": None, "icmp": socket.IPPROTO_ICMP, "tcp": socket.IPPROTO_TCP, "ip": None}
+    if expression.strip() not in wanted:
+        raise ValueError(f"netkit's own capture understands 'icmp', 'tcp' or nothing, not {expression!r}")
+    proto = wanted[expression.strip()]
+    sock = socket_in(node, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL), bind=(ifname, ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setblocking(False)
+    seen: list[tuple[float, bytes]] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            ready, _, _ = select.select([sock], [], [], 0.02)
+            if ready:
+                frame, ancillary, _, _ = sock.recvmsg(65535, 64)
+                seen.append((_kernel_time(ancillary), frame))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        during()
+        time.sleep(0.05)
+    finally:
+        stop.set()
+        reader.join()
+        sock.close()
+    lines = []
+    for when, frame in seen:
+        packet = explain.parse_frame(frame)
+        if packet is None or (proto is not None and packet["proto"] != proto):
+            continue
+        stamp = time.strftime("%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1e6):06d}"
+        lines.append(f"{stamp} IP {explain.describe(packet)}\n")
+    return lines
+
+
 def _has_route(node: str, address: str) -> bool:
     return _run(["ip", "route", "get", address], node=node).returncode == 0
 

@@ -1,0 +1,139 @@
+"""Fixtures every lab test shares, and the two guards the whole suite runs under.
+
+Guards (autouse):
+- `machine_untouched` (session): reads the machine's own network before the
+  first test and after the last one; any difference fails the run loudly.
+- `no_lab_outlives_its_test` (each test): no lab host process of a lab the
+  test named may still run when the test ends.
+
+Tests marked ``lab`` are skipped, with the doctor's reason, on a machine that
+cannot create the lab's namespaces at all; tests marked ``rootless`` need root
+(to create the unprivileged user they run as).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from helpers import NAMES, REPO, agents_running, lab_name, machine_snapshot, snapshot_diff
+
+
+@functools.lru_cache(maxsize=None)
+def _namespaces_check():
+    from netkit import doctor
+    return doctor.check_privileges()
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("rootless") and os.geteuid() != 0:
+        pytest.skip("needs root to create the unprivileged user `netkit-test` it runs the lab as")
+    if item.get_closest_marker("lab") or item.get_closest_marker("rootless"):
+        check = _namespaces_check()
+        if not check.ok:
+            pytest.skip(f"this machine cannot run labs: {check.found}; fix: {check.fix}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_untouched():
+    """The machine's own network reads the same after the whole suite as before it."""
+    before = machine_snapshot()
+    yield before
+    after = machine_snapshot()
+    problems = []
+    diff = snapshot_diff(before, after)
+    if diff:
+        problems.append("THE MACHINE'S OWN NETWORK NAMESPACE CHANGED DURING THE TESTS:\n" + diff)
+    left = agents_running(NAMES)
+    if left:
+        problems.append("lab host processes outlived the test suite: " + ", ".join(left))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def no_lab_outlives_its_test():
+    known = set(NAMES)
+    yield
+    named_here = NAMES - known
+    if not named_here:
+        return
+    deadline = time.monotonic() + 1.0
+    while (left := agents_running(named_here)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not left, f"labs of this test still run after it ended: {left}"
+
+
+@pytest.fixture
+def name() -> str:
+    """A fresh lab name for this test."""
+    return lab_name()
+
+
+@pytest.fixture
+def lab(name):
+    """A lab at part3-start, closed whatever the test does."""
+    from netkit import Lab
+    lab = Lab(name=name)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+# -- an unprivileged user, for the rootless tests --------------------------------------------
+TEST_USER = "netkit-test"
+
+
+@pytest.fixture(scope="session")
+def netkit_test_user() -> tuple[int, int, str]:
+    """(uid, gid, home) of the unprivileged system user `netkit-test`, created if missing."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create the unprivileged user `netkit-test`")
+    try:
+        entry = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--create-home", "--shell", "/bin/bash", TEST_USER],
+                       check=True, capture_output=True, text=True)
+        entry = pwd.getpwnam(TEST_USER)
+    assert entry.pw_uid != 0
+    return entry.pw_uid, entry.pw_gid, entry.pw_dir
+
+
+@pytest.fixture
+def world_tmp():
+    """A temporary directory every user can read (tmp_path lives under root's private dir)."""
+    path = tempfile.mkdtemp(prefix="netkit-tests-")
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def netkit_copy():
+    """A world-readable copy of the netkit package (and tests/helpers.py), for another user.
+
+    The repository and its venv may sit under a directory only root can enter; the lab's own
+    code needs nothing but the standard library, so Debian's /usr/bin/python3 runs this copy.
+    """
+    path = tempfile.mkdtemp(prefix="netkit-copy-")
+    try:
+        shutil.copytree(REPO / "netkit", os.path.join(path, "netkit"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(REPO / "tests" / "helpers.py", path)
+        for root, dirs, files in os.walk(path):
+            os.chmod(root, 0o755)
+            for file in files:
+                os.chmod(os.path.join(root, file), 0o644)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

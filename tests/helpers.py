@@ -1,0 +1,265 @@
+"""What the lab tests look at: the machine's own network, and the traces a lab leaves.
+
+Everything here only *reads* the machine: `ip`, `iptables-save` and `nft`
+without a write verb, and files under /proc. The tests change nothing
+outside the lab's own namespaces.
+
+- `machine_snapshot()` reads the machine's network (links, addresses, routes,
+  rules, iptables, nftables, bridge and forwarding sysctls, named network
+  namespaces, namespace mounts), with volatile counters masked;
+  `snapshot_diff()` says what differs between two snapshots.
+- `lab_traces(lab)` names everything a running lab is made of (its processes,
+  its network, mount, pid and user namespaces by inode, its state file);
+  `leftovers(traces)` scans all of /proc for any of them; `wait_gone()` polls
+  that scan with the one-second deadline the design promises.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+NAMES: set[str] = set()
+"""Every lab name a test asked for, so the suite can check none of them outlives it."""
+
+
+def lab_name(prefix: str = "t") -> str:
+    """A lab name no other test and no other lab on this machine uses."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    NAMES.add(name)
+    return name
+
+
+# -- the machine's own namespace ----------------------------------------------------
+_MASKS = (
+    (re.compile(r"\[\d+:\d+\]"), "[n:m]"),                        # iptables-save counters
+    (re.compile(r"counter packets \d+ bytes \d+"), "counter"),     # nft counters
+    (re.compile(r"(valid|preferred)_lft \S+"), r"\1_lft -"),       # address lifetimes
+    (re.compile(r"expires -?\d+sec"), "expires -"),                # route lifetimes
+    (re.compile(r"(\w+_timer) +[\d.]+"), r"\1 -"),                   # bridge timers in `ip -d link`
+)
+
+
+def _mask(text: str) -> str:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue  # iptables-save's "Generated on <date>" and "Completed on <date>"
+        for pattern, replacement in _MASKS:
+            line = pattern.sub(replacement, line)
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+MACHINE_COMMANDS = (
+    "ip -d link", "ip addr", "ip route show table all", "ip -6 route show table all", "ip rule",
+    "ip -6 rule", "ip netns list", "iptables-save", "ip6tables-save", "nft list ruleset",
+)
+
+
+def _read_command(command: str) -> str:
+    done = subprocess.run(command.split(), capture_output=True, text=True, timeout=20)
+    return f"exit {done.returncode}\n{_mask(done.stdout)}\n{_mask(done.stderr)}"
+
+
+def machine_snapshot() -> dict[str, str]:
+    """The machine's own network as text, one entry per command or file (reads only)."""
+    snap = {command: _read_command(command) for command in MACHINE_COMMANDS}
+    for path in sorted(Path("/proc/sys/net/bridge").glob("*")) + [Path("/proc/sys/net/ipv4/ip_forward")]:
+        try:
+            snap[str(path)] = path.read_text().strip()
+        except OSError as exc:
+            snap[str(path)] = f"unreadable: {exc.strerror}"
+    if not Path("/proc/sys/net/bridge").exists():
+        snap["/proc/sys/net/bridge"] = "absent"
+    # Mounts the lab could leak into the machine: namespace files and the lab's own tmpfs/sysfs.
+    for pid in ("1", "self"):
+        try:
+            lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        snap[f"/proc/{pid}/mountinfo (nsfs, netns, netkit)"] = "\n".join(
+            " ".join(line.split()[3:]) for line in lines
+            if "nsfs" in line or "netns" in line or "netkit" in line)
+    return snap
+
+
+def snapshot_diff(before: dict[str, str], after: dict[str, str]) -> str:
+    """A unified diff of every entry that changed; empty when the machine reads the same."""
+    out = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key, "<missing>"), after.get(key, "<missing>")
+        if a != b:
+            out.append(f"== {key} changed:")
+            out.extend(difflib.unified_diff(a.splitlines(), b.splitlines(), "before", "after", lineterm=""))
+    return "\n".join(out)
+
+
+# -- what a lab is made of -------------------------------------------------------------
+def _ns(pid: int | str, kind: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return None
+
+
+def lab_traces(lab) -> dict:
+    """Everything the running `lab` is made of, as plain data (JSON-safe)."""
+    init = lab.pid
+    netns = {"host": _ns(init, "net")}
+    for node in ("c1", "c2", "internet"):
+        netns[node] = lab.run(node, "readlink /proc/self/ns/net", check=True).stdout.strip()
+    # The same namespaces, seen through the lab's private /run/netns bind mounts.
+    inodes = lab.run("host", "stat -L -c '%n %i' /run/netns/c1 /run/netns/c2 /run/netns/internet",
+                     check=True).stdout.split()
+    for path, inode in zip(inodes[0::2], inodes[1::2]):
+        assert netns[path.rsplit("/", 1)[1]] == f"net:[{inode}]", (path, inode, netns)
+    namespaces = dict(netns=netns, mnt=_ns(init, "mnt"), pid=_ns(init, "pid"))
+    user = _ns(init, "user")
+    namespaces["user"] = user if user != _ns("self", "user") else None
+    from netkit.sandbox import runtime_dir
+    sandbox = lab._sandbox
+    return {
+        "name": lab.name,
+        "pids": {"unshare": sandbox.proc.pid, "init": init},
+        "namespaces": namespaces,
+        "state_file": str(sandbox.state_path),
+        "machine_netns": _ns("self", "net"),
+        "runtime_dir": str(runtime_dir()),
+    }
+
+
+def _ns_ids(traces: dict) -> set[str]:
+    ns = traces["namespaces"]
+    ids = set(ns["netns"].values()) | {ns["mnt"], ns["pid"]}
+    if ns.get("user"):
+        ids.add(ns["user"])
+    return {i for i in ids if i}
+
+
+def _alive(pid: int) -> bool:
+    """True if `pid` is a process that has not exited (a zombie has: it holds nothing)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status and "\nState:\tX" not in status
+
+
+def leftovers(traces: dict) -> list[str]:
+    """Whatever of the lab `traces` describes still exists anywhere on the machine."""
+    found = []
+    for role, pid in traces["pids"].items():
+        if _alive(pid):
+            found.append(f"process {pid} ({role}) is still running")
+    ids = _ns_ids(traces)
+    assert ids and traces["machine_netns"] not in ids, "lab traces name the machine's own namespace"
+    seen_mountinfo: set[str | None] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = entry.name
+        # Every thread's namespaces (a thread can setns on its own).
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            for kind in ("net", "mnt", "pid", "pid_for_children", "user"):
+                link = _ns(f"{pid}/task/{tid}", kind)
+                if link in ids:
+                    found.append(f"process {pid} (task {tid}) is in the lab's {kind} namespace {link}")
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            fds = []
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target in ids:
+                found.append(f"process {pid} holds {target} open (fd {fd})")
+        mnt = _ns(pid, "mnt")
+        if mnt in seen_mountinfo:
+            continue
+        seen_mountinfo.add(mnt)
+        try:
+            mountinfo = Path(f"/proc/{pid}/mountinfo").read_text()
+        except OSError:
+            continue
+        for ident in ids:
+            if ident in mountinfo:
+                found.append(f"a mount of {ident} is still seen by process {pid}")
+    if Path(traces["state_file"]).exists():
+        found.append(f"the state file {traces['state_file']} is still there")
+    return found
+
+
+def wait_gone(traces: dict, since: float, seconds: float = 1.0) -> list[str]:
+    """Poll `leftovers` until nothing remains or `seconds` after `since` (time.monotonic())."""
+    while True:
+        left = leftovers(traces)
+        if not left or time.monotonic() > since + seconds:
+            return left
+        time.sleep(0.01)
+
+
+def agents_running(names) -> list[str]:
+    """The lab host processes (netkit.agent) running for any of `names`, as 'pid name'."""
+    wanted = {name.encode() for name in names}
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"netkit.agent" in argv and "--name".encode() in argv:
+            name = argv[argv.index(b"--name") + 1] if argv.index(b"--name") + 1 < len(argv) else b""
+            if name in wanted and _alive(int(entry.name)):
+                found.append(f"{entry.name} {name.decode()}")
+    return found
+
+
+# -- reading what the kernel did -----------------------------------------------------
+def ping(lab, src: str, dst: str):
+    """The article's ping: one echo, one second to answer."""
+    return lab.run(src, f"ping {dst} -c1 -W1")
+
+
+def assert_answers(result) -> None:
+    assert result.returncode == 0, f"expected an answer:\n{result}"
+    assert "1 received" in result.stdout and "ttl=" in result.stdout, str(result)
+
+
+def assert_lost(result) -> None:
+    assert result.returncode == 1, f"expected 100% loss (exit 1):\n{result}"
+    assert "100% packet loss" in result.stdout, str(result)
+
+
+def lab_state(lab, nodes=("host", "c1", "c2")) -> dict[str, str]:
+    """The lab's rules, addresses and routes in `nodes`, counters masked (to compare before/after)."""
+    state = {}
+    for node in nodes:
+        for command in ("iptables-save", "ip -4 addr", "ip -4 route", "ip -d link"):
+            state[f"{node}: {command}"] = _mask(lab.run(node, command, check=True).stdout)
+    state["host: sysctls"] = lab.run(
+        "host", "sysctl net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables", check=True).stdout
+    return state
+
+
+def link_json(lab, node: str, ifname: str, stats: bool = False) -> dict:
+    flag = "-s " if stats else ""
+    return json.loads(lab.run(node, f"ip {flag}-j link show {ifname}", check=True).stdout)[0]

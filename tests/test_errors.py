@@ -1,0 +1,201 @@
+"""Bad input gets the right NetkitError, whose message names the fix, and leaves the lab as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers import PYTHON, REPO, assert_lost, lab_state, ping
+from netkit import (
+    CommandNotFound, Lab, LabInUse, NetkitError, RuleError, SandboxError, UnknownNode, UnknownStage,
+)
+from netkit.sandbox import REQUIRED_TOOLS, runtime_dir, which
+
+pytestmark = pytest.mark.lab
+
+
+def test_unknown_node(lab):
+    before = lab_state(lab)
+    with pytest.raises(UnknownNode) as caught:
+        lab.run("c3", "ip addr add 10.55.66.4/24 dev eth0")
+    message = str(caught.value)
+    assert "'c3'" in message and "host, c1, c2, internet" in message
+    with pytest.raises(UnknownNode):
+        lab["c3"]
+    with pytest.raises(UnknownNode):
+        lab.iptables("-P FORWARD ACCEPT", node="docker0")
+    assert lab_state(lab) == before
+
+
+def test_unknown_stage_refuses_to_start(name):
+    with pytest.raises(UnknownStage) as caught:
+        Lab(name=name, stage="nope")
+    assert "'nope'" in str(caught.value) and "part3-start" in str(caught.value)
+    assert not (runtime_dir() / f"{name}.json").exists()
+
+
+def test_unknown_stage_on_reset_leaves_the_lab_as_it_was(lab):
+    lab.iptables("-P FORWARD ACCEPT")  # a change reset would undo
+    before, pid = lab_state(lab), lab.pid
+    with pytest.raises(UnknownStage) as caught:
+        lab.reset("nope")
+    assert "choose one of: part3-start" in str(caught.value)
+    assert lab.pid == pid and lab.stage == "part3-start" and not lab.closed
+    assert lab_state(lab) == before
+    assert "10.55.66.0" in lab.run("c1", "route -n").stdout  # still usable
+
+
+def test_a_program_that_does_not_exist(lab):
+    before = lab_state(lab)
+    with pytest.raises(CommandNotFound) as caught:
+        lab.run("c1", "pnig 10.55.66.3")
+    message = str(caught.value)
+    assert "'pnig'" in message and "apt-get install" in message and "spelling" in message
+    assert lab_state(lab) == before
+    assert_lost(ping(lab, "c1", "10.55.66.3"))  # and the real one still runs
+
+
+def test_a_lab_name_in_use(lab):
+    state_file = runtime_dir() / f"{lab.name}.json"
+    with pytest.raises(LabInUse) as caught:
+        Lab(name=lab.name)
+    message = str(caught.value)
+    assert repr(lab.name) in message and f"netkit down --lab {lab.name}" in message
+    assert "Lab(name=" in message
+    # The first lab is untouched, still owns the name, and still works.
+    assert json.loads(state_file.read_text())["init_pid"] == lab.pid
+    assert not lab.closed
+    assert "10.55.66.0" in lab.run("c1", "route -n", check=True).stdout
+
+
+@pytest.mark.parametrize("rule, says", [
+    ("-t nat -A POSTROUTING -j MASQ", "MASQ"),
+    ("-A FORWRD -j ACCEPT", "No chain/target/match"),
+])
+def test_a_malformed_iptables_rule(lab, rule, says):
+    before = lab_state(lab)
+    with pytest.raises(RuleError) as caught:
+        lab.iptables(rule)
+    message = str(caught.value)
+    assert f"`iptables {rule}`" in message and says in message
+    assert "nothing was changed" in message and "FORWARD, POSTROUTING" in message
+    assert lab_state(lab) == before
+
+
+@pytest.mark.parametrize("bad", ["../x", "", "a/b", "-x", "x" * 41, "c1;reboot", None])
+def test_bad_lab_names(bad):
+    with pytest.raises(NetkitError) as caught:
+        Lab(name=bad)
+    assert "is not a lab name" in str(caught.value) and "Lab(name='netkit')" in str(caught.value)
+    assert not (runtime_dir().parent / "x.json").exists()
+
+
+# -- a machine that cannot run the lab ---------------------------------------------------------
+NO_TOOLS = textwrap.dedent("""
+    import json, sys
+    from netkit import Lab, NetkitError
+    try:
+        Lab(name=sys.argv[1])
+    except NetkitError as exc:
+        print(json.dumps({"kind": type(exc).__name__, "message": str(exc)}))
+    else:
+        print(json.dumps({"kind": None}))
+""")
+
+
+def _toolbox(directory: Path, tools) -> Path:
+    """A directory of symlinks to python, env, sh and `tools`: a PATH without the rest."""
+    directory.mkdir()
+    for program in ("python3", "env", "sh", *tools):
+        os.symlink(which(program) if program != "python3" else sys.executable, directory / program)
+    return directory
+
+
+@pytest.mark.parametrize("present, package", [
+    ((), "iproute2"),  # nothing at all: every package is named, iproute2 among them
+    (tuple(sorted(set(REQUIRED_TOOLS) - {"ip", "bridge"})), "iproute2"),
+    (tuple(sorted(set(REQUIRED_TOOLS) - {"unshare", "nsenter"})), "util-linux"),
+])
+def test_missing_programs_name_the_package(tmp_path, name, present, package):
+    bin_dir = _toolbox(tmp_path / "bin", present)
+    runtime = tmp_path / "run"
+    env = {"PATH": str(bin_dir), "NETKIT_TOOL_PATH": str(bin_dir), "NETKIT_RUNTIME_DIR": str(runtime),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([PYTHON, "-c", NO_TOOLS, name], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    error = json.loads(done.stdout)
+    assert error["kind"] == SandboxError.__name__, error
+    assert "sudo apt-get install " in error["message"] and package in error["message"]
+    if present:  # only one package missing: the fix is exactly that package
+        assert f"sudo apt-get install {package} " in error["message"]
+        missing = sorted(set(REQUIRED_TOOLS) - set(present))
+        assert f"this machine lacks {', '.join(missing)};" in error["message"]
+    assert list(runtime.iterdir()) == []  # no state file left behind
+
+
+# The kernel refuses: an unprivileged user where user.max_user_namespaces is 0. Root builds a
+# user namespace of its own (identity-mapped), sets the limit to 0 there only, drops to the
+# unprivileged user and starts a lab. The machine's own limit is not touched.
+REFUSED = textwrap.dedent("""
+    import ctypes, json, os, sys
+    uid, gid, name, runtime = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(0x10000000) != 0:  # CLONE_NEWUSER
+            os._exit(90)
+        os.write(ready_w, b"."); os.read(go_r, 1)
+        with open("/proc/sys/user/max_user_namespaces", "w") as f:
+            f.write("0")
+        os.setgroups([]); os.setgid(gid); os.setuid(uid)
+        os.environ.update(HOME="/tmp", NETKIT_RUNTIME_DIR=runtime)
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+        from netkit import Lab, NetkitError
+        try:
+            Lab(name=name)
+            result = {"kind": None}
+        except NetkitError as exc:
+            result = {"kind": type(exc).__name__, "message": str(exc)}
+        result["limit"] = open("/proc/sys/user/max_user_namespaces").read().strip()
+        result["euid"] = os.geteuid()
+        print(json.dumps(result), flush=True)
+        os._exit(0)
+    os.read(ready_r, 1)
+    for kind in ("uid_map", "gid_map"):
+        with open(f"/proc/{child}/{kind}", "w") as f:
+            f.write("0 0 65536\\n")
+    os.write(go_w, b".")
+    _, status = os.waitpid(child, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+""")
+
+
+@pytest.mark.rootless
+def test_the_kernel_refusing_user_namespaces(world_tmp, name, netkit_test_user, netkit_copy):
+    uid, gid, _home = netkit_test_user
+    runtime = Path(world_tmp) / "run"
+    runtime.mkdir()
+    os.chown(runtime, uid, gid)
+    machine_limit = Path("/proc/sys/user/max_user_namespaces").read_text()
+    done = subprocess.run(["/usr/bin/python3", "-c", REFUSED, str(uid), str(gid), name, str(runtime)],
+                          cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(netkit_copy)},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["limit"] == "0" and result["euid"] == uid  # the refusal was set up as meant
+    assert result["kind"] == SandboxError.__name__, result
+    message = result["message"]
+    assert "unprivileged user" in message and "user namespaces" in message
+    assert "sysctl -w user.max_user_namespaces=" in message and "run as root" in message
+    assert "No space left on device" in message  # what the kernel said is kept
+    assert list(runtime.iterdir()) == []
+    assert Path("/proc/sys/user/max_user_namespaces").read_text() == machine_limit

@@ -1,0 +1,105 @@
+"""Every notebook in notebooks/, executed top to bottom by papermill, as root and as a student.
+
+A failing `assert` in a notebook fails its test. The executed notebooks are kept
+in artifacts/notebooks/ (root-*, again-*, rootless-*) for a person to read.
+Each is run with run_solutions=True, so the exercises' solutions are typed and
+checked too. Running a notebook twice in a row (`again-*`) proves it leaves
+nothing behind that trips its next run.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+ARTIFACTS = REPO / "artifacts" / "notebooks"
+VENV_BIN = Path(sys.executable).parent
+
+pytestmark = [pytest.mark.notebook, pytest.mark.lab]
+
+
+def papermill(notebook: Path, output: Path, *, user: str | None = None, env=None, cwd=None,
+              python: str = sys.executable, name: str | None = None) -> subprocess.CompletedProcess:
+    argv = [python, "-m", "papermill", "--no-progress-bar", "-k", "python3", str(notebook), str(output),
+            "-p", "run_solutions", "True"]
+    if name:
+        argv += ["-p", "lab_name", name]
+    if user:
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+        argv = [runuser, "-u", user, "--"] + argv
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def assert_ran(done: subprocess.CompletedProcess, output: Path) -> nbformat.NotebookNode:
+    assert done.returncode == 0, f"papermill failed:\n{done.stderr[-4000:]}"
+    book = nbformat.read(str(output), as_version=4)
+    errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, errors
+    return book
+
+
+def test_there_are_notebooks_for_scenarios_1_and_2():
+    names = [p.name for p in NOTEBOOKS]
+    assert "01-container-to-container.ipynb" in names and "02-container-to-internet.ipynb" in names
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_twice_in_a_row_as_root(notebook):
+    if os.geteuid() != 0:
+        pytest.skip("the root run needs root; the rootless run covers this user")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for prefix in ("root", "again"):
+        output = ARTIFACTS / f"{prefix}-{notebook.name}"
+        book = assert_ran(papermill(notebook, output, cwd=notebook.parent), output)
+        # Every code cell ran (papermill stops at the first failure).
+        assert all(c.get("execution_count") for c in book.cells if c.cell_type == "code" and c.source.strip())
+
+
+@pytest.fixture(scope="module")
+def student_env(netkit_test_user):
+    """A venv, the package and the notebooks where the unprivileged user can reach them.
+
+    The checkout may sit under a directory only root can enter, so the venv (built
+    from Debian's /usr/bin/python3) and the package are copied to a world-readable place.
+    """
+    uid, gid, home = netkit_test_user
+    place = Path(tempfile.mkdtemp(prefix="netkit-student-"))
+    os.chmod(place, 0o755)
+    venv = VENV_BIN.parent
+    shutil.copytree(venv, place / "venv", symlinks=True)
+    shutil.copytree(REPO / "netkit", place / "netkit", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "notebooks", place / "notebooks")
+    out = place / "out"
+    out.mkdir()
+    subprocess.run(["chmod", "-R", "a+rX", str(place)], check=True)
+    os.chown(out, uid, gid)
+    env = {"PATH": f"{place / 'venv' / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": home,
+           "PYTHONPATH": str(place), "LANG": "C.UTF-8", "USER": "netkit-test",
+           "JUPYTER_PLATFORM_DIRS": "1"}
+    try:
+        yield place, env
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+@pytest.mark.rootless
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_as_an_unprivileged_user(notebook, student_env):
+    place, env = student_env
+    output = place / "out" / notebook.name
+    done = papermill(place / "notebooks" / notebook.name, output, user="netkit-test", env=env,
+                     cwd=place / "notebooks", python=str(place / "venv" / "bin" / "python"))
+    book = assert_ran(done, output)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(output, ARTIFACTS / f"rootless-{notebook.name}")
+    text = "\n".join(str(o) for c in book.cells for o in c.get("outputs", []))
+    if notebook.name.startswith("00-"):
+        assert "not root, but user namespaces are allowed" in text
