@@ -61,6 +61,12 @@ def runtime_dir() -> Path:
     else:
         path = Path(f"/tmp/netkit-{os.geteuid()}")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if path.is_symlink() or info.st_uid != os.geteuid():
+        # Someone else made it (in /tmp anyone can): their files could claim or fake our labs.
+        raise SandboxError(
+            f"the lab state directory {path} belongs to uid {info.st_uid}, not to you (uid {os.geteuid()}); "
+            "remove it, or point netkit elsewhere: export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
     return path
 
 

@@ -14,6 +14,7 @@ beginners, part 3: analysing network access*) by **HungWei Chiu (hwchiu)**, publ
 [hwchiu.com](https://www.hwchiu.com/); his lab scripts are in
 [technologynoteniu/bloglab](https://github.com/technologynoteniu/bloglab). The experiment and the
 facts are his; the words and the code here are netkit's."""
+CREDIT = " ".join(CREDIT.split())  # one line, so it sits inside an indented cell text
 
 SAFETY = """\
 Everything happens in a **lab**: network namespaces that netkit builds when you run the setup cell
@@ -21,6 +22,7 @@ and removes when the notebook closes it (or when the kernel stops, whatever the 
 "host" is a namespace too, so your own machine's network is never touched. If the setup cell fails,
 open [00-check-your-machine.ipynb](00-check-your-machine.ipynb): it says what this machine lacks and
 how to fix it."""
+SAFETY = " ".join(SAFETY.split())
 
 
 def nb00():

@@ -1,0 +1,66 @@
+"""The ways of installing netkit agree, and every public name is documented (no root needed)."""
+
+import re
+from pathlib import Path
+
+import netkit
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _names(lines) -> set[str]:
+    return {re.split(r"[<>=!~ \[]", line.strip(), maxsplit=1)[0].lower() for line in lines if line.strip()}
+
+
+def pyproject_packages() -> set[str]:
+    text = (REPO / "pyproject.toml").read_text()
+    deps = re.search(r"^dependencies = \[(.*?)\]", text, re.S | re.M)[1]
+    test = re.search(r"^test = \[(.*?)\]", text, re.M)[1]
+    return _names(re.findall(r'"([^"]+)"', deps + test))
+
+
+def conda_packages(path: Path) -> set[str]:
+    lines = [line.strip()[2:] for line in path.read_text().splitlines() if line.strip().startswith("- ")]
+    return _names(lines) - {"conda-forge", "python", "pip"}
+
+
+def test_pyproject_environment_and_binder_name_the_same_packages():
+    assert pyproject_packages() == conda_packages(REPO / "environment.yml")
+    assert (REPO / "binder" / "environment.yml").resolve() == (REPO / "environment.yml").resolve()
+
+
+def test_binder_and_quickstart_install_the_same_system_tools():
+    apt = set((REPO / "binder" / "apt.txt").read_text().split())
+    quickstart = (REPO / "quickstart").read_text()
+    listed = set(re.search(r"APT_PACKAGES=\((.*?)\)", quickstart, re.S)[1].split())
+    assert apt <= listed
+    for tool in ("iproute2", "iptables", "nftables", "tcpdump", "conntrack", "iputils-ping", "net-tools",
+                 "bridge-utils"):
+        assert tool in apt
+
+
+def test_every_public_name_is_documented():
+    for name in netkit.__all__:
+        obj = getattr(netkit, name)
+        if callable(obj):
+            assert obj.__doc__ and obj.__doc__.strip(), name
+    for method in ("run", "probe", "reset", "close", "iptables", "sysctl", "tcpdump", "state", "get", "set"):
+        assert getattr(netkit.Lab, method).__doc__, method
+
+
+CHILD = """
+import os, sys, threading
+from netkit import sandbox
+before = sorted(os.listdir(sandbox.runtime_dir()))
+import netkit, netkit.plots, netkit.journey, netkit.widgets
+kids = open(f"/proc/self/task/{os.getpid()}/children").read().split()
+after = sorted(os.listdir(sandbox.runtime_dir()))
+print(len(threading.enumerate()), len(kids), "matplotlib.pyplot" in sys.modules, before == after)
+"""
+
+
+def test_importing_netkit_starts_nothing():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["1", "0", "False", "True"]
