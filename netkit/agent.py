@@ -29,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -88,6 +89,7 @@ class Agent:
         self.stage: str | None = None
         self.lock = threading.Lock()
         self._prober = None
+        self.background: list[subprocess.Popen] = []
         self._tcpdump_works: bool | None = None
 
     # -- the wire ---------------------------------------------------------
@@ -133,6 +135,8 @@ class Agent:
                     failed = re.search(r"Command failed -:(\d+)", result["stderr"])
                     step = batch[int(failed[1]) - 1] if failed else batch[0]
                     raise _build_error(step, result)
+            elif batch[0].command.endswith("&"):
+                self.op_start(batch[0].node, batch[0].command[:-1].strip(), batch[0].ready_port)
             else:
                 result = run(batch[0].node, batch[0].command)
                 if result["returncode"] != 0:
@@ -152,11 +156,40 @@ class Agent:
     def op_run(self, node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
         return run(node, command, timeout, stdin)
 
+    def op_start(self, node: str, command: str, port: int | None = None, timeout: float = 5.0) -> dict:
+        """Start a program that keeps running (a server) in `node`; ready once `port` listens."""
+        topology.check_node(node)
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(node_argv(node, ["sh", "-c", f"exec {command}"]), env=ENV, cwd="/",
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.background.append(proc)
+        deadline = time.monotonic() + timeout
+        while port is not None and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            if _listening(node, port):
+                return {"pid": proc.pid, "node": node, "command": command, "port": port}
+            time.sleep(0.01)
+        if proc.poll() is None and port is None:
+            return {"pid": proc.pid, "node": node, "command": command, "port": None}
+        _kill_group(proc.pid)
+        proc.wait()
+        log.seek(0)
+        said = log.read().decode(errors="replace").strip()[-500:]
+        raise CommandError(f"[{node}] {command} did not start listening on port {port}: "
+                           f"{said or f'exit {proc.returncode}'}")
+
     def op_probe(self, src: str, dst: str, proto: str = "icmp", timeout: float = 0.5,
-                 ident: int | None = None, packet: str | None = None) -> dict:
-        """Send one probe (`packet`: the ICMP message, hex) and record what every point, the trace and conntrack saw."""
+                 ident: int | None = None, packet: str | None = None, port: int | None = None) -> dict:
+        """Send one probe and record what every point, the trace and conntrack saw.
+
+        icmp: `packet` is the ICMP echo (hex). tcp: a connection to `port`; its SYN is the probe.
+        """
+        if proto == "tcp":
+            return self.prober().tcp(src, dst, port, timeout)
         if proto != "icmp":
-            raise NetkitError(f"probes speak icmp for now, not {proto!r}")
+            raise NetkitError(f"probes speak icmp or tcp, not {proto!r}")
         return self.prober().icmp(src, dst, timeout, ident, bytes.fromhex(packet) if packet else None)
 
     def prober(self):
@@ -192,6 +225,19 @@ class Agent:
         """Keep running when the owner's pipe closes (for `netkit up`)."""
         self.detached = True
         return {"detached": True}
+
+
+def _listening(node: str, port: int) -> bool:
+    """Does something in `node` accept TCP connections on `port` (tried on 127.0.0.1)?"""
+    import socket
+
+    from .probe import socket_in
+    sock = socket_in(node, socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(0.2)
+    try:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+    finally:
+        sock.close()
 
 
 def _wait_for_links_up(seconds: float = 2.0) -> None:

@@ -122,7 +122,22 @@ def _packet_fields(text: str) -> dict:
         if found:
             value = found[1]
             fields[name] = int(value) if name in ("icmp_id", "sport", "dport") else value
+    flags = re.search(r"tcp flags == ((?:\w+)(?: \| \w+)*)", text)
+    if flags:
+        fields["tcp_flags"] = _tcp_flags(flags[1])
     return fields
+
+
+TCP_FLAG_BITS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20}
+
+
+def _tcp_flags(text: str) -> int:
+    """nft's spelling of TCP flags ("syn", "0x12", "syn | ack") as a number."""
+    value = 0
+    for part in text.split("|"):
+        part = part.strip()
+        value |= int(part, 16) if part.startswith("0x") else TCP_FLAG_BITS.get(part, 0)
+    return value
 
 
 def plain_rule(nft_text: str) -> str:
@@ -152,10 +167,13 @@ def parse_conntrack(lines: list[str]) -> list[ConntrackEntry]:
     """`conntrack -L` lines as entries: the first src/dst pair, then the reply pair."""
     entries = []
     for line in lines:
-        pairs = re.findall(r"src=(\S+) dst=(\S+)", line)
-        if len(pairs) >= 2:
-            entries.append(ConntrackEntry(proto=line.split()[0], original=pairs[0], reply=pairs[1],
-                                          text=" ".join(line.split())))
+        tuples = re.findall(r"src=(\S+) dst=(\S+)(?: sport=(\d+) dport=(\d+))?", line)
+        if len(tuples) >= 2:
+            (osrc, odst, osport, odport), (rsrc, rdst, rsport, rdport) = tuples[:2]
+            entries.append(ConntrackEntry(
+                proto=line.split()[0], original=(osrc, odst), reply=(rsrc, rdst), text=" ".join(line.split()),
+                original_ports=(int(osport), int(odport)) if osport else None,
+                reply_ports=(int(rsport), int(rdport)) if rsport else None))
     return entries
 
 
@@ -164,11 +182,20 @@ def build(raw: dict) -> Journey:
     """The Journey of one probe, from the agent's records (see the module docstring)."""
     src, dst, proto = raw["src"], raw["dst"], raw.get("proto", "icmp")
     ident, dport = raw.get("id"), raw.get("dport")
+    entries = parse_conntrack(raw.get("conntrack", []))
     dst_node = topology.owner(dst)
     path = topology.path(src, dst_node)
+    moved = next((e for e in entries if e.dnat), None)
+    if moved is not None and topology.owner(moved.reply[0]) not in (None, dst_node):
+        # DNAT sent it on: from the node that owns dst to the node that owns the new destination.
+        dst_node = topology.owner(moved.reply[0])
+        onward = topology.path(topology.owner(dst), dst_node)
+        if path and onward and path[-1] == onward[0]:
+            onward = onward[1:]
+        path = tuple(path) + tuple(p for p in onward if p not in path)
     sightings: dict[str, dict[str, Sighting]] = {}
     reply_ids = {ident}
-    for entry in parse_conntrack(raw.get("conntrack", [])):
+    for entry in entries:
         found = re.search(r"id=(\d+).*id=(\d+)", entry.text)
         if found:
             reply_ids.add(int(found[2]))
@@ -184,12 +211,13 @@ def build(raw: dict) -> Journey:
         seen[kind] = Sighting(point=record["point"], kind=kind, src=packet["src"], dst=packet["dst"],
                               time=round(record["time"], 6), summary=describe(packet),
                               sport=packet.get("sport"), dport=packet.get("dport"), frame=record["frame"])
-    order = list(path) + [p for p in topology.POINTS if p not in path]
+    watched = raw.get("points") or topology.BASE_POINTS
+    order = list(path) + [p for p in watched if p not in path]
     hops = tuple(Hop(point=p, on_path=p in path, request=sightings.get(p, {}).get("request"),
                      reply=sightings.get(p, {}).get("reply")) for p in order)
     visits = _probe_visits(raw, reply_ids)
     verdicts = tuple(_verdicts(visits, raw.get("rules", {})))
-    conntrack = tuple(e for e in parse_conntrack(raw.get("conntrack", [])))
+    conntrack = tuple(entries)
     journey = Journey(src=src, dst=dst, proto=proto, src_address=raw.get("src_address", ""),
                       hops=hops, verdicts=verdicts, hooks=tuple(_hooks(visits)), conntrack=conntrack,
                       delivered=bool(raw.get("replied")), seconds=round(raw.get("seconds", 0.0), 4),
@@ -225,9 +253,12 @@ def _probe_visits(raw: dict, ids: set) -> list[dict]:
             if visit.get("icmp_id") in ids:
                 kinds.setdefault(visit["trace"], "reply" if visit.get("icmp_type") == "echo-reply" else "request")
         else:
-            sport = raw.get("sport")
-            if sport in (visit.get("sport"), visit.get("dport")):
-                kinds.setdefault(visit["trace"], "request" if visit.get("sport") == sport else "reply")
+            # The connection's first packet each way: the SYN, and the SYN-ACK or reset answering it.
+            sport, flags = raw.get("sport"), visit.get("tcp_flags", 0)
+            if visit.get("sport") == sport and flags & 0x02 and not flags & 0x10:
+                kinds.setdefault(visit["trace"], "request")
+            elif visit.get("dport") == sport and flags & (0x02 | 0x04):
+                kinds.setdefault(visit["trace"], "reply")
     return [{**visit, "kind": kinds[visit["trace"]]} for visit in visits if visit["trace"] in kinds]
 
 
@@ -259,7 +290,13 @@ def _reason(journey: Journey, raw: dict, dst_node: str | None) -> tuple[str, str
     src, dst = journey.src, journey.dst
     last_request = next((h.point for h in reversed(journey.hops) if h.request), None)
     if raw.get("send_error"):
-        return f"{src} has no route to {dst} ({raw['send_error']})", None
+        if raw["send_error"] in ("Network is unreachable", "No route to host"):
+            return f"{src} has no route to {dst} ({raw['send_error']})", None
+        return f"{src} could not reach {dst}: {raw['send_error']}", None
+    if journey.proto == "tcp":
+        tcp = _tcp_reason(journey, raw)
+        if tcp is not None:
+            return tcp
     nat = [e for e in journey.conntrack if e.nat]
     if journey.delivered:
         text = f"{dst} answered and the reply came back to {src}"
@@ -285,6 +322,31 @@ def _reason(journey: Journey, raw: dict, dst_node: str | None) -> tuple[str, str
         return f"the request never left {src}", None
     waited = raw.get("timeout", 0)
     return f"no reply within {waited:g} s; the request was last seen at {last_request}", last_request
+
+
+def _tcp_reason(journey: Journey, raw: dict) -> tuple[str, str | None] | None:
+    """The TCP cases: accepted (maybe through DNAT), refused, answered by the wrong address."""
+    target = f"{journey.dst}:{journey.dport}"
+    moved = next((e for e in journey.conntrack if e.dnat), None)
+    if journey.delivered:
+        text = f"{target} accepted the connection (the SYN got a SYN-ACK back to {journey.src})"
+        if moved is not None:
+            text += (f"; conntrack rewrote the destination {moved.where('original', 1)} to "
+                     f"{moved.where('reply', 0)} (DNAT) and the reply's source back")
+        return text, None
+    answer = journey.first("reply")
+    if raw.get("mismatch") and answer is not None:
+        sender = f"{answer.src}:{answer.sport}"
+        return (f"the answer came from {sender}, not from {target} which {journey.src} called, so "
+                f"{journey.src} could not match it to its connection: the reply went straight back "
+                f"without passing the host's conntrack, which would have undone the DNAT (hairpin NAT "
+                f"is missing)"), answer.point
+    if raw.get("refused"):
+        who = answer.src if answer is not None else journey.dst
+        here = " (the host itself)" if topology.owner(who) == "host" else ""
+        return (f"connection refused: {who}{here} answered the SYN with a reset, since nothing listens "
+                f"on port {journey.dport} there"), None
+    return None
 
 
 def _dst_point(journey: Journey, dst_node: str | None) -> str | None:

@@ -89,11 +89,30 @@ class ConntrackEntry:
     original: tuple[str, str]  # (src, dst) of the packet as it left its sender
     reply: tuple[str, str]     # (src, dst) the reply is expected to carry
     text: str = ""             # the line `conntrack -L` prints
+    original_ports: tuple[int, int] | None = None   # (sport, dport) for TCP
+    reply_ports: tuple[int, int] | None = None
 
     @property
     def nat(self) -> bool:
         """True when the reply is not the mirror of the original: NAT rewrote it."""
-        return self.reply != (self.original[1], self.original[0])
+        mirrored = self.reply == (self.original[1], self.original[0])
+        if self.original_ports and self.reply_ports:
+            mirrored = mirrored and self.reply_ports == (self.original_ports[1], self.original_ports[0])
+        return not mirrored
+
+    @property
+    def dnat(self) -> bool:
+        """True when the destination was rewritten (the reply comes from someone else)."""
+        moved = self.reply[0] != self.original[1]
+        if self.original_ports and self.reply_ports:
+            moved = moved or self.reply_ports[0] != self.original_ports[1]
+        return moved
+
+    def where(self, side: str, end: int) -> str:
+        """``address`` or ``address:port`` of one end (0 src, 1 dst) of the original or reply tuple."""
+        address = getattr(self, side)[end]
+        ports = getattr(self, f"{side}_ports")
+        return f"{address}:{ports[end]}" if ports else address
 
 
 @dataclass(frozen=True)
@@ -184,9 +203,11 @@ class Journey:
                              for h in data.get("hops", ()))
         data["verdicts"] = tuple(Verdict(**v) for v in data.get("verdicts", ()))
         data["hooks"] = tuple(tuple(h) for h in data.get("hooks", ()))
-        data["conntrack"] = tuple(ConntrackEntry(proto=c["proto"], original=tuple(c["original"]),
-                                                 reply=tuple(c["reply"]), text=c.get("text", ""))
-                                  for c in data.get("conntrack", ()))
+        data["conntrack"] = tuple(ConntrackEntry(
+            proto=c["proto"], original=tuple(c["original"]), reply=tuple(c["reply"]), text=c.get("text", ""),
+            original_ports=tuple(c["original_ports"]) if c.get("original_ports") else None,
+            reply_ports=tuple(c["reply_ports"]) if c.get("reply_ports") else None)
+            for c in data.get("conntrack", ()))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -159,11 +159,13 @@ class Lab:
     # -- the lab as a whole -------------------------------------------------
     @property
     def nodes(self) -> tuple[str, ...]:
-        return topology.NODES
+        """The nodes the lab has at its stage (part 4 adds `outside`)."""
+        return topology.nodes_at(self.stage)
 
     @property
     def points(self) -> tuple[str, ...]:
-        return topology.POINTS
+        """The points (node:ifname) where probes watch for packets at this stage."""
+        return topology.points_at(self.stage)
 
     @property
     def pid(self) -> int:
@@ -175,7 +177,7 @@ class Lab:
         return self._sandbox.proc is None
 
     def __getitem__(self, node: str) -> Node:
-        return Node(self, topology.check_node(node))
+        return Node(self, topology.check_node(node, self.stage))
 
     def reset(self, stage: str | None = None) -> "Lab":
         """Go back to `stage` (default: the stage the lab is at) on a fresh host.
@@ -227,7 +229,7 @@ class Lab:
         lesson); pass check=True to raise CommandError instead. A program
         that does not exist raises CommandNotFound.
         """
-        topology.check_node(node)
+        topology.check_node(node, self.stage)
         if not isinstance(command, str) or not command.strip():
             raise CommandError(f"give the command to run in {node} as one string, e.g. 'route -n'")
         result = CommandResult(**self._sandbox.call("run", node=node, command=command,
@@ -240,8 +242,13 @@ class Lab:
                 "e.g. sudo apt-get install net-tools iputils-ping tcpdump conntrack")
         return result.check() if check else result
 
-    def probe(self, src: str, dst: str, *, timeout: float = 0.5, label: str = "") -> Journey:
-        """Send one ICMP echo from node `src` to address `dst` and follow it through every point.
+    def probe(self, src: str, dst: str, *, port: int | None = None, timeout: float | None = None,
+              label: str = "") -> Journey:
+        """Send one probe from node `src` to address `dst` and follow it through every point.
+
+        Without `port` the probe is an ICMP echo (a ping); with `port` it is a
+        TCP connection to that port (its SYN is followed; the answer is a
+        SYN-ACK or a reset).
 
         Returns a Journey: where the request and the reply were seen and with
         which addresses, the netfilter verdicts in the host, the conntrack
@@ -250,20 +257,37 @@ class Lab:
         comes and nothing says why.
         """
         from . import explain
-        topology.check_node(src)
+        topology.check_node(src, self.stage)
         try:
             ipaddress.IPv4Address(dst)
         except ValueError:
             raise NetkitError(f"{dst!r} is not an IPv4 address; probe an address such as "
                               "'10.55.66.3' or '8.8.8.8' (nodes: lab.probe('c1', '10.55.66.3'))") from None
-        from scapy.layers.inet import ICMP
-        from scapy.packet import Raw
-        ident = random.randrange(1, 0xFFFE)
-        echo = ICMP(type="echo-request", id=ident, seq=1) / Raw(b"netkit probe")
-        raw = self._sandbox.call("probe", src=src, dst=dst, timeout=timeout, ident=ident,
-                                 packet=bytes(echo).hex())
+        if port is not None:
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+                raise NetkitError(f"{port!r} is not a TCP port; give a number from 1 to 65535, e.g. port=2345")
+            raw = self._sandbox.call("probe", src=src, dst=dst, proto="tcp", port=port,
+                                     timeout=1.0 if timeout is None else timeout)
+        else:
+            from scapy.layers.inet import ICMP
+            from scapy.packet import Raw
+            ident = random.randrange(1, 0xFFFE)
+            echo = ICMP(type="echo-request", id=ident, seq=1) / Raw(b"netkit probe")
+            raw = self._sandbox.call("probe", src=src, dst=dst, timeout=0.5 if timeout is None else timeout,
+                                     ident=ident, packet=bytes(echo).hex())
         raw["label"] = label
         return explain.build(raw)
+
+    def start(self, node: str, command: str, *, port: int | None = None) -> dict:
+        """Start a program that keeps running in `node` (a server), like `command &` in a shell.
+
+        With `port`, waits until the program listens on that TCP port. The
+        program ends with the lab (or at the next reset).
+        """
+        topology.check_node(node, self.stage)
+        if self.trace:
+            self.trace(f"[{node}] {command} &")
+        return self._sandbox.call("start", node=node, command=command, port=port)
 
     def tcpdump(self, point: str, node: str, command: str, *, expression: str = "icmp",
                 timeout: float = 10.0) -> CommandResult:

@@ -88,18 +88,19 @@ class Tracer:
         self.lock = threading.Lock()
         self.proc = None
 
-    def arm(self) -> None:
-        """(Re)install the trace table and make sure the monitor is listening."""
+    def arm(self, ports: set[int] = frozenset()) -> None:
+        """(Re)install the trace table (tracing TCP `ports` too) and make sure the monitor is listening."""
         mark = ("    icmp type { echo-request, echo-reply } meta nftrace set 1\n"
                 "    tcp sport @ports meta nftrace set 1\n    tcp dport @ports meta nftrace set 1\n")
         chains = "".join(
             f"  chain {hook} {{ type filter hook {hook} priority -310; policy accept;\n"
             + (mark if hook in ("prerouting", "output") else "") + "  }\n"
             for hook in HOOKS)
+        elements = f"elements = {{ {', '.join(str(p) for p in sorted(ports))} }}; " if ports else ""
         ruleset = (f"add table ip {TRACE_TABLE}\ndelete table ip {TRACE_TABLE}\n"
                    f"table ip {TRACE_TABLE} {{\n"
                    f"  comment \"netkit: marks probe packets for nft monitor trace and notes the hooks they pass\"\n"
-                   f"  set ports {{ type inet_service; }}\n{chains}}}\n")
+                   f"  set ports {{ type inet_service; {elements}}}\n{chains}}}\n")
         done = _run(["nft", "-f", "-"], stdin=ruleset)
         if done.returncode != 0:
             raise RuntimeError(f"could not install the trace table: {done.stderr.strip()}")
@@ -343,11 +344,90 @@ class Prober:
         else:
             self.capture.refresh()
 
+    def tcp(self, src: str, dst: str, port: int, timeout: float = 1.0) -> dict:
+        with self.lock:
+            self._ready()
+            return tcp(self.tracer, self.capture, src, dst, port, timeout)
+
     def icmp(self, src: str, dst: str, timeout: float = 0.5, ident: int | None = None,
              packet: bytes | None = None) -> dict:
         with self.lock:
             self._ready()
             return icmp(self.tracer, self.capture, src, dst, timeout, ident, packet)
+
+
+def _finish(tracer: Tracer, capture: Capture, trace_start: float, wall_start: float, path, first_kind) -> dict:
+    """What every probe returns once its outcome is known: frames, trace lines, rule names."""
+    time.sleep(0.02)  # let the last sightings and trace lines of the decisive moment arrive
+    frames = capture.done()
+    trace = tracer.since(trace_start)
+    tracer.forget(trace_start)
+    src_address = ""
+    for f in frames:
+        packet = explain.parse_frame(bytes.fromhex(f["frame"]))
+        if path and f["point"] == path[0] and packet and first_kind(packet):
+            src_address = packet["src"]
+            break
+    for f in frames:
+        f["time"] = round(f["time"] - wall_start, 6)
+    frames.sort(key=lambda f: f["time"])
+    return {"frames": frames, "trace": trace, "rules": rule_names(explain.parse_trace(trace)),
+            "src_address": src_address, "started": wall_start, "missing_points": capture.missing,
+            "points": [p for p in topology.POINTS if p not in capture.missing]}
+
+
+def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, timeout: float = 1.0) -> dict:
+    """Open a TCP connection from `src` to `dst`:`dport` (the SYN is the probe) and record its way."""
+    import errno
+    topology.check_node(src)
+    sport = random.randrange(40000, 60000)
+    tracer.arm({sport})
+    capture.watch({sport})
+    path = topology.path(src, topology.owner(dst))
+    sock = socket_in(src, socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setblocking(False)
+    send_error = refused = None
+    replied = mismatch = False
+    started, wall_start = time.monotonic(), time.time()
+    trace_start = started - 0.001
+    try:
+        sock.bind(("0.0.0.0", sport))
+        code = sock.connect_ex((dst, dport))
+    except OSError as exc:
+        code = exc.errno
+    if code not in (0, errno.EINPROGRESS):
+        send_error = os.strerror(code)
+    deadline = started + timeout
+    while send_error is None and time.monotonic() < deadline:
+        _, writable, _ = select.select([], [sock], [], 0.003)
+        if writable:
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code == 0:
+                replied = True
+            elif code == errno.ECONNREFUSED:
+                refused = os.strerror(code)
+            else:
+                send_error = os.strerror(code)
+            break
+        visits = explain.parse_trace(tracer.since(trace_start))
+        if any(sport in (v.get("sport"), v.get("dport")) and not v["table"].startswith("netkit")
+               and any(d[-1] in ("DROP", "REJECT") for d in v["decisions"]) for v in visits):
+            break
+        if path:
+            answers = [explain.parse_frame(bytes.fromhex(f["frame"])) for f in capture.seen_at(path[0])]
+            if any(p and p.get("dport") == sport and p["src"] != dst for p in answers):
+                mismatch = True  # an answer from an address the sender did not call: it cannot match it
+                break
+    elapsed = time.monotonic() - started
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # a reset, so the connection is gone at once
+    record = _finish(tracer, capture, trace_start, wall_start, path, lambda p: p.get("sport") == sport)
+    conntrack = [line for line in _run(["conntrack", "-L", "-p", "tcp"]).stdout.splitlines()
+                 if f" sport={sport} " in line.split(" src=", 2)[1] if line.count(" src=") >= 2]
+    return {"src": src, "dst": dst, "proto": "tcp", "sport": sport, "dport": dport, "timeout": timeout,
+            "conntrack": conntrack, "send_error": send_error, "refused": refused, "replied": replied,
+            "mismatch": mismatch, "route_back": False, "seconds": round(elapsed, 4), **record}
 
 
 def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 0.5,
@@ -397,26 +477,10 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 
                     route_back = True
                     break
     elapsed = time.monotonic() - started
-    time.sleep(0.02)  # let the last sightings and trace lines of the decisive moment arrive
     sender.close()
-    frames = capture.done()
+    record = _finish(tracer, capture, trace_start, wall_start, path, lambda p: p.get("icmp_type") == 8)
     conntrack = [line for line in _run(["conntrack", "-L", "-p", "icmp"]).stdout.splitlines()
                  if f" id={ident} " in line]
-    trace = tracer.since(trace_start)
-    tracer.forget(trace_start)
-    src_address = ""
-    for f in frames:
-        packet = explain.parse_frame(bytes.fromhex(f["frame"]))
-        if f["point"] == path[0] if path else False:
-            if packet and packet.get("icmp_type") == 8:
-                src_address = packet["src"]
-                break
-    for f in frames:
-        f["time"] = round(f["time"] - wall_start, 6)
-    frames.sort(key=lambda f: f["time"])
     return {"src": src, "dst": dst, "proto": "icmp", "id": ident, "timeout": timeout,
-            "frames": frames, "trace": trace, "rules": rule_names(explain.parse_trace(trace)),
             "conntrack": conntrack, "send_error": send_error, "replied": replied,
-            "route_back": route_back, "src_address": src_address, "seconds": round(elapsed, 4),
-            "started": wall_start,
-            "missing_points": capture.missing}
+            "route_back": route_back, "seconds": round(elapsed, 4), **record}

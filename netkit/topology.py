@@ -23,14 +23,18 @@ from dataclasses import dataclass, field
 
 from .errors import UnknownNode, UnknownStage
 
-NODES: tuple[str, ...] = ("host", "c1", "c2", "internet")
-"""Every node of the lab; ``host`` is the sandbox process's own namespace."""
+NODES: tuple[str, ...] = ("host", "c1", "c2", "internet", "outside")
+"""Every node a lab can have; ``host`` is the sandbox process's own namespace.
+``outside`` (the article's other machine on 172.17.9.0/24) joins at stage part4-start."""
 
-POINTS: tuple[str, ...] = (
+BASE_POINTS: tuple[str, ...] = (
     "c1:eth0", "host:veth0", "host:hwchiu0", "host:veth1", "c2:eth0",
     "host:eth0", "internet:eth0",
 )
-"""Every point of the lab, in the order a packet from c1 meets them."""
+"""The points of part 3's lab, in the order a packet from c1 meets them."""
+
+POINTS: tuple[str, ...] = BASE_POINTS + ("host:eth1", "outside:eth0")
+"""Every point a lab can have (part 4 adds the host's eth1 and the outside machine)."""
 
 ADDRESSES: dict[str, str] = {
     "c1:eth0": "10.55.66.2/24",
@@ -38,6 +42,8 @@ ADDRESSES: dict[str, str] = {
     "host:eth0": "10.0.2.15/24",
     "internet:eth0": "10.0.2.2/24",
     "internet:lo": "8.8.8.8/32 1.1.1.1/32",
+    "host:eth1": "172.17.9.103/24",
+    "outside:eth0": "172.17.9.10/24",
 }
 """Addresses from the start of part 3 (hwchiu0 gets 10.55.66.1 later)."""
 
@@ -52,6 +58,7 @@ class Step:
     node: str
     command: str
     why: str = ""
+    ready_port: int | None = None   # a background program (`... &`) is ready once this TCP port listens
 
     def __str__(self) -> str:
         return f"[{self.node}] {self.command}"
@@ -65,7 +72,7 @@ class Stage:
     title: str
     steps: tuple[Step, ...]
     parent: str | None = None
-    notes: tuple[str, ...] = field(default=())
+    adds: tuple[str, ...] = field(default=())   # nodes this stage brings into the lab
 
 
 def _steps(node: str, why: str, *commands: str) -> tuple[Step, ...]:
@@ -140,7 +147,36 @@ _add(Stage(
     parent="scenario2-gateway",
 ))
 
+# Part 4 of the series: the outside reaches a container (`docker run -p`). The article's
+# client is another machine on a host-only network (the host's eth1, 172.17.9.103/24);
+# the lab gives it a node of its own, "outside", rather than reusing "internet", so the
+# published port is reached the way the article reaches it, over a second interface.
+_add(Stage(
+    "part4-start",
+    "Part 4 begins: the end of part 3, plus eth1 to the outside machine and a web server in c1",
+    _steps("host", "the article's second network: a host-only link to another machine",
+           "ip netns add outside",
+           "ip link add eth1 type veth peer name eth0 netns outside",
+           "ip addr add 172.17.9.103/24 dev eth1", "ip link set eth1 up")
+    + _steps("outside", "the other machine, on 172.17.9.0/24 only",
+             "ip link set lo up", "ip addr add 172.17.9.10/24 dev eth0", "ip link set eth0 up")
+    + (Step("c1", "python3 -m http.server 8000 &",
+            "a web server on port 8000, as `python3 -m http.server` in the article", ready_port=8000),),
+    parent="part3-end", adds=("outside",),
+))
+_add(Stage(
+    "part4-published",
+    "Part 4: port 2345 of the host is published to c1:8000 with DNAT, and FORWARD lets it through",
+    _steps("host", "send what arrives for port 2345 on to c1's web server",
+           "iptables -t nat -A PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
+    + _steps("host", "let the kernel route between eth1 and the bridge, both ways",
+             "iptables -t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT",
+             "iptables -t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT"),
+    parent="part4-start",
+))
+
 DEFAULT_STAGE = "part3-start"
+BASE_NODES = ("host", "c1", "c2", "internet")
 
 
 def stage(name: str) -> Stage:
@@ -163,11 +199,33 @@ def steps_to(name: str) -> tuple[Step, ...]:
     return tuple(step for st in reversed(chain) for step in st.steps)
 
 
-def check_node(name: str) -> str:
-    """`name` if it is a node of the lab, else UnknownNode naming the nodes."""
-    if name not in NODES:
-        raise UnknownNode(f"no node {name!r} in the lab; nodes are: {', '.join(NODES)}")
-    return name
+def nodes_at(name: str) -> tuple[str, ...]:
+    """The nodes a lab has at stage `name`."""
+    added = []
+    current: str | None = name
+    while current is not None:
+        added[:0] = stage(current).adds
+        current = stage(current).parent
+    return BASE_NODES + tuple(added)
+
+
+def points_at(name: str) -> tuple[str, ...]:
+    nodes = nodes_at(name)
+    return tuple(p for p in POINTS if p.split(":")[0] in nodes)
+
+
+def check_node(name: str, stage_name: str | None = None) -> str:
+    """`name` if it is a node of the lab (at `stage_name`, if given), else UnknownNode naming the nodes."""
+    known = nodes_at(stage_name) if stage_name else BASE_NODES
+    if name in known:
+        return name
+    if name in NODES:
+        joins = next(st.name for st in STAGES.values() if name in st.adds)
+        if stage_name is None:
+            return name
+        raise UnknownNode(f"the node {name!r} joins the lab at stage {joins}; go there first: "
+                          f"lab.reset({joins!r})")
+    raise UnknownNode(f"no node {name!r} in the lab; nodes are: {', '.join(known)}")
 
 
 def split_point(point: str) -> tuple[str, str]:
@@ -182,6 +240,7 @@ def split_point(point: str) -> tuple[str, str]:
 OWNERS: dict[str, str] = {
     "10.55.66.2": "c1", "10.55.66.3": "c2", "10.55.66.1": "host", "10.0.2.15": "host",
     "10.0.2.2": "internet", "8.8.8.8": "internet", "1.1.1.1": "internet",
+    "172.17.9.103": "host", "172.17.9.10": "outside",
 }
 """Which node owns each address of the lab (10.55.66.1 once scenario 2 gives it to hwchiu0)."""
 
@@ -189,6 +248,7 @@ SIDES: dict[str, tuple[str, ...]] = {
     "c1": ("c1:eth0", "host:veth0", "host:hwchiu0"),
     "c2": ("c2:eth0", "host:veth1", "host:hwchiu0"),
     "internet": ("internet:eth0", "host:eth0"),
+    "outside": ("outside:eth0", "host:eth1"),
     "host": (),
 }
 """The points between each node and the host's routing, nearest first."""

@@ -34,6 +34,22 @@ def _label(value) -> str:
     return str(value)
 
 
+def switch_control(name: str) -> w.ToggleButtons:
+    """The toggle for one switch of `netkit.switches`: one button per value, titled as the switch."""
+    sw = switch(name)
+    return w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=sw.title,
+                           tooltips=[" / ".join(sw.commands[v]) for v in sw.values],
+                           style={"description_width": "190px", "button_width": "80px"})
+
+
+def outcome_html(journey, source: str, target: str) -> str:
+    """A probe's verdict and reason, as the panels show it: "c1 → 10.55.66.3: NOT delivered"."""
+    color = "#009E73" if journey.delivered else "#D62728"
+    verdict = "delivered" if journey.delivered else "NOT delivered"
+    return (f'<b style="color:{color};font-size:15px">{html.escape(source)} → {html.escape(target)}: '
+            f'{verdict}</b><br><span style="font-size:14px">{html.escape(journey.reason)}</span>')
+
+
 class Panel:
     """Switches, a probe button and the probe's picture, for one lab."""
 
@@ -47,9 +63,7 @@ class Panel:
         self._updating = False
         self.controls: dict[str, w.ToggleButtons] = {}
         for name in switches:
-            sw = switch(name)
-            control = w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=sw.title,
-                                      style={"description_width": "190px", "button_width": "80px"})
+            control = switch_control(name)
             control.observe(self._flipped(name), names="value")
             self.controls[name] = control
         self.view = w.ToggleButtons(options=list(VIEWS), value=view, description="picture",
@@ -99,11 +113,7 @@ class Panel:
     def probe(self):
         """Send the panel's probe and draw its journey."""
         self.journey = self.lab.probe(self.source, self.target)
-        color = "#009E73" if self.journey.delivered else "#D62728"
-        verdict = "delivered" if self.journey.delivered else "NOT delivered"
-        self.outcome.value = (f'<b style="color:{color};font-size:15px">{self.source} → {self.target}: '
-                              f'{verdict}</b><br><span style="font-size:14px">'
-                              f'{html.escape(self.journey.reason)}</span>')
+        self.outcome.value = outcome_html(self.journey, self.source, self.target)
         self.draw()
         return self.journey
 

@@ -19,9 +19,13 @@ def pyproject_packages() -> set[str]:
     return _names(re.findall(r'"([^"]+)"', deps + test))
 
 
+CONDA_NAMES = {"playwright-python": "playwright"}
+"""conda-forge names that differ from PyPI's."""
+
+
 def conda_packages(path: Path) -> set[str]:
     lines = [line.strip()[2:] for line in path.read_text().splitlines() if line.strip().startswith("- ")]
-    return _names(lines) - {"conda-forge", "python", "pip"}
+    return {CONDA_NAMES.get(name, name) for name in _names(lines)} - {"conda-forge", "python", "pip"}
 
 
 def test_pyproject_environment_and_binder_name_the_same_packages():

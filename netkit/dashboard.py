@@ -1,0 +1,208 @@
+"""The instructor dashboard: every switch, every scenario's probe, the lab map, reset and refresh.
+
+    from netkit import Lab
+    from netkit.dashboard import Dashboard
+    Dashboard(Lab(name="dashboard"))
+
+`notebooks/dashboard.ipynb` does just that, in JupyterLab or served alone by
+Voila (``.venv/bin/voila notebooks/dashboard.ipynb``).
+
+It is made of the same pieces as `netkit.widgets.Panel` (one toggle per
+switch, a probe, the verdict and the picture), for the whole lab at once:
+
+- every switch of `netkit.switches.SWITCHES`, under the scenario that
+  `SCENARIOS` puts it in; a switch no scenario names appears under
+  "other switches", so a switch added later shows up with nothing to change here;
+- one button per probe of `PROBES` (plain data: a scenario adds its probe there);
+- the lab map of the last probe, with its verdict and reason;
+- "reset to stage" over `netkit.topology.STAGES`, and "read the lab again".
+
+Nothing shown is a flag of the dashboard's own: after every action it reads
+each switch back from the lab's kernel (`lab.state()`) and sends the probe
+again, so a change made from a terminal
+(``netkit exec --lab NAME host -- iptables -P FORWARD ACCEPT``) shows up at
+the next "read the lab again". Every control calls a Lab method a cell can
+call too (`lab.set`, `lab.probe`, `lab.reset`). A refusal (a NetkitError) is
+shown on the page, not lost in a log.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+
+import ipywidgets as w
+
+from . import topology
+from .errors import NetkitError
+from .switches import SWITCHES
+from .widgets import outcome_html, png, switch_control
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe an instructor sends: an ICMP echo from node `src` to address `dst`."""
+
+    src: str
+    dst: str
+    title: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.src, self.dst
+
+
+PROBES: list[Probe] = [
+    Probe("c1", "10.55.66.3", "scenario 1: c1 to c2"),
+    Probe("c1", "8.8.8.8", "scenario 2: c1 to the internet"),
+]
+"""The probes the dashboard offers, one button each, in order; the first is sent when it opens."""
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "scenario 1 · container to container": ("bridge-nf-call-iptables", "forward-policy"),
+    "scenario 2 · container to the internet": ("bridge-address", "default-route", "masquerade",
+                                               "forward-rules"),
+}
+"""Which switches each scenario's heading gathers (a switch sits under the first that names it)."""
+
+OTHER = "other switches"
+
+
+def groups(scenarios: dict[str, tuple[str, ...]] | None = None) -> dict[str, list[str]]:
+    """Every switch of SWITCHES (now) under its scenario; the ones no scenario names under OTHER."""
+    scenarios = SCENARIOS if scenarios is None else scenarios
+    placed: dict[str, list[str]] = {title: [] for title in scenarios}
+    for name in SWITCHES:
+        title = next((t for t, names in scenarios.items() if name in names), OTHER)
+        placed.setdefault(title, []).append(name)
+    return {title: names for title, names in placed.items() if names}
+
+
+def _heading(text: str) -> w.HTML:
+    return w.HTML(f'<b style="font-size:15px">{html.escape(text)}</b>')
+
+
+class Dashboard:
+    """Every switch, the scenarios' probes, the lab map, reset and refresh, for one lab."""
+
+    def __init__(self, lab, *, probes: list[Probe] | None = None,
+                 scenarios: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.lab = lab
+        self.probes = list(PROBES if probes is None else probes)
+        if not self.probes:
+            raise NetkitError("the dashboard needs at least one probe, e.g. Probe('c1', '10.55.66.3')")
+        self.current = self.probes[0]
+        self.journey = None
+        self.state: dict = {}
+        self._updating = False
+
+        self.groups = groups(scenarios)
+        self.controls: dict[str, w.ToggleButtons] = {}
+        rows: list[w.Widget] = []
+        for title, names in self.groups.items():
+            rows.append(_heading(title))
+            for name in names:
+                control = switch_control(name)
+                control.observe(self._flipped(name), names="value")
+                self.controls[name] = control
+                rows.append(control)
+
+        self.probe_buttons: dict[tuple[str, str], w.Button] = {}
+        for probe in self.probes:
+            button = w.Button(description=f"probe {probe.src} → {probe.dst}", tooltip=probe.title,
+                              icon="paper-plane", layout=w.Layout(width="220px"))
+            button.on_click(lambda _, probe=probe: self._act(lambda: self.probe(probe)))
+            self.probe_buttons[probe.key] = button
+
+        stages = list(topology.STAGES)
+        self.stage = w.Dropdown(options=stages, value=lab.stage if lab.stage in stages else stages[0],
+                                description="stage", style={"description_width": "60px"},
+                                layout=w.Layout(width="300px"))
+        self.reset_button = w.Button(description="reset to stage", icon="undo", button_style="warning",
+                                     layout=w.Layout(width="160px"))
+        self.reset_button.on_click(lambda _: self._act(lambda: self.reset(self.stage.value)))
+        self.refresh_button = w.Button(description="read the lab again", icon="refresh",
+                                       layout=w.Layout(width="200px"))
+        self.refresh_button.on_click(lambda _: self._act(self.refresh))
+
+        self.title = w.HTML()
+        self.message = w.HTML()
+        self.outcome = w.HTML()
+        self.typed = w.HTML()
+        self.picture = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        switches = w.VBox(rows + [_heading("the lab"), w.HBox([self.stage, self.reset_button]),
+                                  self.refresh_button],
+                          layout=w.Layout(min_width="480px"))
+        view = w.VBox([w.HBox(list(self.probe_buttons.values()), layout=w.Layout(flex_flow="row wrap")),
+                       self.outcome, self.picture, self.typed])
+        self.widget = w.VBox([self.title, self.message, w.HBox([switches, view])])
+        self.widget.add_class("netkit-dashboard")
+        self.refresh()
+
+    # -- what the controls do -----------------------------------------------------
+    def _act(self, action) -> None:
+        """Run a button's action; show a refusal on the page instead of losing it in a log."""
+        self.message.value = ""
+        try:
+            action()
+        except NetkitError as error:
+            self.message.value = f'<span style="color:#D62728;font-size:14px">{html.escape(str(error))}</span>'
+
+    def _flipped(self, name: str):
+        def on_change(change) -> None:
+            if self._updating:
+                return
+
+            def flip() -> None:
+                try:
+                    typed = self.lab.set(name, change["new"])
+                    self.typed.value = "".join(
+                        f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
+                finally:
+                    self.refresh()   # whatever happened, show what the kernel says now
+            self._act(flip)
+        return on_change
+
+    def read(self) -> dict:
+        """Set every toggle to what the lab's kernel says now; returns every switch's value."""
+        self.state = self.lab.state()
+        self._updating = True
+        try:
+            for name, control in self.controls.items():
+                if name in self.state:
+                    control.value = self.state[name]
+        finally:
+            self._updating = False
+        self.title.value = (f'<b style="font-size:18px">netkit lab {html.escape(self.lab.name)}</b> '
+                            f'<span style="color:#555">built at stage {html.escape(self.lab.stage)}, '
+                            f'read at {time.strftime("%H:%M:%S")}</span>')
+        return self.state
+
+    def refresh(self) -> dict:
+        """Read every switch back from the lab and send the current probe again."""
+        state = self.read()
+        self.probe(self.current)
+        return state
+
+    def probe(self, probe: Probe | None = None):
+        """Send `probe` (default: the last one sent) and draw its journey on the lab map."""
+        from . import plots
+        self.current = probe or self.current
+        self.journey = self.lab.probe(self.current.src, self.current.dst)
+        self.outcome.value = outcome_html(self.journey, self.current.src, self.current.dst)
+        bridge = topology.BRIDGE_ADDRESS if self.lab.get("bridge-address") else None
+        self.picture.value = png(plots.lab_map(self.journey, bridge_address=bridge))
+        for key, button in self.probe_buttons.items():
+            button.button_style = "primary" if key == self.current.key else ""
+        return self.journey
+
+    def reset(self, stage: str) -> None:
+        """Rebuild the lab at `stage` (see `Lab.reset`), then read it and probe again."""
+        self.lab.reset(stage)
+        self.typed.value = f"<code>(lab rebuilt at stage {html.escape(stage)})</code>"
+        self.refresh()
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.widget)

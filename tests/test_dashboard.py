@@ -1,0 +1,151 @@
+"""The instructor dashboard, driven as clicks drive it (widget values, buttons), on a real lab."""
+
+import dataclasses
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from helpers import REPO
+from netkit import Lab, sandbox
+from netkit.dashboard import OTHER, PROBES, SCENARIOS, Dashboard, Probe
+from netkit.switches import SWITCHES
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def lab(name):
+    with Lab(name=name) as lab:
+        yield lab
+
+
+def sysctl_in_lab(lab) -> str:
+    return lab.run("host", "cat /proc/sys/net/bridge/bridge-nf-call-iptables").stdout.strip()
+
+
+def test_every_switch_is_shown_under_its_scenario(lab):
+    dash = Dashboard(lab)
+    assert list(dash.controls) == list(SWITCHES)
+    assert dash.groups == {title: list(names) for title, names in SCENARIOS.items()}
+    # each toggle shows what the kernel says at part3-start
+    assert {name: c.value for name, c in dash.controls.items()} == lab.state() == dash.state
+    assert set(dash.probe_buttons) == {p.key for p in PROBES}
+    assert "NOT delivered" in dash.outcome.value and "FORWARD policy DROP" in dash.outcome.value
+    assert bytes(dash.picture.value).startswith(b"\x89PNG")
+
+
+def test_a_switch_or_probe_added_later_appears_by_itself(lab, monkeypatch):
+    extra = dataclasses.replace(SWITCHES["forward-policy"], name="extra-policy", title="extra policy")
+    monkeypatch.setitem(SWITCHES, "extra-policy", extra)
+    monkeypatch.setattr("netkit.dashboard.PROBES", PROBES + [Probe("c2", "10.55.66.2", "back")])
+    dash = Dashboard(lab)
+    assert dash.groups[OTHER] == ["extra-policy"]
+    assert dash.controls["extra-policy"].value == "DROP"
+    dash.probe_buttons[("c2", "10.55.66.2")].click()
+    assert (dash.journey.src, dash.journey.dst) == ("c2", "10.55.66.2")
+    assert "c2 → 10.55.66.2: NOT delivered" in dash.outcome.value
+
+
+def test_flipping_a_switch_changes_the_kernel_and_the_outcome(lab):
+    dash = Dashboard(lab)
+    before = dash.picture.value
+    dash.controls["bridge-nf-call-iptables"].value = 0          # what a click does
+    assert sysctl_in_lab(lab) == "0"
+    assert dash.journey.delivered and "c1 → 10.55.66.3: delivered" in dash.outcome.value
+    assert "sysctl -w net.bridge.bridge-nf-call-iptables=0" in dash.typed.value
+    assert dash.picture.value != before
+    dash.controls["bridge-nf-call-iptables"].value = 1
+    assert sysctl_in_lab(lab) == "1" and "NOT delivered" in dash.outcome.value
+
+    dash.probe_buttons[("c1", "8.8.8.8")].click()
+    assert "c1 has no route to 8.8.8.8" in dash.outcome.value
+    assert dash.probe_buttons[("c1", "8.8.8.8")].button_style == "primary"
+    for name in ("bridge-address", "default-route", "masquerade"):
+        dash.controls[name].value = True
+    dash.controls["forward-policy"].value = "ACCEPT"
+    assert lab.run("host", "iptables -S FORWARD").stdout.startswith("-P FORWARD ACCEPT")
+    assert "10.55.66.1/24" in lab.run("host", "ip -4 addr show dev hwchiu0").stdout
+    assert "MASQUERADE" in lab.run("host", "iptables -t nat -S POSTROUTING").stdout
+    assert dash.journey.delivered and "c1 → 8.8.8.8: delivered" in dash.outcome.value
+    dash.controls["masquerade"].value = False
+    assert "MASQUERADE" not in lab.run("host", "iptables -t nat -S POSTROUTING").stdout
+    assert "NOT delivered" in dash.outcome.value and "no route to 10.55.66.2" in dash.outcome.value
+
+
+def test_reset_to_a_stage_rebuilds_the_lab(lab):
+    dash = Dashboard(lab)
+    dash.probe_buttons[("c1", "8.8.8.8")].click()
+    dash.stage.value = "part3-end"
+    dash.reset_button.click()
+    assert lab.stage == "part3-end" and not dash.message.value
+    assert lab.run("host", "iptables -C FORWARD -i hwchiu0 -o eth0 -j ACCEPT").ok
+    assert all(dash.controls[n].value is True for n in ("bridge-address", "default-route", "masquerade",
+                                                         "forward-rules"))
+    assert "c1 → 8.8.8.8: delivered" in dash.outcome.value and "part3-end" in dash.title.value
+    dash.stage.value = "part3-start"
+    dash.reset_button.click()
+    assert not lab.run("c1", "ip route show default").stdout.strip()
+    assert dash.controls["default-route"].value is False
+    assert "c1 has no route to 8.8.8.8" in dash.outcome.value
+
+
+def test_a_change_made_from_a_terminal_shows_after_refresh(lab):
+    dash = Dashboard(lab)
+    lab.run("host", "iptables -P FORWARD ACCEPT")     # not through the dashboard: a terminal
+    assert dash.controls["forward-policy"].value == "DROP"
+    assert "NOT delivered" in dash.outcome.value     # nothing it shows changes by itself...
+    dash.refresh_button.click()
+    assert dash.controls["forward-policy"].value == "ACCEPT"   # ...until it reads the lab again
+    assert "c1 → 10.55.66.3: delivered" in dash.outcome.value
+
+
+def test_the_netkit_command_reaches_the_dashboard_lab(lab):
+    dash = Dashboard(lab)
+    done = subprocess.run([sys.executable, "-m", "netkit", "exec", "--lab", lab.name, "host", "--",
+                           "sysctl", "-w", "net.bridge.bridge-nf-call-iptables=0"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    dash.refresh_button.click()
+    assert dash.controls["bridge-nf-call-iptables"].value == 0
+    assert "delivered" in dash.outcome.value and "NOT" not in dash.outcome.value
+
+
+def test_a_refusal_is_shown_on_the_page(lab):
+    dash = Dashboard(lab)
+    lab.close()
+    dash.refresh_button.click()
+    assert "has ended" in dash.message.value
+
+
+@pytest.mark.notebook
+def test_the_dashboard_notebook_runs_and_its_lab_ends_with_its_kernel(name, tmp_path):
+    notebook = REPO / "notebooks" / "dashboard.ipynb"
+    output = tmp_path / "dashboard.ipynb"
+    done = subprocess.run([sys.executable, "-m", "papermill", "--no-progress-bar", "-k", "python3",
+                           str(notebook), str(output), "-p", "lab_name", name],
+                          capture_output=True, text=True, timeout=120, cwd=notebook.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    book = nbformat.read(str(output), as_version=4)
+    shown = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
+    deadline = time.monotonic() + 2
+    while sandbox.read_record(name) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox.read_record(name) is None     # the kernel ended, and the lab with it
+
+
+def test_the_dashboard_notebook_is_what_its_generator_writes(tmp_path):
+    text = (REPO / "tools" / "make_dashboard.py").read_text()
+    generated = tmp_path / "make.py"
+    generated.write_text(text.replace('Path(__file__).resolve().parent.parent / "notebooks"',
+                                      f'Path({str(tmp_path)!r})'))
+    subprocess.run([sys.executable, str(generated)], check=True, capture_output=True, timeout=60,
+                   env={"PYTHONPATH": f"{REPO / 'tools'}:{REPO}", "PATH": "/usr/bin:/bin"})
+    fresh = nbformat.read(str(tmp_path / "dashboard.ipynb"), as_version=4)
+    kept = nbformat.read(str(REPO / "notebooks" / "dashboard.ipynb"), as_version=4)
+    assert [(c.cell_type, c.source, c.metadata) for c in fresh.cells] == \
+        [(c.cell_type, c.source, c.metadata) for c in kept.cells]
+    assert kept.cells[1].metadata["tags"] == ["parameters"] and 'lab_name = "dashboard"' in kept.cells[1].source
