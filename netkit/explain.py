@@ -332,7 +332,12 @@ def _tcp_reason(journey: Journey, raw: dict) -> tuple[str, str | None] | None:
         text = f"{target} accepted the connection (the SYN got a SYN-ACK back to {journey.src})"
         if moved is not None:
             text += (f"; conntrack rewrote the destination {moved.where('original', 1)} to "
-                     f"{moved.where('reply', 0)} (DNAT) and the reply's source back")
+                     f"{moved.where('reply', 0)} (DNAT)")
+            if moved.reply[1] != moved.original[0]:
+                text += (f" and the source {moved.original[0]} to {moved.reply[1]} (MASQUERADE), so the "
+                         f"answer comes back through the host")
+            text += ", and undid both on the reply" if moved.reply[1] != moved.original[0] else \
+                ", and the reply's source back"
         return text, None
     answer = journey.first("reply")
     if raw.get("mismatch") and answer is not None:

@@ -17,7 +17,12 @@ from netkit import Lab, explain
 
 HERE = Path(__file__).parent
 
-# (case, stage, changes before the probe, src, dst, label)
+OUTPUT_DNAT = "iptables -t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000"
+HAIRPIN_READY = ["ip netns exec c2 ip route add default via 10.55.66.1",
+                 "iptables -I FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT"]
+HAIRPIN_MASQ = "iptables -t nat -I POSTROUTING -s 10.55.66.0/24 -d 10.55.66.2/32 -p tcp --dport 8000 -j MASQUERADE"
+
+# (case, stage, changes before the probe, src, dst, label[, port])
 CASES = [
     ("s1-forward-drop", "part3-start", [], "c1", "10.55.66.3", "bridge-nf-call-iptables=1"),
     ("s1-nf-call-0", "part3-start", ["sysctl -w net.bridge.bridge-nf-call-iptables=0"], "c1", "10.55.66.3",
@@ -32,16 +37,31 @@ CASES = [
      ["iptables -t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"], "c1", "8.8.8.8",
      "FORWARD DROP"),
     ("s2-forward-rules", "part3-end", [], "c1", "8.8.8.8", "FORWARD accepts"),
+    ("p4-dnat", "part4-published", [], "outside", "172.17.9.103", "from outside", 2345),
+    ("p4-no-dnat", "part4-start", [], "outside", "172.17.9.103", "no DNAT", 2345),
+    ("p4-local-refused", "part4-published", [], "host", "172.17.9.103", "from the host", 2345),
+    ("p4-local-output", "part4-published", [OUTPUT_DNAT], "host", "172.17.9.103", "nat OUTPUT rule", 2345),
+    ("p4-hairpin-br-netfilter", "part4-published", HAIRPIN_READY, "c2", "172.17.9.103",
+     "bridge-nf-call-iptables=1", 2345),
+    ("p4-hairpin-broken", "part4-published",
+     HAIRPIN_READY + ["sysctl -w net.bridge.bridge-nf-call-iptables=0"], "c2", "172.17.9.103",
+     "bridge-nf-call-iptables=0", 2345),
+    ("p4-hairpin-masquerade", "part4-published",
+     HAIRPIN_READY + ["sysctl -w net.bridge.bridge-nf-call-iptables=0", HAIRPIN_MASQ], "c2", "172.17.9.103",
+     "hairpin MASQUERADE", 2345),
 ]
 
 
 def main() -> None:
     with Lab(name="record") as lab:
-        for case, stage, changes, src, dst, label in CASES:
+        for case, stage, changes, src, dst, label, *port in CASES:
             lab.reset(stage)
             for command in changes:
                 lab.run("host", command, check=True)
-            raw = lab._sandbox.call("probe", src=src, dst=dst, timeout=0.5)
+            if port:
+                raw = lab._sandbox.call("probe", src=src, dst=dst, proto="tcp", port=port[0], timeout=1.0)
+            else:
+                raw = lab._sandbox.call("probe", src=src, dst=dst, timeout=0.5)
             raw["label"] = label
             (HERE / f"raw-{case}.json").write_text(json.dumps(raw, indent=1))
             journey = explain.build(raw)
