@@ -339,7 +339,9 @@ def _tcp_reason(journey: Journey, raw: dict) -> tuple[str, str | None] | None:
             text += ", and undid both on the reply" if moved.reply[1] != moved.original[0] else \
                 ", and the reply's source back"
         return text, None
-    answer = journey.first("reply")
+    on_path = [h for h in journey.hops if h.on_path]
+    arrived = on_path[0].reply if on_path else None   # the answer as the sender got it
+    answer = arrived or journey.first("reply")
     if raw.get("mismatch") and answer is not None:
         sender = f"{answer.src}:{answer.sport}"
         return (f"the answer came from {sender}, not from {target} which {journey.src} called, so "

@@ -11,6 +11,10 @@ iptables -P FORWARD ACCEPT`) shows up too.
     default-route             on | off      c1's default route via 10.55.66.1
     masquerade                on | off      nat POSTROUTING MASQUERADE for 10.55.66.2 out of eth0
     forward-rules             on | off      the two FORWARD accepts between hwchiu0 and eth0
+    dnat                      on | off      nat PREROUTING: the host's port 2345 to c1:8000 (part 4)
+    eth1-forward-rules        on | off      the two FORWARD accepts between eth1 and hwchiu0 (part 4)
+    output-dnat               on | off      nat OUTPUT: the same DNAT for the host's own connections
+    hairpin-masquerade        on | off      MASQUERADE for containers reaching c1 through the host
 """
 
 from __future__ import annotations
@@ -21,6 +25,17 @@ from .errors import NetkitError
 
 MASQUERADE_RULE = "POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"
 FORWARD_RULES = ("FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "FORWARD -i eth0 -o hwchiu0 -j ACCEPT")
+DNAT_RULE = "PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000"
+OUTPUT_DNAT_RULE = "OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000"
+ETH1_FORWARD_RULES = ("FORWARD -i eth1 -o hwchiu0 -j ACCEPT", "FORWARD -i hwchiu0 -o eth1 -j ACCEPT")
+HAIRPIN_RULE = "POSTROUTING -s 10.55.66.0/24 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE"
+
+
+def _rule_switch(name: str, title: str, table: str, rules: tuple[str, ...], add: str = "-I") -> "Switch":
+    read = " && ".join(f"iptables -t {table} -C {rule} 2>/dev/null" for rule in rules)
+    return Switch(name, title, (True, False), "host", read,
+                  {True: [f"iptables -t {table} {add} {rule}" for rule in rules],
+                   False: [f"iptables -t {table} -D {rule}" for rule in rules]})
 
 
 @dataclass(frozen=True)
@@ -59,13 +74,12 @@ SWITCHES: dict[str, Switch] = {s.name: s for s in (
     Switch("default-route", "c1 default route", (True, False), "c1",
            "ip route show default | grep -q 'via 10.55.66.1'",
            {True: ["ip route add default via 10.55.66.1"], False: ["ip route del default via 10.55.66.1"]}),
-    Switch("masquerade", "MASQUERADE", (True, False), "host",
-           f"iptables -t nat -C {MASQUERADE_RULE} 2>/dev/null",
-           {True: [f"iptables -t nat -I {MASQUERADE_RULE}"], False: [f"iptables -t nat -D {MASQUERADE_RULE}"]}),
-    Switch("forward-rules", "FORWARD accepts", (True, False), "host",
-           " && ".join(f"iptables -C {rule} 2>/dev/null" for rule in FORWARD_RULES),
-           {True: [f"iptables -t filter -I {rule}" for rule in FORWARD_RULES],
-            False: [f"iptables -t filter -D {rule}" for rule in FORWARD_RULES]}),
+    _rule_switch("masquerade", "MASQUERADE", "nat", (MASQUERADE_RULE,)),
+    _rule_switch("forward-rules", "FORWARD accepts", "filter", FORWARD_RULES),
+    _rule_switch("dnat", "DNAT :2345 → c1:8000", "nat", (DNAT_RULE,), add="-A"),
+    _rule_switch("eth1-forward-rules", "FORWARD eth1 ⇄ hwchiu0", "filter", ETH1_FORWARD_RULES),
+    _rule_switch("output-dnat", "nat OUTPUT DNAT", "nat", (OUTPUT_DNAT_RULE,), add="-A"),
+    _rule_switch("hairpin-masquerade", "hairpin MASQUERADE", "nat", (HAIRPIN_RULE,)),
 )}
 
 

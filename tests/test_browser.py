@@ -1,0 +1,383 @@
+"""What a student and an instructor see in a real browser: JupyterLab and Voila in headless Chromium.
+
+1. JupyterLab runs on 127.0.0.1 (a free port, a token, a throwaway config and
+   runtime directory) over a temporary copy of notebooks/. Chromium (Debian's
+   /usr/bin/chromium, driven by Playwright) opens notebook 01 and runs it with
+   JupyterLab's own menu, the way a student does, up to the instructor panel.
+   It then clicks the panel's `bridge-nf-call-iptables` toggle: with FORWARD
+   DROP, the probe c1 -> c2 shown on the page must go from "NOT delivered" (1)
+   to "delivered" (0) and back, and the lab's kernel must say what was clicked.
+2. Voila serves notebooks/dashboard.ipynb alone; the same toggle on the
+   dashboard must change its outcome the same way, and a change made from a
+   terminal (`netkit exec`) must show after "read the lab again".
+
+Each step leaves a screenshot in artifacts/browser/. The browser may reach
+127.0.0.1 only: every other request is refused (and listed in
+artifacts/browser/blocked-requests.txt). JupyterLab, Voila, their kernels and
+Chromium are ended in `finally` blocks, and the labs the kernels made must
+be gone once their kernels are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import REPO
+from netkit import sandbox
+from netkit.switches import SWITCHES
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "artifacts" / "browser"
+VENV_BIN = Path(sys.executable).parent
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
+TOGGLE = "bridge-nf-call-iptables"
+AFTER_PANEL = "Exercise: one rule instead of a policy"   # notebook 01's heading after the panel
+PROMPTS_ABOVE = """heading => {
+    const prompts = [];
+    for (const cell of document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')) {
+        if (cell.classList.contains('jp-MarkdownCell') && cell.textContent.includes(heading)) break;
+        if (cell.classList.contains('jp-CodeCell')) prompts.push(cell.querySelector('.jp-InputPrompt').textContent);
+    }
+    return prompts;
+}"""
+ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"  # tracebacks too
+
+pytestmark = [
+    pytest.mark.browser, pytest.mark.lab,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="no /usr/bin/chromium: install Debian's package (apt-get install chromium, "
+                              "as ./quickstart does) to run the browser test"),
+]
+
+BLOCKED: list[str] = []
+
+
+# -- servers: started in their own session, ended by pid ----------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (kernels, lab hosts), read from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(p) for p in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+class Server:
+    """A JupyterLab or Voila process, its log in the artifacts; stop() ends it and everything below it."""
+
+    def __init__(self, argv: list[str], port: int, log: Path, env: dict) -> None:
+        self.port, self.log = port, log
+        self.proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True, stdin=subprocess.DEVNULL)
+        self.family: set[int] = set()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Wait for the port to listen (a request to Voila would start a kernel, so none is sent)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.log.stem} ended (exit {self.proc.returncode}):\n"
+                                     + self.log.read_text()[-3000:])
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"{self.log.stem} did not listen on port {self.port} in {timeout} s:\n"
+                             + self.log.read_text()[-3000:])
+
+    def remember_children(self) -> None:
+        self.family |= set(descendants(self.proc.pid))
+
+    def stop(self) -> None:
+        """SIGTERM (the server shuts its kernels down), then SIGKILL whatever of it is left, by pid."""
+        self.remember_children()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in self.family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in self.family:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def jupyter_env(place: Path) -> dict:
+    env = dict(os.environ)
+    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
+                     ("JUPYTERLAB_SETTINGS_DIR", "settings"), ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+                     ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipython")):
+        (place / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(place / sub)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    # No toasts, no news, no update checks: nothing that asks the network or covers the page.
+    notification = place / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"checkForUpdates": False, "doNotDisturbMode": True,
+                                        "fetchNews": "false"}))
+    return env
+
+
+def copy_notebook(source: Path, folder: Path, lab_name: str) -> Path:
+    """A copy of `source` in `folder` whose parameters cell names the lab `lab_name`."""
+    book = nbformat.read(str(source), as_version=4)
+    cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
+    lines = cell.source.splitlines()
+    names = [i for i, line in enumerate(lines) if line.startswith("lab_name = ")]
+    assert len(names) == 1, cell.source
+    lines[names[0]] = f"lab_name = {lab_name!r}"
+    cell.source = "\n".join(lines)
+    target = folder / source.name
+    nbformat.write(book, str(target))
+    return target
+
+
+def lab_says(name: str, command: str) -> str:
+    """What `command` prints in the host of lab `name`, through the `netkit` command (a terminal)."""
+    done = subprocess.run([sys.executable, "-m", "netkit", "exec", "--lab", name, "host", "--",
+                           "sh", "-c", command], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def wait_lab_gone(name: str, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while sandbox.read_record(name) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sandbox.read_record(name) is None, f"the lab {name!r} outlived the kernel that made it"
+    assert name not in [r.name for r in sandbox.running_labs()]
+
+
+# -- the browser ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    BLOCKED.clear()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+            (ARTIFACTS / "blocked-requests.txt").write_text("".join(f"{url}\n" for url in BLOCKED))
+
+
+def local_only(route) -> None:
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:")):
+        route.continue_()
+    else:
+        BLOCKED.append(url)
+        route.abort()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.route("**/*", local_only)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page_or_locator, name: str) -> None:
+    page_or_locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def toggle(container, description: str):
+    """The ToggleButtons widget whose description is `description`, inside `container`."""
+    return container.locator(".widget-toggle-buttons").filter(
+        has=container.page.locator(".widget-label", has_text=description)).first
+
+
+def outcome(container):
+    """The panel's outcome HTML: the line that says delivered or NOT delivered."""
+    return container.locator(".widget-html-content").filter(has_text="→").filter(has_text="delivered").first
+
+
+def click_value(control, value: str) -> None:
+    control.get_by_role("button", name=value, exact=True).click()
+
+
+def picture(container):
+    """The panel's picture (an ipywidgets Image: a new blob URL each time it is redrawn)."""
+    return container.locator("img.widget-image").first
+
+
+def expect_redrawn(container, before: str | None) -> None:
+    from playwright.sync_api import expect
+    expect(picture(container)).not_to_have_attribute("src", before or "", timeout=30_000)
+
+
+def expect_selected(control, value: str) -> None:
+    from playwright.sync_api import expect
+    expect(control.get_by_role("button", name=value, exact=True)).to_have_class(
+        re.compile(r"\bmod-active\b"), timeout=20_000)
+
+
+# -- 1. JupyterLab: notebook 01, run by its menu, and the instructor panel ------------------------------
+def test_jupyterlab_panel_toggle_changes_what_students_see(page, name, tmp_path):
+    from playwright.sync_api import expect
+    books = tmp_path / "notebooks"
+    books.mkdir()
+    notebook = copy_notebook(REPO / "notebooks" / "01-container-to-container.ipynb", books, name)
+    port, token = free_port(), secrets.token_hex(16)
+    env = jupyter_env(tmp_path / "jupyter")
+    config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+    config.write_text(json.dumps({
+        "ServerApp": {"ip": "127.0.0.1", "port": port, "port_retries": 0, "open_browser": False,
+                      "token": token, "root_dir": str(books), "allow_root": os.geteuid() == 0},
+        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                   "extension_manager": "readonly"},
+    }))
+    argv = [str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+            f"--notebook-dir={books}"] + (["--allow-root"] if os.geteuid() == 0 else [])
+    server = Server(argv, port, ARTIFACTS / "jupyterlab.log", env)
+    try:
+        server.wait_ready()
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}")
+        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+        expect(cells.first).to_be_visible(timeout=60_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
+            1, timeout=60_000)
+        shot(page, "01-jupyterlab-opened")
+
+        # Run the notebook as a student does, up to the instructor panel: select the cell after the
+        # panel, then Run > Run All Above Selected Cell (JupyterLab's own menu).
+        after_panel = cells.filter(has_text=AFTER_PANEL).first
+        after_panel.click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Above Selected Cell").click()
+        panel = page.locator(".widget-vbox").filter(has=page.locator(".widget-label", has_text=TOGGLE)).last
+        expect(outcome(panel)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=90_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
+            1, timeout=30_000)
+        server.remember_children()
+        errors = page.locator(ERROR_OUTPUT).filter(has_text="Traceback")
+        assert errors.count() == 0, errors.first.inner_text()
+        prompts = page.evaluate(PROMPTS_ABOVE, AFTER_PANEL)
+        assert prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts), prompts
+        panel.scroll_into_view_if_needed()
+        shot(page, "02-jupyterlab-ran-to-the-panel")
+        assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "1"
+        assert lab_says(name, "iptables -S FORWARD | head -1") == "-P FORWARD DROP"
+        switch = toggle(panel, TOGGLE)
+        expect_selected(switch, "1")
+        shot(panel, "03-jupyterlab-panel-before")
+
+        drawn = picture(panel).get_attribute("src")
+        click_value(switch, "0")
+        expect(outcome(panel)).to_contain_text("c1 → 10.55.66.3: delivered", timeout=30_000)
+        expect(outcome(panel)).not_to_contain_text("NOT delivered")
+        expect_selected(switch, "0")
+        expect_redrawn(panel, drawn)
+        assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "0"
+        expect(panel).to_contain_text("sysctl -w net.bridge.bridge-nf-call-iptables=0")
+        shot(panel, "04-jupyterlab-panel-after-0")
+
+        drawn = picture(panel).get_attribute("src")
+        click_value(switch, "1")
+        expect(outcome(panel)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=30_000)
+        expect(outcome(panel)).to_contain_text("dropped by filter FORWARD policy DROP in host")
+        expect_redrawn(panel, drawn)
+        assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "1"
+        shot(panel, "05-jupyterlab-panel-back-to-1")
+    finally:
+        server.stop()
+    wait_lab_gone(name)
+
+
+# -- 2. Voila: the instructor dashboard ------------------------------------------------------------------
+def test_voila_dashboard_toggle_and_terminal_change(page, name, tmp_path):
+    from playwright.sync_api import expect
+    books = tmp_path / "notebooks"
+    books.mkdir()
+    notebook = copy_notebook(REPO / "notebooks" / "dashboard.ipynb", books, name)
+    port, token = free_port(), secrets.token_hex(16)
+    env = jupyter_env(tmp_path / "jupyter")
+    argv = [str(VENV_BIN / "voila"), str(notebook), "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", f"--token={token}", "--show_tracebacks=True"]
+    server = Server(argv, port, ARTIFACTS / "voila.log", env)
+    try:
+        server.wait_ready()
+        page.goto(f"http://127.0.0.1:{port}/?token={token}")
+        dash = page.locator(".netkit-dashboard")
+        expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=90_000)
+        server.remember_children()
+        shot(page, "06-voila-dashboard-opened")
+        switch = toggle(dash, TOGGLE)
+        expect_selected(switch, "1")
+        for every in ("forward-policy", "bridge-address", "default-route", "masquerade", "forward-rules"):
+            expect(dash).to_contain_text(SWITCHES[every].title)
+
+        drawn = picture(dash).get_attribute("src")
+        click_value(switch, "0")
+        expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: delivered", timeout=30_000)
+        expect(outcome(dash)).not_to_contain_text("NOT delivered")
+        expect_redrawn(dash, drawn)
+        assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "0"
+        shot(page, "07-voila-dashboard-after-0")
+
+        click_value(switch, "1")
+        expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=30_000)
+        policy = toggle(dash, "FORWARD policy")
+        expect_selected(policy, "DROP")
+        lab_says(name, "iptables -P FORWARD ACCEPT")         # a terminal, not the page
+        expect(outcome(dash)).to_contain_text("NOT delivered")
+        drawn = picture(dash).get_attribute("src")
+        dash.get_by_role("button", name="read the lab again").click()
+        expect_selected(policy, "ACCEPT")
+        expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: delivered", timeout=30_000)
+        expect(outcome(dash)).not_to_contain_text("NOT delivered")
+        expect_redrawn(dash, drawn)
+        shot(page, "08-voila-dashboard-after-terminal-change")
+    finally:
+        server.stop()
+    wait_lab_gone(name)
