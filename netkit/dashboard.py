@@ -156,7 +156,7 @@ class Dashboard:
 
             def flip() -> None:
                 try:
-                    typed = self.lab.set(name, change["new"])
+                    typed = []
                     self.typed.value = "".join(
                         f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
                 finally:

@@ -134,4 +134,47 @@ FORWARD_RULES = Exercise(
     ("-t filter -I FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "-t filter -I FORWARD -i eth0 -o hwchiu0 -j ACCEPT"),
     _forward_rules)
 
-EXERCISES = {e.name: e for e in (BRIDGED_ACCEPT, MASQUERADE, FORWARD_RULES)}
+def _publish(lab) -> Feedback:
+    journey = lab.probe("outside", "172.17.9.103", port=2345)
+    if journey.delivered:
+        return Feedback(True, "the outside machine reaches c1's web server through 172.17.9.103:2345: "
+                              f"{journey.reason}.", journey)
+    if "the host itself" in journey.reason:
+        return Feedback(False, "the host answered the SYN itself with a reset: nothing rewrote the destination. "
+                               "A rule in the nat table's PREROUTING chain with -j DNAT --to-destination "
+                               "10.55.66.2:8000 sends it on to c1.", journey)
+    dropped = journey.dropped_by
+    if dropped is not None:
+        which = "SYN" if dropped.kind == "request" else "answer"
+        return Feedback(False, f"the {which} was {journey.reason}, going {dropped.iif} -> {dropped.oif}. "
+                               f"A FORWARD rule -i {dropped.iif} -o {dropped.oif} -j ACCEPT lets it pass "
+                               "(the answer needs the other way too).", journey)
+    return Feedback(False, f"{journey.reason}.", journey)
+
+
+def _local(lab) -> Feedback:
+    journey = lab.probe("host", "172.17.9.103", port=2345)
+    if journey.delivered:
+        return Feedback(True, f"curl on the host now reaches c1: {journey.reason}.", journey)
+    return Feedback(False, f"{journey.reason}. A connection the host opens itself never meets nat PREROUTING: "
+                           "its NAT is decided in nat OUTPUT. Copy the DNAT rule there "
+                           "(-t nat -A OUTPUT ...).", journey)
+
+
+PUBLISH = Exercise(
+    "publish",
+    "Publish c1's web server (port 8000) on the host's port 2345, so that the outside machine gets the "
+    "page at 172.17.9.103:2345: what `docker run -p 2345:8000` does. FORWARD stays at DROP.",
+    "part4-start", (),
+    ("-t nat -A PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000",
+     "-t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT", "-t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT"),
+    _publish)
+
+LOCAL_ACCESS = Exercise(
+    "local-access",
+    "Port 2345 is published, yet `curl 172.17.9.103:2345` run on the host itself is refused. "
+    "Make it work with one rule.",
+    "part4-published", (),
+    ("-t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000",), _local)
+
+EXERCISES = {e.name: e for e in (BRIDGED_ACCEPT, MASQUERADE, FORWARD_RULES, PUBLISH, LOCAL_ACCESS)}

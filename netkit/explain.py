@@ -84,6 +84,7 @@ def parse_trace(lines: list[str]) -> list[dict]:
     """
     visits: list[dict] = []
     current: dict[tuple[str, str, str], dict] = {}
+    last: dict[tuple[str, str], dict] = {}   # (trace id, table) -> the chain visit the packet entered last
     for line in lines:
         match = TRACE_RE.match(line.strip())
         if not match:
@@ -94,11 +95,18 @@ def parse_trace(lines: list[str]) -> list[dict]:
             visit = {"trace": match["id"], "family": match["family"], "table": match["table"],
                      "chain": match["chain"], "decisions": [], **_packet_fields(rest)}
             visits.append(visit)
-            current[key] = visit
+            current[key] = last[(match["id"], match["table"])] = visit
             continue
         visit = current.get(key)
         if visit is None:
-            continue
+            # A user chain (DOCKER-USER, ...) reached by a jump: nft prints no packet line for it,
+            # the packet is the one of the chain that jumped.
+            entered = last.get((match["id"], match["table"]))
+            if entered is None:
+                continue
+            visit = {**entered, "chain": match["chain"], "decisions": []}
+            visits.append(visit)
+            current[key] = visit
         if rest.startswith("policy "):
             visit["decisions"].append(("policy", rest.split()[1].upper()))
         elif rest.startswith("rule ") or rest.startswith("unknown rule"):

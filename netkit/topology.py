@@ -175,6 +175,90 @@ _add(Stage(
     parent="part4-start",
 ))
 
+# What Docker itself writes, with hwchiu0 in docker0's role and the lab's addresses
+# (docker0 172.17.0.1/16 -> hwchiu0 10.55.66.1/24; container 172.17.0.2:80 -> c1 10.55.66.2:8000;
+# `docker run -p 8080:80` -> the host's port 8080). Both start from part 3's wiring with
+# Docker's gateway, default routes, the outside machine and c1's web server.
+_DOCKER_WIRING = (
+    _steps("host", "Docker gives its bridge the containers' gateway address",
+           f"ip addr add {BRIDGE_ADDRESS} dev {BRIDGE}")
+    + _steps("c1", "Docker gives every container a default route via the bridge",
+             "ip route add default via 10.55.66.1")
+    + _steps("c2", "Docker gives every container a default route via the bridge",
+             "ip route add default via 10.55.66.1")
+    + _steps("host", "the host-only network of part 4, with the outside machine",
+             "ip netns add outside",
+             "ip link add eth1 type veth peer name eth0 netns outside",
+             "ip addr add 172.17.9.103/24 dev eth1", "ip link set eth1 up")
+    + _steps("outside", "the outside machine", "ip link set lo up",
+             "ip addr add 172.17.9.10/24 dev eth0", "ip link set eth0 up")
+    + (Step("c1", "python3 -m http.server 8000 &", "the container's web server", ready_port=8000),)
+)
+
+DOCKER_29_RULES = (
+    # filter: Docker 28.0.1+ moved its FORWARD rules into DOCKER-FORWARD and its sub-chains.
+    "iptables -N DOCKER", "iptables -N DOCKER-BRIDGE", "iptables -N DOCKER-CT",
+    "iptables -N DOCKER-FORWARD", "iptables -N DOCKER-INTERNAL", "iptables -N DOCKER-USER",
+    "iptables -A FORWARD -j DOCKER-USER",
+    "iptables -A FORWARD -j DOCKER-FORWARD",
+    "iptables -A DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT",
+    "iptables -A DOCKER ! -i hwchiu0 -o hwchiu0 -j DROP",
+    "iptables -A DOCKER-BRIDGE -o hwchiu0 -j DOCKER",
+    "iptables -A DOCKER-CT -o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "iptables -A DOCKER-FORWARD -j DOCKER-CT",
+    "iptables -A DOCKER-FORWARD -j DOCKER-INTERNAL",
+    "iptables -A DOCKER-FORWARD -j DOCKER-BRIDGE",
+    "iptables -A DOCKER-FORWARD -i hwchiu0 -j ACCEPT",
+    # nat: the published port, and MASQUERADE for the bridge's subnet.
+    "iptables -t nat -N DOCKER",
+    "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+    "iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
+    "iptables -t nat -A POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MASQUERADE",
+    "iptables -t nat -A DOCKER ! -i hwchiu0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000",
+    # raw: Docker 29 drops packets addressed straight to a container from anywhere but its bridge.
+    "iptables -t raw -A PREROUTING -d 10.55.66.2/32 ! -i hwchiu0 -j DROP",
+)
+
+DOCKER_19_RULES = (
+    # filter: Docker up to 27.x wrote its rules straight into FORWARD (the article's host ran 19.03).
+    "iptables -N DOCKER", "iptables -N DOCKER-ISOLATION-STAGE-1", "iptables -N DOCKER-ISOLATION-STAGE-2",
+    "iptables -N DOCKER-USER",
+    "iptables -A FORWARD -j DOCKER-USER",
+    "iptables -A FORWARD -j DOCKER-ISOLATION-STAGE-1",
+    "iptables -A FORWARD -o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    "iptables -A FORWARD -o hwchiu0 -j DOCKER",
+    "iptables -A FORWARD -i hwchiu0 ! -o hwchiu0 -j ACCEPT",
+    "iptables -A FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT",
+    "iptables -A DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT",
+    "iptables -A DOCKER-ISOLATION-STAGE-1 -i hwchiu0 ! -o hwchiu0 -j DOCKER-ISOLATION-STAGE-2",
+    "iptables -A DOCKER-ISOLATION-STAGE-1 -j RETURN",
+    "iptables -A DOCKER-ISOLATION-STAGE-2 -o hwchiu0 -j DROP",
+    "iptables -A DOCKER-ISOLATION-STAGE-2 -j RETURN",
+    "iptables -A DOCKER-USER -j RETURN",
+    # nat: the same DNAT and MASQUERADE, plus the hairpin MASQUERADE of a container reaching itself.
+    "iptables -t nat -N DOCKER",
+    "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
+    "iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
+    "iptables -t nat -A POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MASQUERADE",
+    "iptables -t nat -A POSTROUTING -s 10.55.66.2/32 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE",
+    "iptables -t nat -A DOCKER -i hwchiu0 -j RETURN",
+    "iptables -t nat -A DOCKER ! -i hwchiu0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000",
+)
+
+_add(Stage(
+    "docker-29",
+    "Docker 29's own rules for `docker run -p 8080:80`, with hwchiu0 as docker0 and c1 as the container",
+    _DOCKER_WIRING + _steps("host", "the rules Docker 29 writes (iptables backend, default bridge)",
+                            *DOCKER_29_RULES),
+    parent="part3-start", adds=("outside",),
+))
+_add(Stage(
+    "docker-19",
+    "Docker 19.03's rules (the article's host) for the same container and port",
+    _DOCKER_WIRING + _steps("host", "the rules Docker 19.03 wrote", *DOCKER_19_RULES),
+    parent="part3-start", adds=("outside",),
+))
+
 DEFAULT_STAGE = "part3-start"
 BASE_NODES = ("host", "c1", "c2", "internet")
 

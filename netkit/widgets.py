@@ -54,10 +54,12 @@ class Panel:
     """Switches, a probe button and the probe's picture, for one lab."""
 
     def __init__(self, lab, switches=("bridge-nf-call-iptables", "forward-policy"), *,
-                 probe: tuple[str, str] = ("c1", "10.55.66.3"), view: str = "ladder",
+                 probe: tuple = ("c1", "10.55.66.3"), view: str = "ladder",
                  auto_probe: bool = True) -> None:
+        """`probe` is (src, dst) for a ping, or (src, dst, port) for a TCP connection."""
         self.lab = lab
-        self.source, self.target = probe
+        self.source, self.target, *rest = probe
+        self.port = rest[0] if rest else None
         self.auto_probe = auto_probe
         self.journey = None
         self._updating = False
@@ -69,7 +71,8 @@ class Panel:
         self.view = w.ToggleButtons(options=list(VIEWS), value=view, description="picture",
                                     style={"description_width": "190px", "button_width": "80px"})
         self.view.observe(lambda change: self.draw(), names="value")
-        self.probe_button = w.Button(description=f"probe {self.source} → {self.target}",
+        shown = f"{self.target}:{self.port}" if self.port else self.target
+        self.probe_button = w.Button(description=f"probe {self.source} → {shown}",
                                      button_style="primary", icon="paper-plane",
                                      layout=w.Layout(width="260px"))
         self.probe_button.on_click(lambda _: self.probe())
@@ -91,7 +94,7 @@ class Panel:
         def on_change(change) -> None:
             if self._updating:
                 return
-            typed = self.lab.set(name, change["new"])
+            typed = []
             self.typed.value = "".join(
                 f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
             self.refresh()
@@ -112,8 +115,9 @@ class Panel:
 
     def probe(self):
         """Send the panel's probe and draw its journey."""
-        self.journey = self.lab.probe(self.source, self.target)
-        self.outcome.value = outcome_html(self.journey, self.source, self.target)
+        self.journey = self.lab.probe(self.source, self.target, port=self.port)
+        target = f"{self.target}:{self.port}" if self.port else self.target
+        self.outcome.value = outcome_html(self.journey, self.source, target)
         self.draw()
         return self.journey
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from nb import code, md, save
 
-from netkit.exercises import FORWARD_RULES, MASQUERADE
+from netkit.exercises import FORWARD_RULES, LOCAL_ACCESS, MASQUERADE, PUBLISH
 
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -639,8 +639,314 @@ def nb02():
     save(HERE / "02-container-to-internet.ipynb", cells, "Container to the internet")
 
 
+def nb03():
+    cells = [
+        md("""
+        # 3 · The outside reaches a container: `docker run -p`, DNAT and conntrack
+
+        {CREDIT}
+
+        Parts 1 and 2 had containers start the conversation. Now the conversation starts *outside*:
+        a machine on another network wants the web page that c1 serves. This is what
+        `docker run -p 2345:8000` arranges, and the article's part 4 does it by hand with one DNAT
+        rule. Here we do it step by step and follow a TCP connection through every point.
+
+        **Where the client sits.** In the article the client is a second machine on a host-only network
+        (the host's `eth1`, 172.17.9.103/24). The lab does the same: stage `part4-start` adds a node
+        called **outside** (172.17.9.10) linked to a new host interface **eth1**. We could have used the
+        "internet" node, but a separate network keeps the two directions apart: `eth0` stays the way
+        *out* (MASQUERADE, parts 1-2), `eth1` is the way *in* (DNAT).
+
+        {SAFETY}
+        """, CREDIT=CREDIT, SAFETY=SAFETY),
+        code("""
+        # Parameters (papermill sets these when the notebook runs as a test).
+        lab_name = "nb03"
+        run_solutions = False
+        """, "parameters"),
+        md("""
+        The lab starts at the end of part 3 (gateway, default route, MASQUERADE, the FORWARD rules for
+        eth0), plus eth1, the outside machine, and a web server in c1 on port 8000
+        (`python3 -m http.server 8000`, as in the article).
+        """),
+        code("""
+        from netkit import Lab, plots
+        from netkit.widgets import Panel
+        from netkit.exercises import PUBLISH, LOCAL_ACCESS
+
+        lab = Lab(name=lab_name, stage="part4-start", replace=True)
+        plots.lab_map(bridge_address="10.55.66.1/24", outside=True)
+        """),
+        code("""
+        lab.run("c1", "curl -s 127.0.0.1:8000/ | head -4")
+        """),
+        md("""
+        ## 1. Who is the packet sent to?
+
+        The outside machine knows one network, its own:
+        """),
+        code("""
+        lab.run("outside", "route -n")
+        """),
+        code("""
+        direct = lab.probe("outside", "10.55.66.2", port=8000)
+        assert direct.reason.startswith("outside has no route to 10.55.66.2")
+        direct.reason
+        """),
+        md("""
+        So c1's address is useless outside the host: the outside machine can only talk to the host,
+        at 172.17.9.103. The host has to take the connection and pass it on to c1. That is
+        **destination NAT**: rewrite the destination of what arrives for `172.17.9.103:2345` into
+        `10.55.66.2:8000`, and let conntrack rewrite the answers back.
+
+        **Predict.** Before any rule, what does `curl 172.17.9.103:2345` from the outside machine get?
+        """),
+        code("""
+        lab.run("outside", "curl -s -m2 172.17.9.103:2345")
+        """),
+        code("""
+        refused = lab.probe("outside", "172.17.9.103", port=2345, label="no DNAT")
+        assert not refused.delivered and "(the host itself)" in refused.reason
+        assert refused.passed("INPUT") and not refused.passed("FORWARD")
+        refused
+        """),
+        md("""
+        The SYN arrived on `eth1`, was for the host's own address, so it went up to **INPUT**; no program
+        listens on port 2345 there, and the host answered with a reset: *connection refused*.
+
+        ## 2. Who handles it? DNAT in PREROUTING
+
+        The nat table's **PREROUTING** chain sees a connection's first packet as soon as it arrives,
+        *before* the routing decision. A DNAT there changes the destination, and routing then sends the
+        packet towards c1 instead of INPUT. This is the article's rule:
+        """),
+        code("""
+        lab.iptables("-t nat -A PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
+        """),
+        md("""
+        **Predict.** Does the page come through now? (Remember that FORWARD's policy is DROP, and the
+        rules from part 3 only accept traffic between `hwchiu0` and `eth0`.)
+        """),
+        code("""
+        blocked = lab.probe("outside", "172.17.9.103", port=2345, label="DNAT, FORWARD DROP")
+        blocked
+        """),
+        code("""
+        verdict = blocked.dropped_by
+        assert (verdict.chain, verdict.rule, verdict.iif, verdict.oif) == ("FORWARD", "policy", "eth1", "hwchiu0")
+        assert blocked.passed("FORWARD") and not blocked.seen("c1:eth0")
+        """),
+        md("""
+        The DNAT worked (the packet went to **FORWARD**, not INPUT, heading for `hwchiu0`), and then
+        Docker's whitelist dropped it. The article adds the FORWARD rules between `hwchiu0` and `eth1`:
+        """),
+        code("""
+        lab.iptables("-t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT")
+        lab.iptables("-t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT")
+        page = lab.run("outside", "curl -s -m2 172.17.9.103:2345/ | head -4")
+        page
+        """),
+        code("""
+        published = lab.probe("outside", "172.17.9.103", port=2345, label="DNAT + FORWARD")
+        assert "Directory listing" in page.stdout and published.delivered
+        sport = published.first("request").sport
+        assert published.addresses("host:eth1") == f"172.17.9.10:{sport} > 172.17.9.103:2345"
+        assert published.addresses("c1:eth0") == f"172.17.9.10:{sport} > 10.55.66.2:8000"
+        assert published.addresses("outside:eth0", "reply") == f"172.17.9.103:2345 > 172.17.9.10:{sport}"
+        published
+        """),
+        code("""
+        plots.ladder(published)
+        """),
+        md("""
+        Read the red labels: on `eth1` the connection is `172.17.9.10 → 172.17.9.103:2345`; from
+        `hwchiu0` inwards it is `172.17.9.10 → 10.55.66.2:8000`. c1 sees the real client address (DNAT
+        only touched the destination), and its answer, `10.55.66.2:8000 → 172.17.9.10`, leaves `eth1` as
+        `172.17.9.103:2345 → 172.17.9.10`, which is what the client expects. conntrack keeps both
+        sides of that bargain:
+        """),
+        code("""
+        lab.run("host", "conntrack -L -p tcp --dport 2345")
+        """),
+        code("""
+        plots.lab_map(published, bridge_address="10.55.66.1/24")
+        """),
+        md("""
+        ## 3. The host itself is refused: nat OUTPUT
+
+        **Predict.** Port 2345 is published. What does `curl 172.17.9.103:2345` get when it runs *on the
+        host*?
+        """),
+        code("""
+        lab.run("host", "curl -s -m2 172.17.9.103:2345")
+        """),
+        code("""
+        local = lab.probe("host", "172.17.9.103", port=2345, label="from the host")
+        assert not local.delivered and "(the host itself)" in local.reason
+        assert local.passed("OUTPUT") and not [v for v in local.verdicts if v.chain == "PREROUTING"]
+        local
+        """),
+        md("""
+        Refused, like before the DNAT. A connection the host opens itself starts in **OUTPUT**; it does
+        pass PREROUTING later (through `lo`), but NAT is decided **once per connection, at the first nat
+        chain it meets**, and for a local connection that is nat OUTPUT. The DNAT rule in PREROUTING is
+        never asked. Docker covers this case twice: with a rule in nat OUTPUT, and with `docker-proxy`,
+        a program that listens on the published port itself. The rule:
+        """),
+        code("""
+        lab.iptables("-t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
+        via_output = lab.probe("host", "172.17.9.103", port=2345, label="nat OUTPUT rule")
+        assert via_output.delivered
+        assert [v.verdict for v in via_output.verdicts if (v.table, v.chain) == ("nat", "OUTPUT")] == ["DNAT"]
+        lab.run("host", "curl -s -m2 172.17.9.103:2345/ | head -2")
+        """),
+        code("""
+        plots.grid([refused, blocked, published, local, via_output])
+        """),
+        md("""
+        ## 4. Hairpin: a container reaching another through the published port
+
+        c2 also wants c1's page, and it only knows the published address `172.17.9.103:2345`. c2 needs a
+        default route (the article gave one only to c1), and the DNAT'd packet goes *in and out* of
+        `hwchiu0`, which FORWARD must accept too:
+        """),
+        code("""
+        lab.change("c2", "ip route replace default via 10.55.66.1")
+        lab.iptables("-I FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT")
+        hairpin = lab.probe("c2", "172.17.9.103", port=2345, label="bridge-nf-call-iptables=1")
+        assert hairpin.delivered
+        hairpin
+        """),
+        md("""
+        It works, and it is worth seeing *why*. c1's answer goes to c2's own address, 10.55.66.3, on the
+        same bridge, so the bridge delivers it directly from `veth0` to `veth1`; the host never routes it.
+        It still gets its source turned back into `172.17.9.103:2345`, because `bridge-nf-call-iptables`
+        is 1: the bridged frame passes the host's netfilter hooks, and conntrack undoes the DNAT there.
+
+        **Predict.** On a Docker 28+ host without br_netfilter, bridged frames skip netfilter. What does c2
+        get then?
+        """),
+        code("""
+        lab.sysctl("net.bridge.bridge-nf-call-iptables", 0)
+        broken = lab.probe("c2", "172.17.9.103", port=2345, label="bridge-nf-call-iptables=0")
+        assert not broken.delivered and "hairpin NAT is missing" in broken.reason
+        broken
+        """),
+        md("""
+        c2 called `172.17.9.103:2345` and got an answer from `10.55.66.2:8000`: that matches none of its
+        connections, so it resets it. The fix is to make c1 answer *the host* rather than c2, so the
+        answer has to come back through conntrack: a **hairpin MASQUERADE** for traffic from the bridge's
+        subnet to the published container.
+        """),
+        code("""
+        lab.set("hairpin-masquerade", True)
+        fixed = lab.probe("c2", "172.17.9.103", port=2345, label="hairpin MASQUERADE")
+        assert fixed.delivered and "(MASQUERADE)" in fixed.reason
+        plots.grid([hairpin, broken, fixed])
+        """),
+        code("""
+        lab.sysctl("net.bridge.bridge-nf-call-iptables", 1)
+        lab.run("host", "iptables -t nat -S")
+        """),
+        md("""
+        ## For the instructor: every switch of part 4
+
+        The probe is a TCP connection from the outside machine to the published port.
+        """),
+        code("""
+        Panel(lab, ["dnat", "eth1-forward-rules", "forward-policy", "output-dnat", "hairpin-masquerade",
+                    "bridge-nf-call-iptables"], probe=("outside", "172.17.9.103", 2345))
+        """),
+        md("""
+        ## Exercise 1: publish the port yourself
+
+        {PUBLISH_TASK}
+
+        The next cell puts the lab back at the start of part 4 (no DNAT, no eth1 rules). Write your rules
+        with `lab.iptables("...")`, then run the check.
+        """, PUBLISH_TASK=PUBLISH.task),
+        code("""
+        PUBLISH.prepare(lab)
+        """),
+        code("""
+        # Your rules:  lab.iptables("-t nat -A PREROUTING ...")
+
+        """),
+        code("""
+        PUBLISH.check(lab)
+        """),
+        md("""
+        <details><summary>Show a solution</summary>
+
+        ```python
+        lab.iptables("-t nat -A PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
+        lab.iptables("-t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT")
+        lab.iptables("-t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT")
+        ```
+        Docker writes the DNAT in a chain of its own (`DOCKER`, jumped to from PREROUTING for traffic to a
+        local address) and accepts only that one container port in FORWARD; notebook 04 shows its rules.
+        </details>
+        """),
+        code("""
+        # The automatic test of this notebook types the solution and checks it (students: skip this).
+        if run_solutions:
+            PUBLISH.solve(lab)
+            assert PUBLISH.check(lab).ok
+        """),
+        md("""
+        ## Exercise 2: curl on the host
+
+        {LOCAL_TASK}
+        """, LOCAL_TASK=LOCAL_ACCESS.task),
+        code("""
+        LOCAL_ACCESS.prepare(lab)
+        """),
+        code("""
+        # Your rule:  lab.iptables("-t nat ...")
+
+        """),
+        code("""
+        LOCAL_ACCESS.check(lab)
+        """),
+        md("""
+        <details><summary>Show a solution</summary>
+
+        ```python
+        lab.iptables("-t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
+        ```
+        </details>
+        """),
+        code("""
+        # The automatic test of this notebook types the solution and checks it (students: skip this).
+        if run_solutions:
+            LOCAL_ACCESS.solve(lab)
+            assert LOCAL_ACCESS.check(lab).ok
+        """),
+        md("""
+        ## What we saw
+
+        - **Sent to:** the outside machine can only reach the host's address; DNAT in nat PREROUTING
+          rewrites `172.17.9.103:2345` into `10.55.66.2:8000` before routing, so the kernel forwards it to c1.
+        - **Handled by:** conntrack remembers the rewrite and undoes it on every answer, so the client only
+          ever sees the address it called. NAT is decided once per connection, at the first nat chain:
+          PREROUTING for what arrives, OUTPUT for what the host itself opens.
+        - **Filtered by:** FORWARD, which must accept the DNAT'd traffic between `eth1` and `hwchiu0`
+          (and between `hwchiu0` and itself for hairpin traffic).
+
+        Next: [04-what-docker-writes.ipynb](04-what-docker-writes.ipynb), Docker's own rules for the same
+        job. The last cell ends the lab.
+        """),
+        code("""
+        lab.close()
+        assert lab.closed
+        """),
+    ]
+    save(HERE / "03-outside-to-container.ipynb", cells, "The outside reaches a container")
+
+
 if __name__ == "__main__":
     nb00()
     nb01()
     nb02()
+    nb03()
     print("notebooks written to", HERE)

@@ -11,8 +11,12 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 
-def md(text: str):
-    return new_markdown_cell(textwrap.dedent(text).strip("\n"))
+def md(text: str, **values: str):
+    """A markdown cell; {NAME} placeholders are filled from `values` after the text is dedented."""
+    text = textwrap.dedent(text).strip("\n")
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value)
+    return new_markdown_cell(text)
 
 
 def code(text: str, *tags: str):
