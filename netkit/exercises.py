@@ -177,4 +177,34 @@ LOCAL_ACCESS = Exercise(
     "part4-published", (),
     ("-t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000",), _local)
 
-EXERCISES = {e.name: e for e in (BRIDGED_ACCEPT, MASQUERADE, FORWARD_RULES, PUBLISH, LOCAL_ACCESS)}
+def _docker_user(lab) -> Feedback:
+    journey = lab.probe("outside", "172.17.9.103", port=8080)
+    outgoing = lab.probe("c1", "8.8.8.8")
+    dropped = journey.dropped_by
+    if dropped is not None and dropped.chain == "DOCKER-USER" and outgoing.delivered:
+        return Feedback(True, f"the outside machine is kept away by `{dropped.command}`, and c1 still "
+                              "reaches the internet.", journey)
+    if not outgoing.delivered:
+        return Feedback(False, f"c1 can no longer reach 8.8.8.8 ({outgoing.reason}): make the rule match the "
+                               "outside machine only.", outgoing)
+    if journey.delivered:
+        rules = lab.run("host", "iptables -S DOCKER-USER").stdout
+        if "--dport 8080" in rules:
+            return Feedback(False, "your rule never matches: by the time a packet reaches FORWARD (and "
+                                   "DOCKER-USER) the DNAT has already changed its port to 8000. Match the "
+                                   "container's port, or the original one with -m conntrack --ctorigdstport 8080.",
+                            journey)
+        return Feedback(False, "the outside machine still gets the page. Add a rule to DOCKER-USER that drops "
+                               "what comes from 172.17.9.10.", journey)
+    return Feedback(False, f"the connection fails, but not in DOCKER-USER: {journey.reason}. Put the rule "
+                           "there: Docker never touches that chain, so it survives Docker's restarts.", journey)
+
+
+DOCKER_USER = Exercise(
+    "docker-user",
+    "Keep the outside machine (172.17.9.10) away from the published port 8080 with a rule in DOCKER-USER, "
+    "the chain Docker leaves to you. c1 must still reach the internet.",
+    "docker-29", (),
+    ("-I DOCKER-USER -s 172.17.9.10/32 -p tcp -m conntrack --ctorigdstport 8080 -j DROP",), _docker_user)
+
+EXERCISES = {e.name: e for e in (BRIDGED_ACCEPT, MASQUERADE, FORWARD_RULES, PUBLISH, LOCAL_ACCESS, DOCKER_USER)}

@@ -15,6 +15,11 @@ iptables -P FORWARD ACCEPT`) shows up too.
     eth1-forward-rules        on | off      the two FORWARD accepts between eth1 and hwchiu0 (part 4)
     output-dnat               on | off      nat OUTPUT: the same DNAT for the host's own connections
     hairpin-masquerade        on | off      MASQUERADE for containers reaching c1 through the host
+    docker-ct                 on | off      Docker 29: DOCKER-CT accepts replies towards hwchiu0
+    docker-outbound           on | off      Docker 29: DOCKER-FORWARD accepts what comes from hwchiu0
+    docker-published          on | off      Docker 29: DOCKER accepts the published port of c1
+    docker-raw-guard          on | off      Docker 29: raw PREROUTING drops what is sent straight to c1
+    icc-false                 on | off      Docker's --icc=false: no traffic between containers
 """
 
 from __future__ import annotations
@@ -80,7 +85,25 @@ SWITCHES: dict[str, Switch] = {s.name: s for s in (
     _rule_switch("eth1-forward-rules", "FORWARD eth1 ⇄ hwchiu0", "filter", ETH1_FORWARD_RULES),
     _rule_switch("output-dnat", "nat OUTPUT DNAT", "nat", (OUTPUT_DNAT_RULE,), add="-A"),
     _rule_switch("hairpin-masquerade", "hairpin MASQUERADE", "nat", (HAIRPIN_RULE,)),
+    _rule_switch("docker-ct", "DOCKER-CT (replies)", "filter",
+                 ("DOCKER-CT -o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",), add="-A"),
+    _rule_switch("docker-outbound", "DOCKER-FORWARD -i hwchiu0", "filter",
+                 ("DOCKER-FORWARD -i hwchiu0 -j ACCEPT",), add="-A"),
+    _rule_switch("docker-published", "DOCKER: published port", "filter",
+                 ("DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT",)),
+    _rule_switch("docker-raw-guard", "raw guard for c1", "raw",
+                 ("PREROUTING -d 10.55.66.2/32 ! -i hwchiu0 -j DROP",), add="-A"),
+    _rule_switch("icc-false", "--icc=false", "filter", ("DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP",)),
 )}
+
+SCENARIOS: dict[str, tuple[str, ...]] = {
+    "1 · container to container": ("bridge-nf-call-iptables", "forward-policy"),
+    "2 · container to the internet": ("bridge-address", "default-route", "masquerade", "forward-rules"),
+    "3 · the outside to a container": ("dnat", "eth1-forward-rules", "output-dnat", "hairpin-masquerade"),
+    "4 · what Docker writes": ("docker-ct", "docker-outbound", "docker-published", "docker-raw-guard",
+                               "icc-false"),
+}
+"""The switches grouped by the notebook that flips them."""
 
 
 def switch(name: str) -> Switch:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from nb import code, md, save
 
-from netkit.exercises import FORWARD_RULES, LOCAL_ACCESS, MASQUERADE, PUBLISH
+from netkit.exercises import DOCKER_USER, FORWARD_RULES, LOCAL_ACCESS, MASQUERADE, PUBLISH
 
 HERE = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -944,9 +944,299 @@ def nb03():
     save(HERE / "03-outside-to-container.ipynb", cells, "The outside reaches a container")
 
 
+def nb04():
+    cells = [
+        md("""
+        # 4 · What Docker itself writes
+
+        {CREDIT}
+
+        The article builds Docker's network by hand. Here we load the rules **Docker 29** really writes
+        for a container started with `docker run -p 8080:80`, and take them apart one rule at a time: for
+        each chain, remove (or add) one rule and watch which journey changes. We finish with the layout of
+        **Docker 19.03**, the version on the article's host, and with what changed in Docker 28.
+
+        **Translation.** Docker's bridge `docker0` is played by `hwchiu0`; its subnet 172.17.0.0/16 by
+        10.55.66.0/24; the container 172.17.0.2 serving port 80 by c1 (10.55.66.2) serving port 8000. The
+        host publishes port **8080**, as in `-p 8080:80`. The rules are the ones moby documents for its
+        iptables backend (Docker 29, default bridge, `--userland-proxy` on), with those names swapped. Both
+        containers get a default route and the bridge its address, as Docker does; the outside machine of
+        notebook 03 is there to play a client on another network.
+
+        {SAFETY}
+        """, CREDIT=CREDIT, SAFETY=SAFETY),
+        code("""
+        # Parameters (papermill sets these when the notebook runs as a test).
+        lab_name = "nb04"
+        run_solutions = False
+        """, "parameters"),
+        code("""
+        from netkit import Lab, plots
+        from netkit.widgets import Panel
+        from netkit.exercises import DOCKER_USER
+
+        lab = Lab(name=lab_name, stage="docker-29", replace=True)
+        lab.run("host", "iptables -S")
+        """),
+        code("""
+        lab.run("host", "iptables -t nat -S; iptables -t raw -S")
+        """),
+        md("""
+        Read the filter table from the top. FORWARD jumps to **DOCKER-USER** (yours: Docker never writes
+        in it) and then to **DOCKER-FORWARD**, which hands the packet on in order:
+
+        1. **DOCKER-CT**: accept what goes *towards* the bridge if conntrack says it is a reply
+           (`RELATED,ESTABLISHED`);
+        2. **DOCKER-INTERNAL**: empty here (it isolates `--internal` networks);
+        3. **DOCKER-BRIDGE** → **DOCKER**: for what goes towards the bridge, accept the published port of
+           the container, and drop everything else that comes from outside the bridge;
+        4. `-i hwchiu0 -j ACCEPT`: whatever the containers send, out or to each other, is accepted.
+
+        In nat, PREROUTING (and OUTPUT, for the host's own connections) jump to nat **DOCKER** for
+        traffic to a local address, where the DNAT of the published port lives; POSTROUTING masquerades the
+        subnet when it leaves by any other interface. In raw, a guard drops anything addressed *straight*
+        to the container unless it comes from its bridge.
+
+        Three probes tell us whether the whole thing works: c1 to the internet, c1 to c2, and the outside
+        machine to the published port.
+        """),
+        code("""
+        def three_probes(label):
+            return (lab.probe("c1", "8.8.8.8", label=label),
+                    lab.probe("c1", "10.55.66.3", label=label),
+                    lab.probe("outside", "172.17.9.103", port=8080, label=label))
+
+        outgoing, between, published = three_probes("Docker 29")
+        assert outgoing.delivered and between.delivered and published.delivered
+        published
+        """),
+        code("""
+        plots.ladder(published)
+        """),
+        md("""
+        ## DOCKER-CT: replies only
+
+        **Predict.** Remove the DOCKER-CT rule. c1 pings 8.8.8.8: which packet dies, the request or the
+        reply, and which rule drops it?
+        """),
+        code("""
+        lab.set("docker-ct", False)
+        no_ct = lab.probe("c1", "8.8.8.8", label="without DOCKER-CT")
+        assert not no_ct.delivered and no_ct.dropped_by.kind == "reply"
+        assert no_ct.dropped_by.rule == "-A DOCKER ! -i hwchiu0 -o hwchiu0 -j DROP"
+        no_ct
+        """),
+        code("""
+        plots.grid([outgoing, no_ct])
+        """),
+        md("""
+        The request went out (DOCKER-FORWARD's `-i hwchiu0 -j ACCEPT`), but the reply comes *in* from
+        `eth0` towards the bridge, and without DOCKER-CT nothing tells it apart from a stranger: DOCKER's
+        DROP takes it. That is the point of the chain: the outside may answer the containers, not call them.
+        """),
+        code("""
+        lab.set("docker-ct", True)
+        lab.set("docker-outbound", False)
+        no_out = lab.probe("c1", "8.8.8.8", label="without -i hwchiu0 ACCEPT")
+        assert str(no_out.dropped_by) == "filter FORWARD policy DROP in host" and no_out.dropped_by.kind == "request"
+        assert not lab.probe("c1", "10.55.66.3").delivered
+        lab.set("docker-outbound", True)
+        no_out.reason
+        """),
+        md("""
+        Without the last rule of DOCKER-FORWARD nothing accepts what the containers send, neither to the
+        internet nor to each other: the packets fall through to FORWARD's policy, DROP.
+
+        ## DOCKER: the published port, and nothing else
+
+        **Predict.** Remove the ACCEPT of the published port. What happens to the outside machine's
+        connection to 172.17.9.103:8080: refused by the host, or dropped, and where?
+        """),
+        code("""
+        lab.set("docker-published", False)
+        unpublished = lab.probe("outside", "172.17.9.103", port=8080, label="without the port's ACCEPT")
+        assert unpublished.dropped_by.chain == "DOCKER" and unpublished.passed("FORWARD")
+        lab.set("docker-published", True)
+        unpublished
+        """),
+        md("""
+        The DNAT still happened (nat DOCKER), so the packet was forwarded towards c1; in filter DOCKER
+        nothing accepted port 8000 any more and the DROP for "from outside the bridge" took it.
+
+        ## The raw guard: no direct connections
+
+        Anyone on the outside network can add a route to 10.55.66.0/24 via the host and try to talk to
+        the container *directly*, without the published port:
+        """),
+        code("""
+        lab.change("outside", "ip route replace 10.55.66.0/24 via 172.17.9.103")
+        guarded = lab.probe("outside", "10.55.66.2", port=8000, label="raw guard")
+        assert guarded.dropped_by.table == "raw"
+        guarded.reason
+        """),
+        md("""
+        **Predict.** Without the raw guard, does filter's DOCKER chain stop the direct connection? Look at
+        its first rule before you answer.
+        """),
+        code("""
+        lab.set("docker-raw-guard", False)
+        exposed = lab.probe("outside", "10.55.66.2", port=8000, label="no raw guard, port 8000")
+        other = lab.probe("outside", "10.55.66.2", port=9999, label="no raw guard, port 9999")
+        assert exposed.delivered and other.dropped_by.chain == "DOCKER"
+        lab.set("docker-raw-guard", True)
+        plots.grid([guarded, exposed, other])
+        """),
+        md("""
+        DOCKER's ACCEPT for the published port matches *any* packet for 10.55.66.2:8000 coming from
+        outside the bridge, whether it was DNAT'd or not. Before Docker 29 (and in 28 with its ipset
+        rules), that hole was closed by other means; Docker 29 closes it with this one raw rule, and
+        dropped the old DOCKER-ISOLATION chains in its favour.
+
+        ## The article's rules, compared
+
+        Part 3 of the article accepted `-i eth0 -o hwchiu0` (and part 4 `-i eth1 -o hwchiu0`) in FORWARD.
+        That accepts the replies, and also any *new* connection from outside straight to a container:
+        """),
+        code("""
+        article = Lab(name=lab_name + "-article", stage="part4-published")
+        article.change("outside", "ip route replace 10.55.66.0/24 via 172.17.9.103")
+        straight_in = article.probe("outside", "10.55.66.2", port=8000, label="article's FORWARD rules")
+        article.close()
+        assert straight_in.delivered
+        accepted = [v.rule for v in straight_in.verdicts if v.chain == "FORWARD" and v.verdict == "ACCEPT"]
+        assert "-A FORWARD -i eth1 -o hwchiu0 -j ACCEPT" in accepted
+        straight_in.reason
+        """),
+        md("""
+        DOCKER-CT would have accepted only the replies; the article's interface rule does not ask.
+
+        ## DOCKER-USER is yours, and sees packets after DNAT
+
+        Rules you add in DOCKER-USER run before all of Docker's, and Docker leaves the chain alone when it
+        restarts. One trap: by the time a packet reaches FORWARD, nat PREROUTING has already rewritten it.
+        """),
+        code("""
+        lab.iptables("-I DOCKER-USER -s 172.17.9.10 -p tcp --dport 8080 -j DROP")
+        still_open = lab.probe("outside", "172.17.9.103", port=8080)
+        assert still_open.delivered      # the port is 8000 by now: the rule never matches
+        lab.run("host", "iptables -S DOCKER-USER -v")
+        """),
+        code("""
+        lab.run("host", "iptables -F DOCKER-USER", check=True)
+        assert lab.run("host", "iptables -S DOCKER-USER").stdout.strip() == "-N DOCKER-USER"
+        """),
+        md("""
+        ## `--icc=false`, and why Docker 28 still loads br_netfilter for it
+
+        `--icc=false` forbids containers on the bridge to talk to each other. Docker adds one DROP for
+        traffic in *and* out of the bridge, ahead of the `-i hwchiu0 -j ACCEPT`:
+        """),
+        code("""
+        lab.set("icc-false", True)
+        isolated = lab.probe("c1", "10.55.66.3", label="--icc=false")
+        assert isolated.dropped_by.rule == "-A DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP"
+        isolated.reason
+        """),
+        md("""
+        **Predict.** Docker 28 and later no longer load `br_netfilter` unless they need it. Without it (here:
+        `bridge-nf-call-iptables` at 0), is c1 still kept away from c2?
+        """),
+        code("""
+        lab.sysctl("net.bridge.bridge-nf-call-iptables", 0)
+        bypassed = lab.probe("c1", "10.55.66.3", label="--icc=false, no br_netfilter")
+        assert bypassed.delivered and bypassed.hooks == ()
+        plots.grid([between, isolated, bypassed])
+        """),
+        md("""
+        The frames never reach iptables, so the DROP has nothing to drop. This is why Docker 28+ still
+        loads br_netfilter when `--icc=false` (or `--userland-proxy=false`) is set, and why, on a modern
+        Docker host with neither, the first ping of notebook 01 simply works.
+        """),
+        code("""
+        lab.sysctl("net.bridge.bridge-nf-call-iptables", 1)
+        lab.set("icc-false", False)
+        """),
+        md("""
+        ## For the instructor: Docker 29's rules one by one
+        """),
+        code("""
+        Panel(lab, ["docker-ct", "docker-outbound", "docker-published", "docker-raw-guard", "icc-false",
+                    "bridge-nf-call-iptables"], probe=("outside", "172.17.9.103", 8080))
+        """),
+        md("""
+        ## Exercise: a rule of your own in DOCKER-USER
+
+        {DOCKER_USER_TASK}
+        """, DOCKER_USER_TASK=DOCKER_USER.task),
+        code("""
+        DOCKER_USER.prepare(lab)
+        """),
+        code("""
+        # Your rule:  lab.iptables("-I DOCKER-USER ...")
+
+        """),
+        code("""
+        DOCKER_USER.check(lab)
+        """),
+        md("""
+        <details><summary>Show a solution</summary>
+
+        ```python
+        lab.iptables("-I DOCKER-USER -s 172.17.9.10/32 -p tcp -m conntrack --ctorigdstport 8080 -j DROP")
+        ```
+        `-p tcp --dport 8000` (the container's port, after DNAT) works too.
+        </details>
+        """),
+        code("""
+        # The automatic test of this notebook types the solution and checks it (students: skip this).
+        if run_solutions:
+            DOCKER_USER.solve(lab)
+            assert DOCKER_USER.check(lab).ok
+        """),
+        md("""
+        ## The article's host: Docker 19.03
+
+        Up to Docker 27 the rules sat in FORWARD itself, with two DOCKER-ISOLATION chains that keep
+        separate bridge networks apart (with one bridge they only RETURN), and a hairpin MASQUERADE for a
+        container reaching its own published port:
+        """),
+        code("""
+        lab.reset("docker-19")
+        lab.run("host", "iptables -S FORWARD; iptables -t nat -S POSTROUTING")
+        """),
+        code("""
+        old_out, old_between, old_published = three_probes("Docker 19.03")
+        assert old_out.delivered and old_between.delivered and old_published.delivered
+        plots.grid([outgoing, old_out])
+        """),
+        md("""
+        Same outcomes, other chains: 19.03's `-o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED` in
+        FORWARD is 29's DOCKER-CT, and its `-i hwchiu0 ! -o hwchiu0` and `-i hwchiu0 -o hwchiu0` ACCEPTs
+        are 29's `-i hwchiu0 -j ACCEPT`.
+
+        ## What we saw
+
+        - Docker's whitelist is FORWARD DROP plus: everything *from* the bridge; replies *to* it
+          (DOCKER-CT); and, for each published port, that one port of that one container (DOCKER), reached
+          through the DNAT in nat DOCKER.
+        - The raw guard keeps the published container from being reached directly; DOCKER-USER is where
+          your own rules go, and it sees packets after the DNAT.
+        - `--icc=false` is a FORWARD rule, so it needs br_netfilter to see bridged frames at all.
+
+        The last cell ends the lab.
+        """),
+        code("""
+        lab.close()
+        assert lab.closed
+        """),
+    ]
+    save(HERE / "04-what-docker-writes.ipynb", cells, "What Docker itself writes")
+
+
 if __name__ == "__main__":
     nb00()
     nb01()
     nb02()
     nb03()
+    nb04()
     print("notebooks written to", HERE)
