@@ -107,7 +107,7 @@ _HELD: "weakref.WeakValueDictionary[str, Lab]" = weakref.WeakValueDictionary()
 
 
 class Lab:
-    """One running copy of the article's lab: nodes host, c1, c2 and internet.
+    """One running copy of the article's lab: nodes host, c1, c2, internet (and outside, from part 4).
 
     Lab(name="netkit", stage="part3-start", trace=None)
 
