@@ -37,20 +37,26 @@ import ipywidgets as w
 from . import topology
 from .errors import NetkitError
 from .switches import SWITCHES
-from .widgets import outcome_html, png, switch_control
+from .widgets import outcome_html, png, refusal_html, switch_control
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe an instructor sends: an ICMP echo from node `src` to address `dst`."""
+    """One probe an instructor sends from node `src` to address `dst`: a ping, or TCP to `port`."""
 
     src: str
     dst: str
     title: str = ""
+    port: int | None = None
 
     @property
-    def key(self) -> tuple[str, str]:
-        return self.src, self.dst
+    def key(self) -> tuple:
+        """How tests and scripts pick its button: (src, dst), or (src, dst, port) for TCP."""
+        return (self.src, self.dst) if self.port is None else (self.src, self.dst, self.port)
+
+    @property
+    def target(self) -> str:
+        return self.dst if self.port is None else f"{self.dst}:{self.port}"
 
 
 PROBES: list[Probe] = [
@@ -108,9 +114,9 @@ class Dashboard:
                 self.controls[name] = control
                 rows.append(control)
 
-        self.probe_buttons: dict[tuple[str, str], w.Button] = {}
+        self.probe_buttons: dict[tuple, w.Button] = {}
         for probe in self.probes:
-            button = w.Button(description=f"probe {probe.src} → {probe.dst}", tooltip=probe.title,
+            button = w.Button(description=f"probe {probe.src} → {probe.target}", tooltip=probe.title,
                               icon="paper-plane", layout=w.Layout(width="220px"))
             button.on_click(lambda _, probe=probe: self._act(lambda: self.probe(probe)))
             self.probe_buttons[probe.key] = button
@@ -124,7 +130,7 @@ class Dashboard:
         self.reset_button.on_click(lambda _: self._act(lambda: self.reset(self.stage.value)))
         self.refresh_button = w.Button(description="read the lab again", icon="refresh",
                                        layout=w.Layout(width="200px"))
-        self.refresh_button.on_click(lambda _: self._act(self.refresh))
+        self.refresh_button.on_click(lambda _: self._act(self._read_again))
 
         self.title = w.HTML()
         self.message = w.HTML()
@@ -147,7 +153,7 @@ class Dashboard:
         try:
             action()
         except NetkitError as error:
-            self.message.value = f'<span style="color:#D62728;font-size:14px">{html.escape(str(error))}</span>'
+            self.message.value = refusal_html(error)
 
     def _flipped(self, name: str):
         def on_change(change) -> None:
@@ -156,7 +162,7 @@ class Dashboard:
 
             def flip() -> None:
                 try:
-                    typed = []
+                    typed = self.lab.set(name, change["new"])
                     self.typed.value = "".join(
                         f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
                 finally:
@@ -189,13 +195,19 @@ class Dashboard:
         """Send `probe` (default: the last one sent) and draw its journey on the lab map."""
         from . import plots
         self.current = probe or self.current
-        self.journey = self.lab.probe(self.current.src, self.current.dst)
-        self.outcome.value = outcome_html(self.journey, self.current.src, self.current.dst)
+        probe = self.current
+        extra = {} if probe.port is None else {"port": probe.port}
+        self.journey = self.lab.probe(probe.src, probe.dst, **extra)
+        self.outcome.value = outcome_html(self.journey, probe.src, probe.target)
         bridge = topology.BRIDGE_ADDRESS if self.lab.get("bridge-address") else None
         self.picture.value = png(plots.lab_map(self.journey, bridge_address=bridge))
         for key, button in self.probe_buttons.items():
             button.button_style = "primary" if key == self.current.key else ""
         return self.journey
+
+    def _read_again(self) -> None:
+        self.typed.value = ""     # nothing typed: what shows now is what the lab says
+        self.refresh()
 
     def reset(self, stage: str) -> None:
         """Rebuild the lab at `stage` (see `Lab.reset`), then read it and probe again."""

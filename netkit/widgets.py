@@ -16,6 +16,7 @@ import io
 
 import ipywidgets as w
 
+from .errors import NetkitError
 from .switches import switch
 
 VIEWS = ("ladder", "map")
@@ -40,6 +41,11 @@ def switch_control(name: str) -> w.ToggleButtons:
     return w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=sw.title,
                            tooltips=[" / ".join(sw.commands[v]) for v in sw.values],
                            style={"description_width": "190px", "button_width": "80px"})
+
+
+def refusal_html(error: Exception) -> str:
+    """What a panel shows instead of an outcome when the lab refuses (or has ended)."""
+    return f'<span style="color:#D62728;font-size:14px">{html.escape(str(error))}</span>'
 
 
 def outcome_html(journey, source: str, target: str) -> str:
@@ -75,10 +81,10 @@ class Panel:
         self.probe_button = w.Button(description=f"probe {self.source} → {shown}",
                                      button_style="primary", icon="paper-plane",
                                      layout=w.Layout(width="260px"))
-        self.probe_button.on_click(lambda _: self.probe())
+        self.probe_button.on_click(lambda _: self._safely(self.probe))
         self.refresh_button = w.Button(description="read the lab again", icon="refresh",
                                        layout=w.Layout(width="200px"))
-        self.refresh_button.on_click(lambda _: self.refresh())
+        self.refresh_button.on_click(lambda _: self._safely(self.refresh))
         self.outcome = w.HTML()
         self.typed = w.HTML()
         self.picture = w.Image(format="png", layout=w.Layout(max_width="980px"))
@@ -94,13 +100,23 @@ class Panel:
         def on_change(change) -> None:
             if self._updating:
                 return
-            typed = []
-            self.typed.value = "".join(
-                f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
-            self.refresh()
-            if self.auto_probe:
-                self.probe()
+            self._safely(lambda: self._turn(name, change["new"]))
         return on_change
+
+    def _turn(self, name: str, value) -> None:
+        typed = self.lab.set(name, value)
+        self.typed.value = "".join(
+            f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
+        self.refresh()
+        if self.auto_probe:
+            self.probe()
+
+    def _safely(self, action) -> None:
+        """Run a click's action; a refusal (the lab has ended, ...) is shown where the outcome is."""
+        try:
+            action()
+        except NetkitError as error:
+            self.outcome.value = refusal_html(error)
 
     def refresh(self) -> dict:
         """Set every control to what the lab's kernel says now."""

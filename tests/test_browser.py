@@ -24,7 +24,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -90,11 +89,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def alive(pid: int) -> bool:
+def started(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot), or None once it is gone or a zombie.
+
+    A pid plus its start time names one process for good, so a pid reused by
+    another process is never mistaken for one the test started.
+    """
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
-    except OSError:
-        return False
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
 
 
 class Server:
@@ -102,9 +107,10 @@ class Server:
 
     def __init__(self, argv: list[str], port: int, log: Path, env: dict) -> None:
         self.port, self.log = port, log
-        self.proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True, stdin=subprocess.DEVNULL)
-        self.family: set[int] = set()
+        self.family: dict[int, int] = {}    # pid -> start time, of every process seen below the server
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Wait for the port to listen (a request to Voila would start a kernel, so none is sent)."""
@@ -121,10 +127,19 @@ class Server:
                              + self.log.read_text()[-3000:])
 
     def remember_children(self) -> None:
-        self.family |= set(descendants(self.proc.pid))
+        for pid in descendants(self.proc.pid):
+            when = started(pid)
+            if when is not None:
+                self.family.setdefault(pid, when)
 
-    def stop(self) -> None:
-        """SIGTERM (the server shuts its kernels down), then SIGKILL whatever of it is left, by pid."""
+    def _left(self) -> list[int]:
+        return [pid for pid, when in self.family.items() if started(pid) == when]
+
+    def stop(self) -> list[int]:
+        """SIGTERM (the server shuts its kernels down); SIGKILL, by pid, whatever of it is left.
+
+        Returns the pids that had to be killed (none when the server ended its kernels).
+        """
         self.remember_children()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -133,15 +148,17 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._log.close()
         deadline = time.monotonic() + 5
-        while any(alive(p) for p in self.family) and time.monotonic() < deadline:
+        while self._left() and time.monotonic() < deadline:
             time.sleep(0.1)
-        for pid in self.family:
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        killed = self._left()
+        for pid in killed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return killed
 
 
 def jupyter_env(place: Path) -> dict:
@@ -228,6 +245,7 @@ def page(browser):
 
 
 def shot(page_or_locator, name: str) -> None:
+    """A screenshot in artifacts/browser/, of the page or of one element."""
     page_or_locator.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
@@ -246,20 +264,50 @@ def click_value(control, value: str) -> None:
     control.get_by_role("button", name=value, exact=True).click()
 
 
-def picture(container):
-    """The panel's picture (an ipywidgets Image: a new blob URL each time it is redrawn)."""
-    return container.locator("img.widget-image").first
-
-
-def expect_redrawn(container, before: str | None) -> None:
-    from playwright.sync_api import expect
-    expect(picture(container)).not_to_have_attribute("src", before or "", timeout=30_000)
-
-
 def expect_selected(control, value: str) -> None:
+    """Wait until the toggle shows `value` pressed (ipywidgets marks it mod-active)."""
     from playwright.sync_api import expect
     expect(control.get_by_role("button", name=value, exact=True)).to_have_class(
         re.compile(r"\bmod-active\b"), timeout=20_000)
+
+
+def picture(container):
+    """The panel's picture (an ipywidgets Image)."""
+    return container.locator("img.widget-image").first
+
+
+RED_PIXELS = """img => {
+    if (!img.complete || !img.naturalWidth) return -1;
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+    const context = canvas.getContext('2d');
+    context.drawImage(img, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    let red = 0;
+    for (let i = 0; i < data.length; i += 4) {
+        if (Math.abs(data[i] - 0xD6) < 10 && Math.abs(data[i + 1] - 0x27) < 10 && Math.abs(data[i + 2] - 0x28) < 10) red++;
+    }
+    return red;
+}"""
+
+
+def expect_picture(container, delivered: bool, timeout: float = 30) -> None:
+    """Wait until the picture on the page shows the probe `delivered` or not.
+
+    The plots draw what died, and only that, in red (#D62728): the X where the probe
+    stopped and "NOT delivered"; a c1 -> c2 probe that got through has no red at all.
+    So the pixels of the picture the browser shows, not the widget's state, say which
+    journey a student is looking at.
+    """
+    deadline = time.monotonic() + timeout
+    red = -1
+    while time.monotonic() < deadline:
+        red = picture(container).evaluate(RED_PIXELS)
+        if red >= 0 and ((red < 10) if delivered else (red > 300)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the picture on the page does not show the probe "
+                         f"{'delivered' if delivered else 'NOT delivered'} ({red} red pixels)")
 
 
 # -- 1. JupyterLab: notebook 01, run by its menu, and the instructor panel ------------------------------
@@ -310,27 +358,27 @@ def test_jupyterlab_panel_toggle_changes_what_students_see(page, name, tmp_path)
         assert lab_says(name, "iptables -S FORWARD | head -1") == "-P FORWARD DROP"
         switch = toggle(panel, TOGGLE)
         expect_selected(switch, "1")
+        expect_picture(panel, delivered=False)
         shot(panel, "03-jupyterlab-panel-before")
 
-        drawn = picture(panel).get_attribute("src")
         click_value(switch, "0")
         expect(outcome(panel)).to_contain_text("c1 → 10.55.66.3: delivered", timeout=30_000)
         expect(outcome(panel)).not_to_contain_text("NOT delivered")
         expect_selected(switch, "0")
-        expect_redrawn(panel, drawn)
+        expect_picture(panel, delivered=True)
         assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "0"
         expect(panel).to_contain_text("sysctl -w net.bridge.bridge-nf-call-iptables=0")
         shot(panel, "04-jupyterlab-panel-after-0")
 
-        drawn = picture(panel).get_attribute("src")
         click_value(switch, "1")
         expect(outcome(panel)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=30_000)
         expect(outcome(panel)).to_contain_text("dropped by filter FORWARD policy DROP in host")
-        expect_redrawn(panel, drawn)
+        expect_picture(panel, delivered=False)
         assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "1"
         shot(panel, "05-jupyterlab-panel-back-to-1")
     finally:
-        server.stop()
+        killed = server.stop()
+    assert not killed, f"processes of the server outlived it and were killed: {killed}"
     wait_lab_gone(name)
 
 
@@ -347,37 +395,40 @@ def test_voila_dashboard_toggle_and_terminal_change(page, name, tmp_path):
     server = Server(argv, port, ARTIFACTS / "voila.log", env)
     try:
         server.wait_ready()
+        page.set_viewport_size({"width": 1400, "height": 1800})   # Voila scrolls inside; show it all
         page.goto(f"http://127.0.0.1:{port}/?token={token}")
         dash = page.locator(".netkit-dashboard")
         expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=90_000)
         server.remember_children()
-        shot(page, "06-voila-dashboard-opened")
         switch = toggle(dash, TOGGLE)
         expect_selected(switch, "1")
-        for every in ("forward-policy", "bridge-address", "default-route", "masquerade", "forward-rules"):
-            expect(dash).to_contain_text(SWITCHES[every].title)
+        expect_picture(dash, delivered=False)
+        for every in SWITCHES.values():                      # every switch, under its scenario
+            expect(toggle(dash, every.title)).to_have_count(1)
+        shot(page, "06-voila-dashboard-opened")
 
-        drawn = picture(dash).get_attribute("src")
         click_value(switch, "0")
         expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: delivered", timeout=30_000)
         expect(outcome(dash)).not_to_contain_text("NOT delivered")
-        expect_redrawn(dash, drawn)
+        expect_picture(dash, delivered=True)
         assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "0"
+        expect(dash).to_contain_text("sysctl -w net.bridge.bridge-nf-call-iptables=0")
         shot(page, "07-voila-dashboard-after-0")
 
         click_value(switch, "1")
         expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=30_000)
+        expect_picture(dash, delivered=False)
         policy = toggle(dash, "FORWARD policy")
         expect_selected(policy, "DROP")
         lab_says(name, "iptables -P FORWARD ACCEPT")         # a terminal, not the page
         expect(outcome(dash)).to_contain_text("NOT delivered")
-        drawn = picture(dash).get_attribute("src")
         dash.get_by_role("button", name="read the lab again").click()
         expect_selected(policy, "ACCEPT")
         expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: delivered", timeout=30_000)
         expect(outcome(dash)).not_to_contain_text("NOT delivered")
-        expect_redrawn(dash, drawn)
+        expect_picture(dash, delivered=True)
         shot(page, "08-voila-dashboard-after-terminal-change")
     finally:
-        server.stop()
+        killed = server.stop()
+    assert not killed, f"processes of the server outlived it and were killed: {killed}"
     wait_lab_gone(name)

@@ -19,10 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import same_color
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Circle, FancyArrowPatch
+from matplotlib.patches import Circle, FancyArrowPatch, Rectangle
 from matplotlib.text import Annotation, Text
 
 from netkit import plots
@@ -477,3 +478,244 @@ def test_the_module_is_pure():
     assert out.stdout.strip() == "[]"
     assert set(plots.__all__) >= {"lab_map", "ladder", "grid"}
     assert all(getattr(plots, name).__doc__ for name in ("lab_map", "ladder", "grid"))
+
+
+# -- part 4: the outside machine, DNAT, TCP (tests/data/recorded-p4-*.json) -------------------------------
+
+PART4 = sorted(DATA.glob("recorded-p4-*.json"))
+PART3 = sorted(DATA.glob("recorded-s*.json")) + sorted(DATA.glob("synthetic-*.json"))
+HAIRPIN = ["p4-hairpin-br-netfilter", "p4-hairpin-broken", "p4-hairpin-masquerade"]
+
+
+def recorded(case: str) -> Journey:
+    return Journey.from_json(DATA / f"recorded-{case}.json")
+
+
+def drawn(fig: Figure) -> Figure:
+    FigureCanvasAgg(fig).draw()      # lays out every artist (the legend's texts too) on a canvas that measures
+    return fig
+
+
+def overlapping_texts(fig: Figure) -> list[tuple[str, str]]:
+    renderer = drawn(fig).canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip()]
+    return [(a, b) for i, (a, box_a) in enumerate(boxes) for b, box_b in boxes[i + 1:]
+            if min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0) > 0.5
+            and min(box_a.y1, box_b.y1) - max(box_a.y0, box_b.y0) > 0.5]
+
+
+def inside(point_xy, box) -> bool:
+    x, y = point_xy
+    return box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1
+
+
+def node_box(fig: Figure, node: str):
+    return one(fig, f"map:node:{node}").get_bbox()
+
+
+PART4_PIECES = ("map:node:outside", "map:interface:host:eth1", "map:interface:outside:eth0",
+                "map:address:host:eth1", "map:address:outside:eth0")
+
+
+@pytest.mark.parametrize("path", PART4, ids=[p.stem for p in PART4])
+def test_map_shows_eth1_and_the_outside_machine_for_a_part_4_journey(path):
+    fig = lab_map(Journey.from_json(path))
+    for gid in PART4_PIECES:
+        assert with_gid(fig, gid), gid
+    assert one(fig, "map:address:host:eth1").get_text() == "172.17.9.103/24"
+    assert one(fig, "map:address:outside:eth0").get_text() == "172.17.9.10/24"
+    assert "eth1" in texts(fig) and "outside" in texts(fig)
+    # below the host, clear of everything part 3 draws
+    outside, host = node_box(fig, "outside"), node_box(fig, "host")
+    assert outside.y1 < host.y0
+    for node in ("c1", "c2", "internet"):
+        assert not outside.overlaps(node_box(fig, node)), node
+    eth1 = centre(one(fig, "map:interface:host:eth1"))
+    assert host.x0 < eth1[0] < host.x1 and eth1[1] == pytest.approx(host.y0)   # on the host's edge
+
+
+@pytest.mark.parametrize("path", PART3, ids=[p.stem for p in PART3])
+def test_map_of_a_part_3_journey_has_no_part_4_pieces(path):
+    fig = lab_map(Journey.from_json(path))
+    assert not any(with_gid(fig, gid) for gid in PART4_PIECES)
+    assert not {"eth1", "172.17.9.103/24", "172.17.9.10/24"} & set(texts(fig))
+    assert fig.get_figheight() == pytest.approx(8.4)
+
+
+def test_map_outside_keyword_forces_the_part_4_pieces_either_way():
+    assert not with_gid(lab_map(), "map:node:outside")
+    empty = lab_map(outside=True)
+    assert all(with_gid(empty, gid) for gid in PART4_PIECES) and not fig_arrows(empty)
+    assert empty.get_figheight() > lab_map().get_figheight()       # the canvas grows to hold it
+    forced = lab_map(load("masquerade"), outside=True)
+    assert with_gid(forced, "map:node:outside")
+    assert gids(forced, "map:request:", FancyArrowPatch) == gids(lab_map(load("masquerade")), "map:request:")
+    hidden = lab_map(recorded("p4-dnat"), outside=False)
+    assert not any(with_gid(hidden, gid) for gid in PART4_PIECES)
+    assert gids(hidden, "map:request:", FancyArrowPatch) == {"map:request:host:veth0", "map:request:c1:eth0"}
+
+
+def fig_arrows(fig: Figure) -> list:
+    return [a for a in fig.findobj(FancyArrowPatch) if (a.get_gid() or "").startswith("map:")]
+
+
+def test_map_draws_the_published_port_from_outside_to_c1():
+    fig = drawn(lab_map(recorded("p4-dnat")))
+    way = ["outside:eth0", "host:eth1", "host:hwchiu0", "host:veth0", "c1:eth0"]
+    assert gids(fig, "map:request:", FancyArrowPatch) == {f"map:request:{p}" for p in way[1:]}
+    assert gids(fig, "map:reply:", FancyArrowPatch) == {f"map:reply:{p}" for p in way[:-1]}
+    for kind, order in (("request", way), ("reply", way[::-1])):
+        for a, b in zip(order, order[1:]):   # each arrow runs from a's interface to b's
+            arrow = one(fig, f"map:{kind}:{b}", FancyArrowPatch)
+            assert same_color(arrow.get_edgecolor(), REQUEST if kind == "request" else REPLY)
+            box = arrow.get_path().get_extents()
+            (xa, ya), (xb, yb) = centre(one(fig, f"map:interface:{a}")), centre(one(fig, f"map:interface:{b}"))
+            middle = ((box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2)
+            assert (middle[0] - (xa + xb) / 2) ** 2 + (middle[1] - (ya + yb) / 2) ** 2 < 0.6 ** 2, (kind, a, b)
+            assert box.width + box.height > 0.5 * (abs(xb - xa) + abs(yb - ya)), (kind, a, b)
+    assert not died_markers(fig)
+    assert one(fig, "map:outcome").get_text().startswith("delivered")
+
+
+def test_map_labels_the_dnat_in_red_beside_hwchiu0_and_eth1():
+    journey = recorded("p4-dnat")
+    sport = journey.first("request").sport
+    fig = lab_map(journey)
+    request = one(fig, "map:rewritten:request:host:hwchiu0", Text)
+    words = request.get_text().replace("\n", " ")
+    assert words.startswith(f"172.17.9.10:{sport} > 10.55.66.2:8000")
+    assert "dst rewritten by NAT (DNAT)" in words
+    assert same_color(request.get_color(), RED)
+    reply = one(fig, "map:rewritten:reply:host:eth1", Text)
+    assert reply.get_text().replace("\n", " ").startswith(f"172.17.9.103:2345 > 172.17.9.10:{sport}")
+    assert same_color(reply.get_color(), RED)
+    assert gids(fig, "map:rewritten:") == {"map:rewritten:request:host:hwchiu0", "map:rewritten:reply:host:eth1"}
+    # in the host, between the bridge and eth1: the DNAT label the nearer to the bridge, the reply's to eth1
+    bridge, eth1 = (centre(one(fig, f"map:interface:{p}")) for p in ("host:hwchiu0", "host:eth1"))
+    host = node_box(fig, "host")
+    for label in (request, reply):
+        assert inside(label.get_position(), host)
+        assert eth1[1] < label.get_position()[1] < bridge[1]
+    assert request.get_position()[1] > reply.get_position()[1]
+    assert not gids(lab_map(recorded("p4-no-dnat")), "map:rewritten:")
+    assert not overlapping_texts(fig)
+
+
+def test_map_notes_a_dnat_the_host_made_before_its_packet_reached_the_bridge():
+    journey = recorded("p4-local-output")     # the host's own packet, DNAT'd by a nat OUTPUT rule
+    fig = lab_map(journey)
+    assert gids(fig, "map:request:", FancyArrowPatch) == {"map:request:host:veth0", "map:request:c1:eth0"}
+    note = one(fig, "map:rewritten:request:host:hwchiu0", Text).get_text().replace("\n", " ")
+    assert "dst rewritten by NAT (DNAT)" in note and "nat OUTPUT" in note and "172.17.9.103:2345" in note
+
+
+@pytest.mark.parametrize("case, near, node", [
+    ("p4-hairpin-broken", "c2:eth0", "c2"),          # the reply reached c2, which could not match it
+    ("p4-local-refused", "host:eth1", "host"),       # the host refused its own probe, over lo
+    ("p4-no-dnat", "host:eth1", "host"),             # the host itself refused the SYN from outside
+])
+def test_map_crosses_out_where_a_part_4_probe_died(case, near, node):
+    fig = lab_map(recorded(case))
+    (marker,) = died_markers(fig)
+    assert same_color(marker.get_color(), RED)
+    x, y = marker.get_xdata()[0], marker.get_ydata()[0]
+    assert inside((x, y), node_box(fig, node))
+    interfaces = {g.removeprefix("map:interface:"): centre(one(fig, g)) for g in gids(fig, "map:interface:")}
+    nearest = min(interfaces, key=lambda p: (interfaces[p][0] - x) ** 2 + (interfaces[p][1] - y) ** 2)
+    assert nearest == near
+    px, py = interfaces[near]
+    assert (x - px) ** 2 + (y - py) ** 2 > 0.8 ** 2          # beside the interface, not over its name
+    reason = one(fig, "map:reason").get_text().replace("\n", " ")
+    assert reason == recorded(case).reason
+    assert not overlapping_texts(fig)
+
+
+def test_map_says_the_local_probe_never_left_the_host():
+    fig = lab_map(recorded("p4-local-refused"))
+    assert not fig_arrows(fig)
+    said = one(fig, "map:local").get_text().replace("\n", " ")
+    assert "172.17.9.103:2345" in said and "lo" in said and same_color(one(fig, "map:local").get_color(), RED)
+
+
+@pytest.mark.parametrize("path", PART4, ids=[p.stem for p in PART4])
+def test_part_4_figures_have_no_overlapping_text(path):
+    journey = Journey.from_json(path)
+    for draw in (lab_map, ladder):
+        assert not overlapping_texts(draw(journey)), draw.__name__
+
+
+@pytest.mark.parametrize("path", PART4, ids=[p.stem for p in PART4])
+def test_part_4_ladder_columns_are_the_path_in_order(path):
+    journey = Journey.from_json(path)
+    fig = ladder(journey)
+    shown = sorted(gids(fig, "ladder:column:"), key=lambda g: column_x(fig, g.split(":", 2)[2]))
+    path_points = [h.point for h in journey.hops if h.on_path]
+    assert [g.split(":", 2)[2] for g in shown] == (path_points or ["host"])
+
+
+def test_ladder_of_a_refused_connection_crosses_out_where_the_request_ended():
+    journey = recorded("p4-no-dnat")
+    fig = ladder(journey)
+    (marker,) = died_markers(fig)
+    assert marker.get_xdata()[0] == pytest.approx(column_x(fig, "host:eth1"))
+    seen = {g: one(fig, g).get_ydata()[0] for g in gids(fig, "ladder:seen:")}
+    assert marker.get_ydata()[0] == pytest.approx(seen["ladder:seen:request:host:eth1"])
+    assert marker.get_ydata()[0] < min(y for g, y in seen.items() if ":reply:" in g)   # above the reset
+    assert "RST" in one(fig, "ladder:reset").get_text()
+    assert "connection refused" in one(fig, "ladder:death").get_text().replace("\n", " ")
+
+
+def test_ladder_of_the_hosts_probe_to_itself_has_the_host_and_an_x():
+    fig = ladder(recorded("p4-local-refused"))
+    (marker,) = died_markers(fig)
+    assert marker.get_xdata()[0] == pytest.approx(column_x(fig, "host"))
+    assert "connection refused" in one(fig, "ladder:death").get_text().replace("\n", " ")
+
+
+def test_ladder_names_every_nat_that_rewrote_the_hairpin():
+    fig = ladder(recorded("p4-hairpin-masquerade"))
+    note = one(fig, "ladder:note:request:host:veth0").get_text()
+    assert note == "src and dst rewritten by NAT (DNAT, MASQUERADE)"
+    assert one(ladder(recorded("p4-dnat")), "ladder:note:request:host:hwchiu0").get_text() == (
+        "dst rewritten by NAT (DNAT)")
+
+
+def test_recorded_hairpin_grid():
+    journeys = [recorded(c) for c in HAIRPIN]
+    fig = grid(journeys)
+    assert [one(fig, f"grid:column:{c}").get_text() for c in range(3)] == [
+        "bridge-nf-call-iptables=1", "bridge-nf-call-iptables=0", "hairpin MASQUERADE"]
+    assert [one(fig, f"grid:{c}:outcome").get_text() for c in range(3)] == [
+        "✔ delivered", "✘ not delivered", "✔ delivered"]
+    # rows follow the path, c2 -> c1, then the outcome
+    rows = sorted(gids(fig, "grid:row:"), key=lambda g: one(fig, g).get_position()[1])
+    assert [g.removeprefix("grid:row:") for g in rows] == [
+        "c2:eth0", "host:veth1", "host:hwchiu0", "host:veth0", "c1:eth0", "outcome"]
+    # the broken one: the reply reached c2 from 10.55.66.2:8000, not from the address c2 called
+    broken = journeys[1]
+    sport = broken.first("request").sport
+    assert cell(fig, 1, "c2:eth0", "reply").get_text() == f"10.55.66.2:8000 > 10.55.66.3:{sport}"
+    assert {g for g in gids(fig, "grid:") if g.endswith(":died")} == {"grid:1:c2:eth0:died"}
+    assert "hairpin NAT is missing" in one(fig, "grid:1:verdict").get_text().replace("\n", " ")
+    assert not with_gid(fig, "grid:0:verdict") and not with_gid(fig, "grid:2:verdict")
+    # where each one's reply was rewritten back: by the bridge's conntrack, by nothing, by the host's
+    assert same_color(cell(fig, 0, "c2:eth0", "reply").get_color(), RED)
+    assert same_color(cell(fig, 1, "c2:eth0", "reply").get_color(), REPLY)
+    assert cell(fig, 2, "c1:eth0", "request").get_text().startswith("10.55.66.1:")
+    assert not overlapping_texts(fig)
+    # the explanation stays inside its outcome cell
+    renderer = fig.canvas.get_renderer()
+    verdict = one(fig, "grid:1:verdict").get_window_extent(renderer)
+    box = [r for r in fig.findobj(Rectangle) if r.get_y() > len(rows) - 1.5 and r.get_x() > 0.5
+           and r.get_x() < 1.5][0].get_window_extent(renderer)
+    assert box.x0 <= verdict.x0 and verdict.x1 <= box.x1 and box.y0 <= verdict.y0 and verdict.y1 <= box.y1
+
+
+def test_grid_rows_merge_paths_that_run_different_ways():
+    fig = grid([recorded("p4-no-dnat"), recorded("p4-dnat"), recorded("p4-local-output")])
+    rows = sorted(gids(fig, "grid:row:"), key=lambda g: one(fig, g).get_position()[1])
+    assert [g.removeprefix("grid:row:") for g in rows] == [
+        "outside:eth0", "host:eth1", "host:hwchiu0", "host:veth0", "c1:eth0", "outcome"]
+    assert {g for g in gids(fig, "grid:") if g.endswith(":died")} == {"grid:0:host:eth1:died"}
+    assert not overlapping_texts(fig)
