@@ -678,7 +678,7 @@ def nb03():
         plots.lab_map(bridge_address="10.55.66.1/24", outside=True)
         """),
         code("""
-        lab.run("c1", "curl -s 127.0.0.1:8000/ | head -4")
+        lab.run("c1", "curl -s 127.0.0.1:8000/ | grep title")
         """),
         md("""
         ## 1. Who is the packet sent to?
@@ -743,7 +743,7 @@ def nb03():
         code("""
         lab.iptables("-t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT")
         lab.iptables("-t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT")
-        page = lab.run("outside", "curl -s -m2 172.17.9.103:2345/ | head -4")
+        page = lab.run("outside", "curl -s -m2 172.17.9.103:2345/ | grep title")
         page
         """),
         code("""
@@ -798,7 +798,7 @@ def nb03():
         via_output = lab.probe("host", "172.17.9.103", port=2345, label="nat OUTPUT rule")
         assert via_output.delivered
         assert [v.verdict for v in via_output.verdicts if (v.table, v.chain) == ("nat", "OUTPUT")] == ["DNAT"]
-        lab.run("host", "curl -s -m2 172.17.9.103:2345/ | head -2")
+        lab.run("host", "curl -s -m2 172.17.9.103:2345/ | grep title")
         """),
         code("""
         plots.grid([refused, blocked, published, local, via_output])
