@@ -702,7 +702,7 @@ def nb03():
         **Predict.** Before any rule, what does `curl 172.17.9.103:2345` from the outside machine get?
         """),
         code("""
-        lab.run("outside", "curl -s -m2 172.17.9.103:2345")
+        lab.run("outside", "curl -sS -m2 172.17.9.103:2345")
         """),
         code("""
         refused = lab.probe("outside", "172.17.9.103", port=2345, label="no DNAT")
@@ -778,7 +778,7 @@ def nb03():
         host*?
         """),
         code("""
-        lab.run("host", "curl -s -m2 172.17.9.103:2345")
+        lab.run("host", "curl -sS -m2 172.17.9.103:2345")
         """),
         code("""
         local = lab.probe("host", "172.17.9.103", port=2345, label="from the host")
@@ -1088,9 +1088,9 @@ def nb04():
         """),
         md("""
         DOCKER's ACCEPT for the published port matches *any* packet for 10.55.66.2:8000 coming from
-        outside the bridge, whether it was DNAT'd or not. Before Docker 29 (and in 28 with its ipset
-        rules), that hole was closed by other means; Docker 29 closes it with this one raw rule, and
-        dropped the old DOCKER-ISOLATION chains in its favour.
+        outside the bridge, whether it was DNAT'd or not. Docker 29 closes that hole with this one raw
+        rule (and dropped the old DOCKER-ISOLATION chains in its favour). The article's Docker 19.03 had
+        no such guard, as we will see at the end of this notebook.
 
         ## The article's rules, compared
 
@@ -1208,6 +1208,17 @@ def nb04():
         old_out, old_between, old_published = three_probes("Docker 19.03")
         assert old_out.delivered and old_between.delivered and old_published.delivered
         plots.grid([outgoing, old_out])
+        """),
+        md("""
+        **Predict.** 19.03 has no raw guard. Can the outside machine, with its own route to the bridge's
+        subnet, reach the container's port directly?
+        """),
+        code("""
+        lab.change("outside", "ip route replace 10.55.66.0/24 via 172.17.9.103")
+        old_direct = lab.probe("outside", "10.55.66.2", port=8000, label="19.03, direct to 8000")
+        old_other = lab.probe("outside", "10.55.66.2", port=9999, label="19.03, direct to 9999")
+        assert old_direct.delivered and not old_other.delivered
+        plots.grid([guarded, old_direct, old_other])
         """),
         md("""
         Same outcomes, other chains: 19.03's `-o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED` in
