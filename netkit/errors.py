@@ -23,9 +23,22 @@ from __future__ import annotations
 class NetkitError(Exception):
     """Root of every error netkit raises on purpose."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter shows instead of a traceback: the message names the fix already."""
+        return [f"\033[1;31m{type(self).__name__}\033[0m: {self}"]
+
 
 class SandboxError(NetkitError):
     """The machine cannot give this lab an isolated place to run."""
+
+    def _render_traceback_(self) -> list[str]:
+        return super()._render_traceback_() + [
+            "",
+            "The lab cannot start on this machine. Open 00-check-your-machine.ipynb (or run "
+            "`netkit doctor` in a terminal): it checks what this machine allows and gives the fix for each "
+            "missing piece. On Binder and most hosted notebooks user namespaces are switched off; run the "
+            "kit on a Linux laptop or VM instead (see the README's quick start).",
+        ]
 
 
 class LabError(NetkitError):
