@@ -36,7 +36,7 @@ import ipywidgets as w
 
 from . import topology
 from .errors import NetkitError
-from .switches import SWITCHES
+from .switches import SCENARIOS, SWITCHES
 from .widgets import outcome_html, png, refusal_html, switch_control
 
 
@@ -62,15 +62,11 @@ class Probe:
 PROBES: list[Probe] = [
     Probe("c1", "10.55.66.3", "scenario 1: c1 to c2"),
     Probe("c1", "8.8.8.8", "scenario 2: c1 to the internet"),
+    Probe("outside", "172.17.9.103", "scenario 3: outside to the published port 2345", port=2345),
+    Probe("outside", "172.17.9.103", "Docker's rules: outside to the published port 8080", port=8080),
 ]
-"""The probes the dashboard offers, one button each, in order; the first is sent when it opens."""
-
-SCENARIOS: dict[str, tuple[str, ...]] = {
-    "scenario 1 · container to container": ("bridge-nf-call-iptables", "forward-policy"),
-    "scenario 2 · container to the internet": ("bridge-address", "default-route", "masquerade",
-                                               "forward-rules"),
-}
-"""Which switches each scenario's heading gathers (a switch sits under the first that names it)."""
+"""The probes the dashboard offers, one button each, in order; the first is sent when it opens.
+The last two need the outside machine: stages part4-start and later, docker-29, docker-19."""
 
 OTHER = "other switches"
 
