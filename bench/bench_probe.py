@@ -5,6 +5,7 @@
 
 Prints a markdown table of medians (min, max) in milliseconds:
 
+- TCP probes: through DNAT, and refused;
 - probe delivered / dropped by a verdict / no reply with the receiver's
   routing table as the reason / no reply and nothing to say why (waits the
   whole timeout, 0.5 s by default);
@@ -88,6 +89,12 @@ def probes(runs: int) -> list[tuple[str, list[float]]]:
         assert "no route to 10.55.66.2" in lost.reason
         lab.iptables("-t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE")
         series("probe, delivered through MASQUERADE (c1 -> 8.8.8.8)", "c1", "8.8.8.8", True)
+        lab.reset("part4-published")
+        lab.probe("c1", "10.55.66.2")
+        series("TCP probe, connection through DNAT (outside -> 172.17.9.103:2345)",
+               "outside", "172.17.9.103", True, port=2345)
+        series("TCP probe, refused by the host itself (host -> 172.17.9.103:2345)",
+               "host", "172.17.9.103", False, port=2345)
     return rows
 
 
