@@ -263,3 +263,39 @@ def lab_state(lab, nodes=("host", "c1", "c2")) -> dict[str, str]:
 def link_json(lab, node: str, ifname: str, stats: bool = False) -> dict:
     flag = "-s " if stats else ""
     return json.loads(lab.run(node, f"ip {flag}-j link show {ifname}", check=True).stdout)[0]
+
+
+# -- a machine that refuses user namespaces ----------------------------------------------
+REFUSE_USER_NAMESPACES = """
+import ctypes, os, sys
+uid, gid = int(sys.argv[1]), int(sys.argv[2])
+argv = sys.argv[3:]
+ready_r, ready_w = os.pipe()
+go_r, go_w = os.pipe()
+child = os.fork()
+if child == 0:
+    if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:  # CLONE_NEWUSER
+        os._exit(90)
+    os.write(ready_w, b"."); os.read(go_r, 1)
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    os.setgroups([]); os.setgid(gid); os.setuid(uid)
+    os.execv(argv[0], argv)
+os.read(ready_r, 1)
+for kind in ("uid_map", "gid_map"):
+    with open(f"/proc/{child}/{kind}", "w") as f:
+        f.write("0 0 65536\\n")
+os.write(go_w, b".")
+_, status = os.waitpid(child, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def refused_user_namespaces(uid: int, gid: int, argv: list[str]) -> list[str]:
+    """The argv that runs `argv` as uid/gid where the kernel refuses new user namespaces.
+
+    Root makes a user namespace of its own (identity-mapped), sets user.max_user_namespaces
+    to 0 there only, drops to the user and execs `argv`: like Binder or a locked-down
+    distribution, while the machine's own limit stays as it is. Needs root.
+    """
+    return ["/usr/bin/python3", "-c", REFUSE_USER_NAMESPACES, str(uid), str(gid), *argv]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PYTHON, REPO, assert_lost, lab_state, ping
+from helpers import PYTHON, REPO, assert_lost, lab_state, ping, refused_user_namespaces
 from netkit import (
     CommandNotFound, Lab, LabInUse, NetkitError, RuleError, SandboxError, UnknownNode, UnknownStage,
 )
@@ -140,42 +140,18 @@ def test_missing_programs_name_the_package(tmp_path, name, present, package):
     assert list(runtime.iterdir()) == []  # no state file left behind
 
 
-# The kernel refuses: an unprivileged user where user.max_user_namespaces is 0. Root builds a
-# user namespace of its own (identity-mapped), sets the limit to 0 there only, drops to the
-# unprivileged user and starts a lab. The machine's own limit is not touched.
+# The kernel refuses: an unprivileged user where user.max_user_namespaces is 0 (see helpers).
 REFUSED = textwrap.dedent("""
-    import ctypes, json, os, sys
-    uid, gid, name, runtime = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    ready_r, ready_w = os.pipe()
-    go_r, go_w = os.pipe()
-    child = os.fork()
-    if child == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(0x10000000) != 0:  # CLONE_NEWUSER
-            os._exit(90)
-        os.write(ready_w, b"."); os.read(go_r, 1)
-        with open("/proc/sys/user/max_user_namespaces", "w") as f:
-            f.write("0")
-        os.setgroups([]); os.setgid(gid); os.setuid(uid)
-        os.environ.update(HOME="/tmp", NETKIT_RUNTIME_DIR=runtime)
-        os.environ.pop("XDG_RUNTIME_DIR", None)
-        from netkit import Lab, NetkitError
-        try:
-            Lab(name=name)
-            result = {"kind": None}
-        except NetkitError as exc:
-            result = {"kind": type(exc).__name__, "message": str(exc)}
-        result["limit"] = open("/proc/sys/user/max_user_namespaces").read().strip()
-        result["euid"] = os.geteuid()
-        print(json.dumps(result), flush=True)
-        os._exit(0)
-    os.read(ready_r, 1)
-    for kind in ("uid_map", "gid_map"):
-        with open(f"/proc/{child}/{kind}", "w") as f:
-            f.write("0 0 65536\\n")
-    os.write(go_w, b".")
-    _, status = os.waitpid(child, 0)
-    sys.exit(os.waitstatus_to_exitcode(status))
+    import json, os, sys
+    from netkit import Lab, NetkitError
+    try:
+        Lab(name=sys.argv[1])
+        result = {"kind": None}
+    except NetkitError as exc:
+        result = {"kind": type(exc).__name__, "message": str(exc)}
+    result["limit"] = open("/proc/sys/user/max_user_namespaces").read().strip()
+    result["euid"] = os.geteuid()
+    print(json.dumps(result), flush=True)
 """)
 
 
@@ -186,8 +162,9 @@ def test_the_kernel_refusing_user_namespaces(world_tmp, name, netkit_test_user, 
     runtime.mkdir()
     os.chown(runtime, uid, gid)
     machine_limit = Path("/proc/sys/user/max_user_namespaces").read_text()
-    done = subprocess.run(["/usr/bin/python3", "-c", REFUSED, str(uid), str(gid), name, str(runtime)],
-                          cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(netkit_copy)},
+    done = subprocess.run(refused_user_namespaces(uid, gid, ["/usr/bin/python3", "-c", REFUSED, name]),
+                          cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(netkit_copy),
+                                        "HOME": "/tmp", "NETKIT_RUNTIME_DIR": str(runtime)},
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import refused_user_namespaces
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
@@ -105,32 +106,7 @@ def test_notebook_runs_as_an_unprivileged_user(notebook, student_env):
         assert "not root, but user namespaces are allowed" in text
 
 
-# Like Binder: an unprivileged user where the kernel refuses user namespaces. Root builds a user
-# namespace of its own (identity-mapped), sets user.max_user_namespaces to 0 there only, drops to
-# the unprivileged user and runs papermill. The machine's own limit is not touched.
-REFUSED = """
-import ctypes, os, sys
-uid, gid = int(sys.argv[1]), int(sys.argv[2])
-argv = sys.argv[3:]
-ready_r, ready_w = os.pipe()
-go_r, go_w = os.pipe()
-child = os.fork()
-if child == 0:
-    if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:  # CLONE_NEWUSER
-        os._exit(90)
-    os.write(ready_w, b"."); os.read(go_r, 1)
-    with open("/proc/sys/user/max_user_namespaces", "w") as f:
-        f.write("0")
-    os.setgroups([]); os.setgid(gid); os.setuid(uid)
-    os.execv(argv[0], argv)
-os.read(ready_r, 1)
-for kind in ("uid_map", "gid_map"):
-    with open(f"/proc/{child}/{kind}", "w") as f:
-        f.write("0 0 65536\\n")
-os.write(go_w, b".")
-_, status = os.waitpid(child, 0)
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
+# Like Binder: an unprivileged user where the kernel refuses user namespaces (see helpers).
 
 
 @pytest.mark.rootless
@@ -144,7 +120,7 @@ def test_where_the_lab_cannot_start_the_notebooks_say_why(student_env, netkit_te
         output = place / "out" / f"refused-{name}"
         argv = [python, "-m", "papermill", "--no-progress-bar", "-k", "python3",
                 str(place / "notebooks" / name), str(output)]
-        done = subprocess.run(["/usr/bin/python3", "-c", REFUSED, str(uid), str(gid), *argv], env=env,
+        done = subprocess.run(refused_user_namespaces(uid, gid, argv), env=env,
                               cwd=place / "notebooks", capture_output=True, text=True, timeout=300)
         book = nbformat.read(str(output), as_version=4)
         shutil.copy(output, ARTIFACTS / f"refused-{name}")

@@ -25,6 +25,22 @@ how to fix it."""
 SAFETY = " ".join(SAFETY.split())
 
 
+def exercise_cells(exercise: str, hint: str, solution: str) -> list:
+    """An exercise's cells: set the lab up, the student's cell, the check, the solution, the CI run."""
+    return [
+        code(f"{exercise}.prepare(lab)"),
+        code(f"{hint}\n"),
+        code(f"{exercise}.check(lab)"),
+        md(solution),
+        code(f"""
+        # The automatic test of this notebook types the solution and checks it (students: skip this).
+        if run_solutions:
+            {exercise}.solve(lab)
+            assert {exercise}.check(lab).ok
+        """),
+    ]
+
+
 def nb00():
     cells = [
         md("""
@@ -291,17 +307,7 @@ def nb01():
         `iptables`), and run the check. Any rule that does the job passes: the check sends a probe, it
         does not compare text.
         """),
-        code("""
-        BRIDGED_ACCEPT.prepare(lab)
-        """),
-        code("""
-        # Your rule, for example:  lab.iptables("-I FORWARD ...")
-
-        """),
-        code("""
-        BRIDGED_ACCEPT.check(lab)
-        """),
-        md("""
+        *exercise_cells("BRIDGED_ACCEPT", '# Your rule, for example:  lab.iptables("-I FORWARD ...")', """
         <details><summary>Show a solution</summary>
 
         ```python
@@ -310,12 +316,6 @@ def nb01():
         The probe's verdict told us how bridged frames look to FORWARD: in and out through `hwchiu0`.
         Docker's own rule for its bridge reads the same way: `-A DOCKER-FORWARD -i docker0 -j ACCEPT`.
         </details>
-        """),
-        code("""
-        # The automatic test of this notebook types the solution and checks it (students: skip this).
-        if run_solutions:
-            BRIDGED_ACCEPT.solve(lab)
-            assert BRIDGED_ACCEPT.check(lab).ok
         """),
         md("""
         ## What we saw
@@ -558,17 +558,7 @@ def nb02():
         The next cell sets the lab up (bridge address and default route, FORWARD ACCEPT, no NAT). Write
         your rule with `lab.iptables("...")`, then run the check.
         """),
-        code("""
-        MASQUERADE.prepare(lab)
-        """),
-        code("""
-        # Your rule:  lab.iptables("-t nat ...")
-
-        """),
-        code("""
-        MASQUERADE.check(lab)
-        """),
-        md("""
+        *exercise_cells("MASQUERADE", '# Your rule:  lab.iptables("-t nat ...")', """
         <details><summary>Show a solution</summary>
 
         ```python
@@ -578,28 +568,12 @@ def nb02():
         `-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE`.
         </details>
         """),
-        code("""
-        # The automatic test of this notebook types the solution and checks it (students: skip this).
-        if run_solutions:
-            MASQUERADE.solve(lab)
-            assert MASQUERADE.check(lab).ok
-        """),
         md(f"""
         ## Exercise 2: the FORWARD rules
 
         {FORWARD_RULES.task}
         """),
-        code("""
-        FORWARD_RULES.prepare(lab)
-        """),
-        code("""
-        # Your rules:  lab.iptables("-I FORWARD ...")
-
-        """),
-        code("""
-        FORWARD_RULES.check(lab)
-        """),
-        md("""
+        *exercise_cells("FORWARD_RULES", '# Your rules:  lab.iptables("-I FORWARD ...")', """
         <details><summary>Show a solution</summary>
 
         ```python
@@ -610,12 +584,6 @@ def nb02():
         own rule for that direction accepts only replies (`-m conntrack --ctstate RELATED,ESTABLISHED`);
         notebook 04 shows the difference with probes.
         </details>
-        """),
-        code("""
-        # The automatic test of this notebook types the solution and checks it (students: skip this).
-        if run_solutions:
-            FORWARD_RULES.solve(lab)
-            assert FORWARD_RULES.check(lab).ok
         """),
         md("""
         ## What we saw
@@ -865,17 +833,7 @@ def nb03():
         The next cell puts the lab back at the start of part 4 (no DNAT, no eth1 rules). Write your rules
         with `lab.iptables("...")`, then run the check.
         """, PUBLISH_TASK=PUBLISH.task),
-        code("""
-        PUBLISH.prepare(lab)
-        """),
-        code("""
-        # Your rules:  lab.iptables("-t nat -A PREROUTING ...")
-
-        """),
-        code("""
-        PUBLISH.check(lab)
-        """),
-        md("""
+        *exercise_cells("PUBLISH", '# Your rules:  lab.iptables("-t nat -A PREROUTING ...")', """
         <details><summary>Show a solution</summary>
 
         ```python
@@ -887,40 +845,18 @@ def nb03():
         local address) and accepts only that one container port in FORWARD; notebook 04 shows its rules.
         </details>
         """),
-        code("""
-        # The automatic test of this notebook types the solution and checks it (students: skip this).
-        if run_solutions:
-            PUBLISH.solve(lab)
-            assert PUBLISH.check(lab).ok
-        """),
         md("""
         ## Exercise 2: curl on the host
 
         {LOCAL_TASK}
         """, LOCAL_TASK=LOCAL_ACCESS.task),
-        code("""
-        LOCAL_ACCESS.prepare(lab)
-        """),
-        code("""
-        # Your rule:  lab.iptables("-t nat ...")
-
-        """),
-        code("""
-        LOCAL_ACCESS.check(lab)
-        """),
-        md("""
+        *exercise_cells("LOCAL_ACCESS", '# Your rule:  lab.iptables("-t nat ...")', """
         <details><summary>Show a solution</summary>
 
         ```python
         lab.iptables("-t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
         ```
         </details>
-        """),
-        code("""
-        # The automatic test of this notebook types the solution and checks it (students: skip this).
-        if run_solutions:
-            LOCAL_ACCESS.solve(lab)
-            assert LOCAL_ACCESS.check(lab).ok
         """),
         md("""
         ## What we saw
@@ -1168,17 +1104,7 @@ def nb04():
 
         {DOCKER_USER_TASK}
         """, DOCKER_USER_TASK=DOCKER_USER.task),
-        code("""
-        DOCKER_USER.prepare(lab)
-        """),
-        code("""
-        # Your rule:  lab.iptables("-I DOCKER-USER ...")
-
-        """),
-        code("""
-        DOCKER_USER.check(lab)
-        """),
-        md("""
+        *exercise_cells("DOCKER_USER", '# Your rule:  lab.iptables("-I DOCKER-USER ...")', """
         <details><summary>Show a solution</summary>
 
         ```python
@@ -1186,12 +1112,6 @@ def nb04():
         ```
         `-p tcp --dport 8000` (the container's port, after DNAT) works too.
         </details>
-        """),
-        code("""
-        # The automatic test of this notebook types the solution and checks it (students: skip this).
-        if run_solutions:
-            DOCKER_USER.solve(lab)
-            assert DOCKER_USER.check(lab).ok
         """),
         md("""
         ## The article's host: Docker 19.03

@@ -27,6 +27,8 @@ def code(text: str, *tags: str):
 
 
 def save(path, cells, title: str) -> None:
+    for index, cell in enumerate(cells):
+        cell.id = f"cell-{index:02d}"   # stable ids: regenerating changes nothing that did not change
     book = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
         "language_info": {"name": "python"},
