@@ -54,7 +54,7 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangl
 from matplotlib.path import Path
 from matplotlib.textpath import TextPath
 
-from .journey import Journey, Sighting
+from .journey import Journey
 from .topology import ADDRESSES, BRIDGE, POINTS
 
 __all__ = ["lab_map", "ladder", "grid", "REQUEST", "REPLY", "RED", "GREY"]
