@@ -13,7 +13,7 @@ that plots and tests work from recorded journeys (``tests/data/*.json``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 
@@ -183,9 +183,6 @@ class Journey:
     @property
     def replied(self) -> bool:
         return any(hop.reply is not None for hop in self.hops)
-
-    def with_label(self, label: str) -> "Journey":
-        return replace(self, label=label)
 
     # -- evidence -------------------------------------------------------------
     def to_dict(self) -> dict:
