@@ -5,15 +5,15 @@ Importing netkit changes nothing and starts nothing.
 """
 
 from .errors import (
-    CommandError, CommandNotFound, LabError, LabInUse, LabNotFound, NetkitError,
-    RuleError, SandboxError, UnknownNode, UnknownStage,
+    BadArgument, CommandError, CommandNotFound, LabError, LabInUse, LabNotFound, NetkitError,
+    RuleError, SandboxError, StateError, UnknownNode, UnknownStage,
 )
 from .lab import CommandResult, Lab, Node
 from .topology import NODES, POINTS, STAGES
 
 __all__ = [
     "Lab", "Node", "CommandResult", "NODES", "POINTS", "STAGES",
-    "NetkitError", "SandboxError", "LabError", "LabInUse", "LabNotFound", "UnknownNode",
-    "UnknownStage", "CommandError", "CommandNotFound", "RuleError",
+    "NetkitError", "BadArgument", "SandboxError", "StateError", "LabError", "LabInUse", "LabNotFound",
+    "UnknownNode", "UnknownStage", "CommandError", "CommandNotFound", "RuleError",
 ]
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 ``netkit.sandbox`` starts it as::
 
     unshare --net --mount --pid --fork --mount-proc --kill-child [--user --map-root-user] \\
-        sh -c '... "$@" & wait' netkit-lab python -m netkit.agent --name LAB --state FILE
+        sh -c '... "$@" & wait' netkit-lab python -m netkit.agent --name LAB --lock-fd N
 
 so it is born in network, mount and pid namespaces of its own (the lab's
 ``host`` node). A shell is the lab's pid 1: it only reaps orphans and waits
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -33,8 +34,8 @@ import tempfile
 import threading
 import time
 
-from . import topology
-from .errors import CommandError, NetkitError, SandboxError, UnknownStage, to_wire
+from . import arguments, topology
+from .errors import BadArgument, CommandError, NetkitError, SandboxError, UnknownStage, to_wire
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """Nodes get root's PATH, so `route`, `iptables` and `sysctl` are found as in the article."""
@@ -49,27 +50,73 @@ def node_argv(node: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", node, *argv]
 
 
-def run(node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
-    """Run a shell command in a node; a dict like CommandResult, never raises on exit codes."""
+def run(node: str, command: str | None = None, timeout: float = 10.0, stdin: str | None = None, *,
+        argv: list[str] | None = None, cancel: threading.Event | None = None,
+        cap: int = arguments.OUTPUT_CAP) -> dict:
+    """Run a shell command (or, with `argv`, one program without a shell) in a node.
+
+    Returns a dict like CommandResult and never raises on exit codes. Each
+    stream keeps its first `cap` bytes; the rest is read and counted, not
+    kept. The command ends at `timeout`, or when `cancel` is set.
+    """
     topology.check_node(node)
+    program = argv if argv is not None else ["sh", "-c", command]
+    shown = command if argv is None else shlex.join(argv)
     started = time.monotonic()
-    proc = subprocess.Popen(
-        node_argv(node, ["sh", "-c", command]), env=ENV, cwd="/",
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    timed_out = False
     try:
-        out, err = proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        proc = subprocess.Popen(
+            node_argv(node, program), env=ENV, cwd="/",
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )
+    except OSError as exc:
+        raise CommandError(f"[{node}] {shown} could not start: {exc.strerror}", node=node, command=shown,
+                           errno=exc.errno) from None
+    kept = {"stdout": bytearray(), "stderr": bytearray()}
+    total = {"stdout": 0, "stderr": 0}
+
+    def read(stream, key) -> None:
+        while chunk := stream.read1(65536):
+            total[key] += len(chunk)
+            room = cap - len(kept[key])
+            if room > 0:
+                kept[key] += chunk[:room]
+
+    readers = [threading.Thread(target=read, args=(proc.stdout, "stdout"), daemon=True),
+               threading.Thread(target=read, args=(proc.stderr, "stderr"), daemon=True)]
+    for reader in readers:
+        reader.start()
+    if stdin is not None:
+        def feed() -> None:
+            try:
+                proc.stdin.write(stdin.encode())
+                proc.stdin.close()
+            except OSError:
+                pass
+        threading.Thread(target=feed, daemon=True).start()
+    timed_out = cancelled = False
+    deadline = started + timeout
+    while proc.poll() is None:
+        if cancel is not None and cancel.is_set():
+            cancelled = True
+        elif time.monotonic() >= deadline:
+            timed_out = True
+        else:
+            try:
+                proc.wait(0.02)
+            except subprocess.TimeoutExpired:
+                pass
+            continue
         _kill_group(proc.pid)
-        out, err = proc.communicate()
+        proc.wait()
+    for reader in readers:
+        reader.join(1.0)   # a program that left a child holding the pipe is not waited for
+    cut = {key: total[key] for key in total if total[key] > cap}
     return {
-        "node": node, "command": command,
-        "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace"),
-        "returncode": proc.returncode, "timed_out": timed_out,
-        "seconds": round(time.monotonic() - started, 4),
+        "node": node, "command": shown,
+        "stdout": kept["stdout"].decode(errors="replace"), "stderr": kept["stderr"].decode(errors="replace"),
+        "returncode": proc.returncode, "timed_out": timed_out or cancelled,
+        "seconds": round(time.monotonic() - started, 4), "cut": cut,
     }
 
 
@@ -85,12 +132,14 @@ class Agent:
 
     def __init__(self, out) -> None:
         self.out = out
-        self.detached = False
         self.stage: str | None = None
         self.lock = threading.Lock()
         self._prober = None
         self.background: list[subprocess.Popen] = []
         self._tcpdump_works: bool | None = None
+        self.keep_state = False
+        self.current: int | None = None          # the request being served
+        self.cancel = threading.Event()          # set to stop it (the owner pressed Ctrl-C)
 
     # -- the wire ---------------------------------------------------------
     def emit(self, message: dict) -> None:
@@ -98,12 +147,27 @@ class Agent:
             self.out.write(json.dumps(message) + "\n")
             self.out.flush()
 
+    def cancel_request(self, rid) -> None:
+        """Stop the work of request `rid` if it is the one being served (called by the reading thread)."""
+        if rid is not None and rid == self.current:
+            self.cancel.set()
+
     def serve(self, requests) -> None:
         for request in iter(requests.get, None):
             rid = request.get("id")
+            self.cancel.clear()
+            self.current = rid
             try:
-                handler = getattr(self, "op_" + request["op"])
-                result = handler(**request.get("args", {}))
+                op, args = request.get("op"), request.get("args", {})
+                handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+                if handler is None or not isinstance(args, dict):
+                    raise BadArgument(f"the lab's host has no operation {op!r}")
+                try:
+                    result = handler(**args)
+                except TypeError as exc:
+                    if "argument" not in str(exc):
+                        raise
+                    raise BadArgument(f"{op}: {exc}") from None
                 self.emit({"id": rid, "ok": True, "result": result})
             except NetkitError as exc:
                 self.emit({"id": rid, "ok": False, "error": to_wire(exc)})
@@ -111,9 +175,17 @@ class Agent:
                 self.emit({"id": rid, "ok": False, "error": {
                     "kind": "NetkitError",
                     "message": f"the lab's host hit an internal error: {type(exc).__name__}: {exc}; "
-                               "please report it with `netkit doctor` output"}})
+                               "please report it with `netkit doctor` output",
+                    "data": {"op": str(request.get("op")), "exception": type(exc).__name__}}})
+            finally:
+                self.current = None
 
     # -- operations -------------------------------------------------------
+    def op_keep_state(self) -> dict:
+        """Leave the lab's state file when this host ends: a reset's new host holds it now."""
+        self.keep_state = True
+        return {"keep_state": True}
+
     def op_hello(self) -> dict:
         return {"pid": os.getpid(), "uid": os.getuid(), "kernel": os.uname().release}
 
@@ -153,19 +225,31 @@ class Agent:
         except Exception as exc:  # the first probe will say what is wrong, with context
             print(f"netkit agent: could not get probes ready: {exc}", file=sys.stderr)
 
-    def op_run(self, node: str, command: str, timeout: float = 10.0, stdin: str | None = None) -> dict:
-        return run(node, command, timeout, stdin)
+    def op_run(self, node: str, command: str | None = None, timeout: float = 10.0, stdin: str | None = None,
+               argv: list | None = None) -> dict:
+        timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
+        stdin = arguments.stdin(stdin)
+        if argv is not None:
+            if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+                raise BadArgument("argv must be a list of strings, e.g. ['iptables', '-S']")
+            for word in argv:
+                arguments.text(word, what="argument", example="'-S'", empty=True)
+            return run(node, None, timeout, stdin, argv=argv, cancel=self.cancel)
+        return run(node, arguments.command(command), timeout, stdin, cancel=self.cancel)
 
     def op_start(self, node: str, command: str, port: int | None = None, timeout: float = 5.0) -> dict:
         """Start a program that keeps running (a server) in `node`; ready once `port` listens."""
         topology.check_node(node)
+        command = arguments.command(command)
+        port = None if port is None else arguments.port(port)
+        timeout = arguments.timeout(timeout, maximum=arguments.START_TIMEOUT_MAX)
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(node_argv(node, ["sh", "-c", f"exec {command}"]), env=ENV, cwd="/",
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.background.append(proc)
         deadline = time.monotonic() + timeout
-        while port is not None and time.monotonic() < deadline:
+        while port is not None and time.monotonic() < deadline and not self.cancel.is_set():
             if proc.poll() is not None:
                 break
             if _listening(node, port):
@@ -186,11 +270,22 @@ class Agent:
 
         icmp: `packet` is the ICMP echo (hex). tcp: a connection to `port`; its SYN is the probe.
         """
+        topology.check_node(src)
+        dst = arguments.address(dst)
+        timeout = arguments.timeout(timeout, maximum=arguments.PROBE_TIMEOUT_MAX)
         if proto == "tcp":
-            return self.prober().tcp(src, dst, port, timeout)
+            return self.prober().tcp(src, dst, arguments.port(port), timeout, cancel=self.cancel)
         if proto != "icmp":
-            raise NetkitError(f"probes speak icmp or tcp, not {proto!r}")
-        return self.prober().icmp(src, dst, timeout, ident, bytes.fromhex(packet) if packet else None)
+            raise BadArgument(f"probes speak icmp or tcp, not {proto!r}")
+        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int) or not 0 < ident < 0xFFFF):
+            raise BadArgument(f"ident={ident!r} is not an ICMP echo identifier (1 to 65534)")
+        try:
+            echo = bytes.fromhex(packet) if packet else None
+        except (TypeError, ValueError):
+            raise BadArgument("packet must be the ICMP echo as hex") from None
+        if echo is not None and not 8 <= len(echo) <= 1400:
+            raise BadArgument("packet must be an ICMP echo of 8 to 1400 bytes")
+        return self.prober().icmp(src, dst, timeout, ident, echo, cancel=self.cancel)
 
     def prober(self):
         if self._prober is None:
@@ -203,10 +298,17 @@ class Agent:
         """Run tcpdump on `point` while `command` runs in `node`: the article's two windows."""
         where, ifname = topology.split_point(point)
         topology.check_node(node)
+        command = arguments.command(command)
+        expression = arguments.expression(expression)
+        timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
         shown = f"tcpdump -n -i {ifname} {expression}".strip()
+
+        def during() -> dict:
+            return run(node, command, timeout, cancel=self.cancel)
+
         if self._tcpdump_works is not False:
             try:
-                answer = _tcpdump(where, ifname, expression, lambda: run(node, command, timeout))
+                answer = _tcpdump(where, ifname, expression, during)
                 self._tcpdump_works = True
             except _CannotDropPrivileges:
                 self._tcpdump_works = False
@@ -214,17 +316,16 @@ class Agent:
                 return {"capture": {"node": where, "command": shown, **answer}}
         # In a user namespace tcpdump cannot switch users (setgroups is denied), so it
         # refuses to run at all; netkit's own capture prints the same lines, and says so.
-        from .probe import watch_point
-        lines = watch_point(where, ifname, expression, lambda: run(node, command, timeout))
+        from .probe import OWN_CAPTURE_FILTERS, watch_point
+        if expression.strip() not in OWN_CAPTURE_FILTERS:
+            raise BadArgument(f"tcpdump cannot run in this lab (it cannot drop privileges inside a user namespace), "
+                              f"and netkit's own capture understands only the filters "
+                              f"{', '.join(repr(f) for f in OWN_CAPTURE_FILTERS if f)} or none, not {expression!r}")
+        lines = watch_point(where, ifname, expression, during)
         note = ("(netkit's own capture, in tcpdump's format: tcpdump cannot drop privileges "
                 "inside a user namespace)\n")
         return {"capture": {"node": where, "command": shown, "stdout": "".join(lines), "stderr": note,
-                            "returncode": 0, "timed_out": False, "seconds": 0.0}}
-
-    def op_detach(self) -> dict:
-        """Keep running when the owner's pipe closes (for `netkit up`)."""
-        self.detached = True
-        return {"detached": True}
+                            "returncode": 0, "timed_out": False, "seconds": 0.0, "cut": {}}}
 
 
 def _listening(node: str, port: int) -> bool:
@@ -269,7 +370,7 @@ class _CannotDropPrivileges(Exception):
 
 def _tcpdump(node: str, ifname: str, expression: str, during) -> dict:
     """tcpdump on node:ifname while `during()` runs; its output once it has stopped."""
-    argv = node_argv(node, ["tcpdump", "-l", "-n", "-i", ifname, *expression.split()])
+    argv = node_argv(node, ["tcpdump", "-l", "-n", "-i", ifname, "--", *expression.split()])
     dump = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     lines: list[tuple[str, str]] = []
@@ -328,15 +429,50 @@ def _build_error(step: topology.Step, result: dict) -> NetkitError:
     return CommandError(f"building the lab failed at step {step}: {said or 'exit ' + str(result['returncode'])}")
 
 
-def _read_requests(stream, queue, agent: Agent, on_exit) -> None:
+class _StateFile:
+    """The lab's state file, reached through descriptors opened before /run was mounted over."""
+
+    def __init__(self, lock_fd: int | None, dir_fd: int | None, name: str | None) -> None:
+        self.lock_fd, self.dir_fd, self.name = lock_fd, dir_fd, name
+        for fd in (lock_fd, dir_fd):
+            if fd is not None:
+                try:
+                    os.set_inheritable(fd, False)   # programs the agent starts need not hold them
+                except OSError:
+                    pass
+
+    def remove(self) -> None:
+        """Delete the file if it is still the one this lab locked (nobody else can hold its name)."""
+        if None in (self.lock_fd, self.dir_fd, self.name):
+            return
+        try:
+            held = os.fstat(self.lock_fd)
+            linked = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+            if (held.st_dev, held.st_ino) == (linked.st_dev, linked.st_ino):
+                os.unlink(self.name, dir_fd=self.dir_fd)
+        except OSError:
+            pass
+
+
+def _read_requests(stream, requests, agent: Agent, state_file: _StateFile) -> None:
+    """Requests into the queue, in order; a cancel acts at once. The owner gone: the lab ends."""
     for line in stream:
         line = line.strip()
-        if line:
-            queue.put(json.loads(line))
+        if not line:
+            continue
+        try:
+            message = json.loads(line)
+        except ValueError:
+            print(f"netkit agent: not a request: {line[:200]!r}", file=sys.stderr)
+            continue
+        if "cancel" in message:
+            agent.cancel_request(message["cancel"])
+        else:
+            requests.put(message)
     # The owner's end closed: the owner has gone (closed, crashed or was killed).
-    if not agent.detached:
-        on_exit()
-        os._exit(0)
+    if not agent.keep_state:
+        state_file.remove()
+    os._exit(0)
 
 
 def _mount_private_dirs() -> None:
@@ -362,17 +498,15 @@ def _die_with_parent() -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="netkit.agent")
     parser.add_argument("--name", required=True)
-    parser.add_argument("--state", help="the lab's state file, removed when the lab ends")
+    parser.add_argument("--lock-fd", type=int, help="the lab's locked state file, held while the lab lives")
+    parser.add_argument("--state-dir-fd", type=int, help="the state directory, to remove the file at the end")
+    parser.add_argument("--state-file", help="the state file's name in that directory")
     args = parser.parse_args(argv)
 
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by mistake goes to stderr, never onto the wire
     _die_with_parent()
-
-    state_dir_fd = state_name = None
-    if args.state:
-        state_dir_fd = os.open(os.path.dirname(args.state) or ".", os.O_RDONLY | os.O_DIRECTORY)
-        state_name = os.path.basename(args.state)
+    state_file = _StateFile(args.lock_fd, args.state_dir_fd, args.state_file)
 
     try:
         _mount_private_dirs()
@@ -384,16 +518,7 @@ def main(argv: list[str] | None = None) -> None:
     import queue as queue_module
     requests: queue_module.Queue = queue_module.Queue()
     agent = Agent(out)
-
-    def forget_state() -> None:
-        if state_dir_fd is not None:
-            try:
-                os.unlink(state_name, dir_fd=state_dir_fd)
-            except OSError:
-                pass
-
-    threading.Thread(target=_read_requests, args=(sys.stdin, requests, agent, forget_state),
-                     daemon=True).start()
+    threading.Thread(target=_read_requests, args=(sys.stdin, requests, agent, state_file), daemon=True).start()
     agent.emit({"id": 0, "ok": True, "result": agent.op_hello()})
     agent.serve(requests)
 

@@ -1,14 +1,19 @@
 """The `netkit` command: a terminal's way into the labs.
 
-    netkit up     [--lab NAME] [--stage STAGE]   start a lab that outlives the command
-    netkit exec   [--lab NAME] NODE -- CMD...    run CMD in a node, like `docker exec`
-    netkit status                                list this user's running labs
-    netkit down   [--lab NAME | --all]           end a lab
-    netkit doctor                                what this machine allows, with fixes
+    netkit up     [--lab NAME] [--stage STAGE]            start a lab that outlives the command
+    netkit exec   [--lab NAME] [--user U] NODE -- CMD...  run CMD in a node, like `docker exec`
+    netkit status [--user U]                              this user's labs (and what is left of ended ones)
+    netkit down   [--lab NAME | --all] [--user U]         end a lab (or all, and the keeper)
+    netkit doctor                                         what this machine allows, with fixes
 
 `exec` reaches any running lab of the same user, including one an open
-notebook holds: it enters the lab's host with nsenter and the node with
-`ip netns exec`, so the command's output and exit code are its own.
+notebook holds. It checks that the lab's pid 1 is still the process its
+state file names, opens that process's namespaces, checks again, and only
+then enters them (nsenter, then `ip netns exec` for a node), so the command's
+output and exit code are its own and a recycled pid is never entered.
+
+Every verb works on the caller's own labs. Root may name another user's lab
+with ``--user NAME``, and is then told whose lab it touched.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ import os
 import sys
 import time
 
-from . import doctor, sandbox, topology
+from . import doctor, keeper, state, topology
 from .agent import PATH
-from .errors import NetkitError
+from .errors import LabNotFound, NetkitError, UnknownNode
+from .sandbox import which
+
+NAMESPACES = ("user", "mnt", "net", "pid")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,12 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--quiet", action="store_true", help="do not echo the commands that build the lab")
     ex = sub.add_parser("exec", help="run a command in a node of a running lab")
     ex.add_argument("--lab", default="netkit")
+    ex.add_argument("--user", help="root only: the user whose lab it is")
     ex.add_argument("node", help="one of: " + ", ".join(topology.NODES))
     ex.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
-    sub.add_parser("status", help="list running labs")
+    st = sub.add_parser("status", help="list running labs")
+    st.add_argument("--user", help="root only: list this user's labs instead of root's")
     down = sub.add_parser("down", help="end a lab")
     down.add_argument("--lab", default="netkit")
-    down.add_argument("--all", action="store_true", help="end every lab of this user")
+    down.add_argument("--all", action="store_true", help="end every lab of this user, and the keeper")
+    down.add_argument("--user", help="root only: the user whose lab it is")
     sub.add_parser("doctor", help="check what this machine allows")
     return parser
 
@@ -46,28 +57,45 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_up(args) -> int:
     echo = None if args.quiet else (lambda e: print(f"  [{e['node']}] {e['command']}", flush=True)
                                     if e.get("event") == "step" else None)
-    topology.stage(args.stage)
-    box = sandbox.Sandbox(args.lab, on_event=echo)
-    try:
-        box.call("build", stage=args.stage)
-        box.call("detach")
-        record = box.write_record(args.stage, detached=True)
-    except BaseException:
-        box.close()
-        raise
-    print(f"lab {args.lab!r} is up at stage {args.stage} (pid {record.init_pid}).\n"
+    record = keeper.up(args.lab, args.stage, on_event=echo)
+    print(f"lab {args.lab!r} is up at stage {args.stage} (pid {record['init_pid']}).\n"
           f"  try:     netkit exec --lab {args.lab} c1 -- route -n\n"
           f"  end it:  netkit down --lab {args.lab}")
     return 0
 
 
-def exec_argv(record: sandbox.LabRecord, node: str, command: list[str]) -> list[str]:
-    """The argv that runs `command` in `node` of the lab `record` describes."""
-    topology.check_node(node)
-    argv = record.nsenter_argv() + ["--", "env", f"PATH={PATH}"]
+def _whose(where: state.StateDir) -> str:
+    return "" if where.uid == os.geteuid() else f" of user {where.user}"
+
+
+def exec_argv(record: state.LabRecord, node: str, command: list[str], fds: dict[str, int]) -> list[str]:
+    """The argv that runs `command` in `node`, entering the namespaces open as `fds` (kind -> fd)."""
+    argv = [which("nsenter") or "nsenter"]
+    if "user" in fds:
+        # Keep our ids (they map to root in the lab): resetting them would call setgroups(),
+        # which a --map-root-user namespace denies to an unprivileged user.
+        argv += [f"--user=/proc/self/fd/{fds['user']}", "--preserve-credentials"]
+    argv += [f"--mount=/proc/self/fd/{fds['mnt']}", f"--net=/proc/self/fd/{fds['net']}",
+             f"--pid=/proc/self/fd/{fds['pid']}", "--", "env", f"PATH={PATH}"]
     if node != "host":
         argv += ["ip", "netns", "exec", node]
     return argv + command
+
+
+def _open_namespaces(record: state.LabRecord) -> dict[str, int]:
+    """The lab's namespaces, opened through its pid 1 and checked to be that process's before and after."""
+    if not record.init.current():
+        raise LabNotFound(f"the lab {record.name!r} has just ended", name=record.name)
+    fds = {}
+    for kind in NAMESPACES:
+        if kind == "user" and not record.userns:
+            continue
+        fds[kind] = os.open(f"/proc/{record.init_pid}/ns/{kind}", os.O_RDONLY)
+    if not record.init.current():   # the pid was reused while we opened: these are someone else's
+        for fd in fds.values():
+            os.close(fd)
+        raise LabNotFound(f"the lab {record.name!r} has just ended", name=record.name)
+    return fds
 
 
 def cmd_exec(args) -> int:
@@ -75,33 +103,69 @@ def cmd_exec(args) -> int:
     if not command:
         raise NetkitError("give the command after --, e.g. netkit exec c1 -- route -n")
     topology.check_node(args.node)
-    record = sandbox.find(args.lab)
-    argv = exec_argv(record, args.node, command)
+    with state.state_dir_of(args.user) as where:
+        record = state.require(state.check_name(args.lab), where)
+    if args.node not in topology.nodes_at(record.stage):
+        joins = next(st.name for st in topology.STAGES.values() if args.node in st.adds)
+        raise UnknownNode(
+            f"the lab {args.lab!r} is at stage {record.stage}, where there is no node {args.node!r}; it joins at "
+            f"stage {joins}: lab.reset({joins!r}) in the notebook, or netkit down --lab {args.lab} && "
+            f"netkit up --lab {args.lab} --stage {joins}")
+    if args.user:
+        print(f"(lab {args.lab!r} of user {where.user})", file=sys.stderr)
+    fds = _open_namespaces(record)
+    for fd in fds.values():
+        os.set_inheritable(fd, True)
+    argv = exec_argv(record, args.node, command, fds)
     sys.stdout.flush()
     os.execv(argv[0], argv)
     return 127  # not reached
 
 
 def cmd_status(args) -> int:
-    labs = sandbox.running_labs()
+    with state.state_dir_of(args.user) as where:
+        labs = state.every_lab(where)
+        kept = keeper.running(where)
+    owner = f" of user {where.user}" if args.user else ""
     if not labs:
-        print("no running labs (start one with `netkit up` or Lab() in a notebook)")
-        return 0
-    print(f"{'LAB':<16}{'STAGE':<20}{'PID':>8}  {'MODE':<9}{'HELD BY':<16}{'UP':>8}")
-    for r in labs:
-        held = "netkit up" if r.detached else f"pid {r.owner_pid}"
+        print(f"no labs{owner} (start one with `netkit up` or Lab() in a notebook)")
+    else:
+        print(f"{'LAB':<18}{'STATE':<10}{'STAGE':<18}{'PID':>8}  {'MODE':<7}{'HELD BY':<18}{'UP':>7}")
+    for found in labs:
+        r = found.record
+        if r is None:
+            pids = ",".join(map(str, found.holders)) or "-"
+            why = {"stale": "no lab holds its state file: `netkit down` removes it",
+                   "starting": "its host is being built",
+                   "orphan": "its state file was deleted: `netkit down` ends it"}[found.kind]
+            print(f"{found.name:<18}{found.kind:<10}{'-':<18}{pids:>8}  {'-':<7}{'-':<18}{'':>7}  ({why})")
+            continue
+        held = f"keeper {r.owner_pid}" if r.kept else f"pid {r.owner_pid}"
         mode = "userns" if r.userns else "root"
-        print(f"{r.name:<16}{r.stage:<20}{r.init_pid:>8}  {mode:<9}{held:<16}{time.time() - r.started:>7.0f}s")
+        up_for = f"{time.time() - r.started:.0f}s" if found.kind == "running" else "-"
+        note = {"stale": "  (no lab holds it: `netkit down` removes the file)",
+                "ended": "  (ended; its holder has not let go of the name yet)"}.get(found.kind, "")
+        print(f"{found.name:<18}{found.kind:<10}{r.stage:<18}{r.init_pid:>8}  {mode:<7}{held:<18}{up_for:>7}{note}")
+    if kept is not None:
+        print(f"(the netkit keeper, pid {kept.pid}, holds the labs `netkit up` started)")
     return 0
 
 
 def cmd_down(args) -> int:
-    records = sandbox.running_labs() if args.all else [sandbox.find(args.lab)]
-    for record in records:
-        sandbox.stop(record)
-        print(f"lab {record.name!r} is down")
-    if not records:
-        print("no running labs")
+    with state.state_dir_of(args.user) as where:
+        if args.all:
+            targets = state.every_lab(where)
+        else:
+            name = state.check_name(args.lab)
+            targets = [f for f in state.every_lab(where) if f.name == name]
+            if not targets:
+                state.require(name, where)   # raises LabNotFound listing what runs
+        for found in targets:
+            print(state.stop(found, where))
+        if args.all and keeper.quit(where):
+            print("the netkit keeper has ended")
+        if not targets and args.all:
+            print(f"no labs{_whose(where)}")
     return 0
 
 
@@ -119,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except NetkitError as exc:
         print(f"netkit: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("netkit: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

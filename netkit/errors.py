@@ -3,18 +3,23 @@
 Every message names the object, says what went wrong, and says how to fix it::
 
     NetkitError                  anything netkit refuses or cannot do
+    ├── BadArgument              a value the caller gave is not usable (also a ValueError)
     ├── SandboxError             a lab cannot start on this machine
-    ├── LabError                 a lab by that name: in use, not found, gone
+    ├── StateError               the labs' state directory (or a file in it) is not safe to use
+    ├── LabError                 a lab by that name: in use, not found, gone, not answering
     │   ├── LabInUse
     │   └── LabNotFound
-    ├── UnknownNode              no such node in the lab
-    ├── UnknownStage             no such stage of the article
+    ├── UnknownNode              no such node in the lab (also a BadArgument)
+    ├── UnknownStage             no such stage of the article (also a BadArgument)
     ├── CommandError             a command in a node could not run
     │   └── CommandNotFound      the program does not exist in the node
     └── RuleError                iptables refused a rule; the lab is unchanged
 
-The agent (the lab's host process) raises the same classes; they travel over
-the pipe by name and are raised again in the notebook.
+An error may carry data besides its message, as keyword arguments
+(``CommandError(msg, node="c1", command="route -n", returncode=2)``); each is
+an attribute of the exception and is listed in ``error.data``. The agent (the
+lab's host process) raises the same classes; they cross the pipe as their
+name, message and data, and are raised again in the notebook with all three.
 """
 
 from __future__ import annotations
@@ -23,9 +28,19 @@ from __future__ import annotations
 class NetkitError(Exception):
     """Root of every error netkit raises on purpose."""
 
+    def __init__(self, message: str = "", **data) -> None:
+        super().__init__(message)
+        self.data = data
+        for key, value in data.items():
+            setattr(self, key, value)
+
     def _render_traceback_(self) -> list[str]:
         """What Jupyter shows instead of a traceback: the message names the fix already."""
         return [f"\033[1;31m{type(self).__name__}\033[0m: {self}"]
+
+
+class BadArgument(NetkitError, ValueError):
+    """A value the caller passed cannot be used: wrong type, out of range, or unsafe."""
 
 
 class SandboxError(NetkitError):
@@ -41,23 +56,27 @@ class SandboxError(NetkitError):
         ]
 
 
+class StateError(NetkitError):
+    """The directory where labs keep their state, or a file in it, is not safe to use."""
+
+
 class LabError(NetkitError):
-    """Something about a lab as a whole (its name, whether it runs)."""
+    """Something about a lab as a whole (its name, whether it runs, whether it answers)."""
 
 
 class LabInUse(LabError):
-    """Another running lab already has this name."""
+    """Another running (or starting) lab already has this name."""
 
 
 class LabNotFound(LabError):
-    """No running lab has this name (or its host process has died)."""
+    """No running lab has this name (or its host process has ended)."""
 
 
-class UnknownNode(NetkitError):
-    """A node name that is not part of the lab."""
+class UnknownNode(BadArgument):
+    """A node name that is not part of the lab (at its stage)."""
 
 
-class UnknownStage(NetkitError):
+class UnknownStage(BadArgument):
     """A stage name that the article does not have."""
 
 
@@ -74,15 +93,16 @@ class RuleError(NetkitError):
 
 
 _BY_NAME = {cls.__name__: cls for cls in (
-    NetkitError, SandboxError, LabError, LabInUse, LabNotFound, UnknownNode,
-    UnknownStage, CommandError, CommandNotFound, RuleError)}
+    NetkitError, BadArgument, SandboxError, StateError, LabError, LabInUse, LabNotFound,
+    UnknownNode, UnknownStage, CommandError, CommandNotFound, RuleError)}
 
 
 def to_wire(exc: NetkitError) -> dict:
-    """An error as plain data, to cross the agent's pipe."""
-    return {"kind": type(exc).__name__, "message": str(exc)}
+    """An error as plain data, to cross the agent's pipe: its class, message and data."""
+    return {"kind": type(exc).__name__, "message": str(exc), "data": dict(getattr(exc, "data", {}))}
 
 
 def from_wire(data: dict) -> NetkitError:
     """The error that `to_wire` described, ready to raise."""
-    return _BY_NAME.get(data.get("kind"), NetkitError)(data.get("message", "unknown error"))
+    cls = _BY_NAME.get(data.get("kind"), NetkitError)
+    return cls(data.get("message", "unknown error"), **(data.get("data") or {}))

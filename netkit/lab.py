@@ -14,16 +14,17 @@ Every change the lab makes is echoed as the command a person would type when
 from __future__ import annotations
 
 import html
-import ipaddress
 import random
+import re
 import shlex
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from . import topology
-from .errors import CommandError, CommandNotFound, LabNotFound, NetkitError, RuleError
+from . import arguments, topology
+from .errors import BadArgument, CommandError, CommandNotFound, LabNotFound, RuleError
 from .journey import Journey
-from .sandbox import Sandbox, check_name
+from .sandbox import Sandbox
+from .state import Claim, check_name
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class CommandResult:
     returncode: int
     timed_out: bool = False
     seconds: float = 0.0
+    cut: dict = field(default_factory=dict)   # stream -> bytes it printed in all, when more than was kept
 
     @property
     def ok(self) -> bool:
@@ -52,33 +54,43 @@ class CommandResult:
         if not self.ok:
             said = (self.stderr or self.stdout).strip()
             ending = "timed out" if self.timed_out else f"exit {self.returncode}"
-            raise CommandError(f"[{self.node}] {self.command} failed ({ending}): {said}")
+            raise CommandError(f"[{self.node}] {self.command} failed ({ending}): {said}", node=self.node,
+                               command=self.command, returncode=self.returncode, stderr=self.stderr[-2000:])
         return self
 
-    def __str__(self) -> str:
-        text = f"{self.node}$ {self.command}\n{self.output}"
+    @property
+    def note(self) -> str:
+        """What the output above does not show: a cut, or a timeout."""
+        notes = [f"(the {stream} was cut after {arguments.OUTPUT_CAP // 1024} KiB: it printed "
+                 f"{size:,} bytes in all)\n" for stream, size in sorted(self.cut.items())]
         if self.timed_out:
-            text += f"(stopped after {self.seconds:.1f} s: pass timeout= for longer)\n"
-        return text
+            notes.append(f"(stopped after {self.seconds:.1f} s: pass timeout= for longer)\n")
+        return "".join(notes)
+
+    def __str__(self) -> str:
+        return f"{self.node}$ {self.command}\n{self.output}{self.note}"
 
     def _repr_html_(self) -> str:
         status = "" if self.ok else f'<span style="color:#ff7b72">[exit {self.returncode}]</span>'
         return ('<pre style="background:#0d1117;color:#e6edf3;padding:6px 10px;border-radius:4px;'
                 'font-size:12px;line-height:1.35">'
                 f'<span style="color:#7ee787">{html.escape(self.node)}$</span> '
-                f'{html.escape(self.command)} {status}\n{html.escape(self.output)}</pre>')
+                f'{html.escape(self.command)} {status}\n{html.escape(self.output + self.note)}</pre>')
 
 
-def _check_form(rule: str) -> str | None:
-    """For an adding rule (-A CHAIN ... / -I CHAIN [N] ...), the `-C` command that tests for it."""
-    words = shlex.split(rule)
+def _check_form(words: list[str]) -> list[str] | None:
+    """For an adding rule (-A CHAIN ... / -I CHAIN [N] ...), the `-C` words that test for it."""
     for index, word in enumerate(words):
         if word in ("-A", "--append", "-I", "--insert") and index + 1 < len(words):
             rest = words[index + 2:]
             if word in ("-I", "--insert") and rest and rest[0].isdigit():
                 rest = rest[1:]
-            return shlex.join(words[:index] + ["-C", words[index + 1]] + rest)
+            return words[:index] + ["-C", words[index + 1]] + rest
     return None
+
+
+NOT_FOUND = re.compile(r"^(?:sh: \d+: )?(\S+): (?:not found|command not found)$", re.M)
+"""How the shell (dash, bash) says a program does not exist: `sh: 1: pnig: not found`."""
 
 
 class Node:
@@ -134,21 +146,28 @@ class Lab:
         self.name = name
         self.trace = trace
         self._resetting = False
-        self._sandbox = self._start(stage)
+        self._claim = Claim(name)          # LabInUse if a lab (running or starting) has the name
+        try:
+            self._sandbox = self._start(stage)
+            try:
+                self._sandbox.record(stage)
+            except BaseException:
+                self._sandbox.close()
+                raise
+        finally:
+            self._claim.drop()             # from here on the sandbox holds the name
         self._finalizer = weakref.finalize(self, _close_sandbox, self._sandbox)
         self.stage = stage
         _HELD[name] = self
 
-    def _start(self, stage: str, claim: bool = True) -> Sandbox:
+    def _start(self, stage: str) -> Sandbox:
         # A weak reference: the sandbox must not keep the Lab alive, or its finalizer never runs.
         on_event = weakref.WeakMethod(self._on_event)
-        sandbox = Sandbox(self.name, on_event=lambda event: (on_event() or _ignore)(event), claim=claim)
+        sandbox = Sandbox(self.name, self._claim, on_event=lambda event: (on_event() or _ignore)(event))
         try:
-            sandbox.call("build", stage=stage)
-            if claim:
-                sandbox.write_record(stage)
+            sandbox.call("build", stage=stage, wait=120)
         except BaseException:
-            sandbox.close(keep_record=not claim)
+            sandbox.close()
             raise
         return sandbox
 
@@ -174,7 +193,11 @@ class Lab:
 
     @property
     def closed(self) -> bool:
-        return self._sandbox.proc is None
+        """True once the lab has ended: closed here, or ended from outside (`netkit down`)."""
+        return self._sandbox.closed_here or self._sandbox.ended.is_set()
+
+    def _call(self, op: str, *, wait: float = 30.0, **args):
+        return self._sandbox.call(op, wait=wait, **args)
 
     def __getitem__(self, node: str) -> Node:
         return Node(self, topology.check_node(node, self.stage))
@@ -188,17 +211,21 @@ class Lab:
         stage = stage or self.stage
         topology.stage(stage)
         if self.closed:
-            raise LabNotFound(f"the lab {self.name!r} is closed; start a new one with Lab()")
+            raise self._sandbox.gone()
         self._resetting = True
         try:
-            new = self._start(stage, claim=False)  # the old host keeps the name meanwhile
+            new = self._start(stage)       # holds the same claim: the name stays this lab's
         finally:
             self._resetting = False
         self._finalizer.detach()
-        self._sandbox.close(keep_record=True)
+        try:
+            self._sandbox.hand_over()
+        except Exception:
+            pass                            # the old host is gone already: nothing to keep
+        self._sandbox.close()
         self._sandbox = new
         self._finalizer = weakref.finalize(self, _close_sandbox, new)
-        new.write_record(stage)
+        new.record(stage)
         self.stage = stage
         if self.trace:
             count = len(topology.steps_to(stage))
@@ -227,20 +254,32 @@ class Lab:
 
         A non-zero exit is a result, not an error (a failing ping is the
         lesson); pass check=True to raise CommandError instead. A program
-        that does not exist raises CommandNotFound.
+        that does not exist raises CommandNotFound. `timeout` is at most
+        600 s; each of stdout and stderr keeps its first 1 MiB.
         """
         topology.check_node(node, self.stage)
-        if not isinstance(command, str) or not command.strip():
-            raise CommandError(f"give the command to run in {node} as one string, e.g. 'route -n'")
-        result = CommandResult(**self._sandbox.call("run", node=node, command=command,
-                                                    timeout=timeout, stdin=stdin))
-        if result.returncode == 127 and "not found" in result.stderr:
-            program = shlex.split(command)[0] if command.strip() else command
-            raise CommandNotFound(
-                f"[{node}] {program!r}: no such program in the lab's nodes ({result.stderr.strip()}); "
-                "check the spelling, or install it on the machine (the nodes share its programs), "
-                "e.g. sudo apt-get install net-tools iputils-ping tcpdump conntrack")
+        command = arguments.command(command)
+        timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
+        stdin = arguments.stdin(stdin)
+        result = CommandResult(**self._call("run", node=node, command=command, timeout=timeout, stdin=stdin,
+                                            wait=timeout))
+        self._not_found(result)
         return result.check() if check else result
+
+    def _not_found(self, result: CommandResult) -> None:
+        """CommandNotFound naming the program the shell could not find, when that ended the command."""
+        missing = NOT_FOUND.findall(result.stderr)
+        if result.returncode == 127 and missing:
+            program = missing[-1]
+            raise CommandNotFound(
+                f"[{result.node}] {program!r}: no such program in the lab's nodes (in `{result.command}`); "
+                "check the spelling, or install it on the machine (the nodes share its programs), "
+                "e.g. sudo apt-get install net-tools iputils-ping tcpdump conntrack",
+                node=result.node, command=result.command, program=program, returncode=127)
+
+    def _run_argv(self, node: str, argv: list[str], timeout: float = 10.0) -> CommandResult:
+        """Run one program with its arguments, without a shell (so no word is read as shell syntax)."""
+        return CommandResult(**self._call("run", node=node, argv=argv, timeout=timeout, wait=timeout))
 
     def probe(self, src: str, dst: str, *, port: int | None = None, timeout: float | None = None,
               label: str = "") -> Journey:
@@ -253,28 +292,28 @@ class Lab:
         Returns a Journey: where the request and the reply were seen and with
         which addresses, the netfilter verdicts in the host, the conntrack
         entry, and whether it was delivered and why not. Returns as soon as
-        the outcome is known; `timeout` only bounds the wait when no reply
-        comes and nothing says why.
+        the outcome is known; `timeout` (at most 30 s) only bounds the wait
+        when no reply comes and nothing says why.
         """
         from . import explain
         topology.check_node(src, self.stage)
-        try:
-            ipaddress.IPv4Address(dst)
-        except ValueError:
-            raise NetkitError(f"{dst!r} is not an IPv4 address; probe an address such as "
-                              "'10.55.66.3' or '8.8.8.8' (nodes: lab.probe('c1', '10.55.66.3'))") from None
+        dst = arguments.address(dst)
+        if not isinstance(label, str):
+            raise BadArgument(f"label={label!r}: give the condition as a short string, e.g. label='FORWARD ACCEPT'")
+        if timeout is not None:
+            timeout = arguments.timeout(timeout, maximum=arguments.PROBE_TIMEOUT_MAX)
         if port is not None:
-            if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-                raise NetkitError(f"{port!r} is not a TCP port; give a number from 1 to 65535, e.g. port=2345")
-            raw = self._sandbox.call("probe", src=src, dst=dst, proto="tcp", port=port,
-                                     timeout=1.0 if timeout is None else timeout)
+            port = arguments.port(port)
+            timeout = 1.0 if timeout is None else timeout
+            raw = self._call("probe", src=src, dst=dst, proto="tcp", port=port, timeout=timeout, wait=timeout)
         else:
             from scapy.layers.inet import ICMP
             from scapy.packet import Raw
+            timeout = 0.5 if timeout is None else timeout
             ident = random.randrange(1, 0xFFFE)
             echo = ICMP(type="echo-request", id=ident, seq=1) / Raw(b"netkit probe")
-            raw = self._sandbox.call("probe", src=src, dst=dst, timeout=0.5 if timeout is None else timeout,
-                                     ident=ident, packet=bytes(echo).hex())
+            raw = self._call("probe", src=src, dst=dst, timeout=timeout, ident=ident, packet=bytes(echo).hex(),
+                             wait=timeout)
         raw["label"] = label
         return explain.build(raw)
 
@@ -285,9 +324,11 @@ class Lab:
         program ends with the lab (or at the next reset).
         """
         topology.check_node(node, self.stage)
+        command = arguments.command(command)
+        port = None if port is None else arguments.port(port)
         if self.trace:
             self.trace(f"[{node}] {command} &")
-        return self._sandbox.call("start", node=node, command=command, port=port)
+        return self._call("start", node=node, command=command, port=port)
 
     def tcpdump(self, point: str, node: str, command: str, *, expression: str = "icmp",
                 timeout: float = 10.0) -> CommandResult:
@@ -295,11 +336,17 @@ class Lab:
 
         The article's two terminal windows in one call: tcpdump is listening
         before the command starts and stops a moment after it ends.
+        `expression` is a capture filter (e.g. 'icmp', 'tcp port 8000'), never
+        an option: what tcpdump saw is printed, nothing is written to a file.
         """
         where, _ = topology.split_point(point)
-        topology.check_node(node)
-        answer = self._sandbox.call("tcpdump", point=point, node=node, command=command,
-                                    expression=expression, timeout=timeout)
+        topology.check_node(where, self.stage)
+        topology.check_node(node, self.stage)
+        command = arguments.command(command)
+        expression = arguments.expression(expression)
+        timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
+        answer = self._call("tcpdump", point=point, node=node, command=command, expression=expression,
+                            timeout=timeout, wait=timeout + 10)
         return CommandResult(**answer["capture"])
 
     # -- switches: the steps an instructor flips ------------------------------------
@@ -320,7 +367,8 @@ class Lab:
         from .switches import switch
         sw = switch(name)
         if value not in sw.commands:
-            raise NetkitError(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}")
+            raise BadArgument(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}",
+                              switch=name, value=repr(value))
         if self.get(name) == value:
             return []
         return [self.change(sw.node, command) for command in sw.commands[value]]
@@ -334,27 +382,35 @@ class Lab:
     def iptables(self, rule: str, *, node: str = "host") -> CommandResult:
         """Run ``iptables RULE`` in `node` (default the host); RuleError if iptables refuses it.
 
-        iptables changes its table in one transaction, so a refused rule
-        leaves the lab exactly as it was.
+        The rule is split into words as a shell would, and iptables runs with
+        them as its arguments, without a shell: ``;`` or ``&&`` cannot start
+        a second command. iptables changes its table in one transaction, so a
+        refused rule leaves the lab exactly as it was.
         """
-        check = _check_form(rule)
-        if check and self.run(node, f"iptables {check} 2>/dev/null").ok:
+        topology.check_node(node, self.stage)
+        words = arguments.iptables_argv(rule)
+        shown = f"iptables {shlex.join(words)}"
+        check = _check_form(words)
+        if check and self._run_argv(node, ["iptables", *check]).ok:
             # Re-running a cell must not pile up copies of a rule: it is there already.
-            return CommandResult(node, f"iptables {rule}", "", "(the rule is there already: nothing added)\n", 0)
+            return CommandResult(node, shown, "", "(the rule is there already: nothing added)\n", 0)
         if self.trace:
-            self.trace(f"[{node}] iptables {rule}")
-        result = self.run(node, f"iptables {rule}")
+            self.trace(f"[{node}] {shown}")
+        result = self._run_argv(node, ["iptables", *words])
         if not result.ok:
             said = (result.stderr or result.stdout).strip().splitlines()
             raise RuleError(
-                f"iptables refused `iptables {rule}` in {node}: {' '.join(said[:2])}; nothing was changed. "
+                f"iptables refused `{shown}` in {node}: {' '.join(said[:2])}; nothing was changed. "
                 "Check the table (-t filter|nat|raw), the chain name (upper case: FORWARD, POSTROUTING) "
-                "and the target (-j ACCEPT|DROP|MASQUERADE|DNAT); `iptables -h` lists the options")
+                "and the target (-j ACCEPT|DROP|MASQUERADE|DNAT); `iptables -h` lists the options",
+                node=node, command=shown, returncode=result.returncode, stderr=result.stderr[-2000:])
         return result
 
     def sysctl(self, key: str, value=None, *, node: str = "host") -> str:
         """Read a sysctl in `node`, or set it when `value` is given; returns its value."""
+        topology.check_node(node, self.stage)
+        key = arguments.sysctl_key(key)
         if value is None:
-            return self.run(node, f"sysctl -n {shlex.quote(key)}", check=True).stdout.strip()
-        return self.change(node, f"sysctl -w {shlex.quote(key)}={shlex.quote(str(value))}").stdout \
-            .split("=")[-1].strip()
+            return self.run(node, f"sysctl -n {key}", check=True).stdout.strip()
+        value = arguments.sysctl_value(value)
+        return self.change(node, f"sysctl -w {key}={shlex.quote(value)}").stdout.split("=")[-1].strip()

@@ -280,12 +280,13 @@ def rule_names(visits: list[dict]) -> dict:
     return names
 
 
+OWN_CAPTURE_FILTERS = {"": None, "icmp": socket.IPPROTO_ICMP, "tcp": socket.IPPROTO_TCP, "ip": None}
+"""The filters netkit's own capture understands (where tcpdump cannot run), by IP protocol."""
+
+
 def watch_point(node: str, ifname: str, expression: str, during) -> list[str]:
     """What one point saw while `during()` ran, as tcpdump -n prints it (icmp, tcp or all IPv4)."""
-    wanted = {"": None, "icmp": socket.IPPROTO_ICMP, "tcp": socket.IPPROTO_TCP, "ip": None}
-    if expression.strip() not in wanted:
-        raise ValueError(f"netkit's own capture understands 'icmp', 'tcp' or nothing, not {expression!r}")
-    proto = wanted[expression.strip()]
+    proto = OWN_CAPTURE_FILTERS[expression.strip()]
     sock = socket_in(node, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL), bind=(ifname, ETH_P_ALL))
     sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.setblocking(False)
@@ -344,16 +345,16 @@ class Prober:
         else:
             self.capture.refresh()
 
-    def tcp(self, src: str, dst: str, port: int, timeout: float = 1.0) -> dict:
+    def tcp(self, src: str, dst: str, port: int, timeout: float = 1.0, cancel=None) -> dict:
         with self.lock:
             self._ready()
-            return tcp(self.tracer, self.capture, src, dst, port, timeout)
+            return tcp(self.tracer, self.capture, src, dst, port, timeout, cancel)
 
     def icmp(self, src: str, dst: str, timeout: float = 0.5, ident: int | None = None,
-             packet: bytes | None = None) -> dict:
+             packet: bytes | None = None, cancel=None) -> dict:
         with self.lock:
             self._ready()
-            return icmp(self.tracer, self.capture, src, dst, timeout, ident, packet)
+            return icmp(self.tracer, self.capture, src, dst, timeout, ident, packet, cancel)
 
 
 def _finish(tracer: Tracer, capture: Capture, trace_start: float, wall_start: float, path, first_kind) -> dict:
@@ -376,7 +377,8 @@ def _finish(tracer: Tracer, capture: Capture, trace_start: float, wall_start: fl
             "points": [p for p in topology.POINTS if p not in capture.missing]}
 
 
-def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, timeout: float = 1.0) -> dict:
+def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, timeout: float = 1.0,
+        cancel: threading.Event | None = None) -> dict:
     """Open a TCP connection from `src` to `dst`:`dport` (the SYN is the probe) and record its way."""
     import errno
     topology.check_node(src)
@@ -399,7 +401,7 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, timeou
     if code not in (0, errno.EINPROGRESS):
         send_error = os.strerror(code)
     deadline = started + timeout
-    while send_error is None and time.monotonic() < deadline:
+    while send_error is None and time.monotonic() < deadline and not (cancel and cancel.is_set()):
         _, writable, _ = select.select([], [sock], [], 0.003)
         if writable:
             code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
@@ -431,7 +433,7 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, timeou
 
 
 def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 0.5,
-         ident: int | None = None, packet: bytes | None = None) -> dict:
+         ident: int | None = None, packet: bytes | None = None, cancel: threading.Event | None = None) -> dict:
     """Send one ICMP echo from `src` to `dst`; the records `explain.build` turns into a Journey."""
     topology.check_node(src)
     if ident is None:
@@ -455,7 +457,7 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float = 
     trace_start = started - 0.001
     checked_back = False
     deadline = started + timeout
-    while send_error is None and time.monotonic() < deadline:
+    while send_error is None and time.monotonic() < deadline and not (cancel and cancel.is_set()):
         ready, _, _ = select.select([sender], [], [], 0.003)
         if ready:
             data = sender.recv(65535)

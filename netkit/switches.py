@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import NetkitError
+from .errors import BadArgument, NetkitError
 
 MASQUERADE_RULE = "POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"
 FORWARD_RULES = ("FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "FORWARD -i eth0 -o hwchiu0 -j ACCEPT")
@@ -110,4 +110,4 @@ def switch(name: str) -> Switch:
     try:
         return SWITCHES[name]
     except KeyError:
-        raise NetkitError(f"no switch {name!r}; switches are: {', '.join(SWITCHES)}") from None
+        raise BadArgument(f"no switch {name!r}; switches are: {', '.join(SWITCHES)}", switch=str(name)) from None

@@ -2,7 +2,8 @@
 
 Guards (autouse):
 - `machine_untouched` (session): reads the machine's own network before the
-  first test and after the last one; any difference fails the run loudly.
+  first test and after the last one; any difference fails the run loudly, as
+  does a lab, or a netkit keeper, that the tests started and left running.
 - `no_lab_outlives_its_test` (each test): no lab host process of a lab the
   test named may still run when the test ends.
 
@@ -23,7 +24,7 @@ import time
 
 import pytest
 
-from helpers import NAMES, REPO, agents_running, lab_name, machine_snapshot, snapshot_diff
+from helpers import NAMES, REPO, agents_running, keepers_running, lab_name, machine_snapshot, snapshot_diff
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,9 +46,13 @@ def pytest_runtest_setup(item):
 def machine_untouched():
     """The machine's own network reads the same after the whole suite as before it."""
     before = machine_snapshot()
+    keepers = keepers_running()
     yield before
     after = machine_snapshot()
     problems = []
+    left_keepers = keepers_running() - keepers
+    if left_keepers:
+        problems.append(f"netkit keepers started by the tests outlived them: pids {sorted(left_keepers)}")
     diff = snapshot_diff(before, after)
     if diff:
         problems.append("THE MACHINE'S OWN NETWORK NAMESPACE CHANGED DURING THE TESTS:\n" + diff)

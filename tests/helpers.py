@@ -127,7 +127,7 @@ def lab_traces(lab) -> dict:
     namespaces = dict(netns=netns, mnt=_ns(init, "mnt"), pid=_ns(init, "pid"))
     user = _ns(init, "user")
     namespaces["user"] = user if user != _ns("self", "user") else None
-    from netkit.sandbox import runtime_dir
+    from netkit.state import runtime_dir
     sandbox = lab._sandbox
     return {
         "name": lab.name,
@@ -213,6 +213,43 @@ def wait_gone(traces: dict, since: float, seconds: float = 1.0) -> list[str]:
         if not left or time.monotonic() > since + seconds:
             return left
         time.sleep(0.01)
+
+
+def running_lab(name: str):
+    """The record of this user's running lab `name`, or None (read as `netkit status` reads it)."""
+    from netkit import state
+    with state.StateDir() as where:
+        found = state.find(name, where)
+    return found.record if found is not None and found.kind == "running" else None
+
+
+def lab_hosts(name: str) -> list[int]:
+    """The pids of the agent processes (one per running lab) of labs called `name`, any user."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:3] == [b"-m", b"netkit.agent"] and name.encode() in argv and _alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def keepers_running() -> set[int]:
+    """The pids of every netkit keeper process on the machine."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[1:3] == [b"-m", b"netkit.keeper"] and _alive(int(entry.name)):
+                found.add(int(entry.name))
+    return found
 
 
 def agents_running(names) -> list[str]:

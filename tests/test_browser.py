@@ -34,8 +34,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import REPO
-from netkit import sandbox
+from helpers import REPO, running_lab
+from netkit import state
 from netkit.switches import SWITCHES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -201,10 +201,11 @@ def lab_says(name: str, command: str) -> str:
 
 def wait_lab_gone(name: str, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
-    while sandbox.read_record(name) is not None and time.monotonic() < deadline:
+    while running_lab(name) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert sandbox.read_record(name) is None, f"the lab {name!r} outlived the kernel that made it"
-    assert name not in [r.name for r in sandbox.running_labs()]
+    assert running_lab(name) is None, f"the lab {name!r} outlived the kernel that made it"
+    with state.StateDir() as where:
+        assert name not in [f.name for f in state.every_lab(where)]
 
 
 # -- the browser ------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from helpers import PYTHON, REPO, assert_answers, lab_name, link_json, ping, wait_gone
-from netkit.sandbox import REQUIRED_TOOLS, runtime_dir, which
+from netkit.sandbox import REQUIRED_TOOLS, which
+from netkit.state import runtime_dir
 
 
 def netkit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -18,63 +19,70 @@ def netkit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=30)
 
 
-def _traces_of(name: str) -> dict:
+@pytest.fixture
+def terminal(tmp_path):
+    """The environment of a terminal with a state directory of its own; its labs and keeper end after."""
+    env = dict(os.environ, NETKIT_RUNTIME_DIR=str(tmp_path / "run"))
+    yield env
+    netkit("down", "--all", env=env)
+
+
+def _traces_of(name: str, env: dict) -> dict:
     """What the lab `name` started by `netkit up` is made of, found as a terminal would."""
-    record = json.loads((runtime_dir() / f"{name}.json").read_text())
+    state_file = os.path.join(env["NETKIT_RUNTIME_DIR"], f"{name}.json")
+    record = json.loads(open(state_file).read())
     netns = {"host": os.readlink(f"/proc/{record['init_pid']}/ns/net")}
     for node in ("c1", "c2", "internet"):
-        done = netkit("exec", "--lab", name, node, "--", "readlink", "/proc/self/ns/net")
+        done = netkit("exec", "--lab", name, node, "--", "readlink", "/proc/self/ns/net", env=env)
         assert done.returncode == 0, done.stderr
         netns[node] = done.stdout.strip()
     return {
         "pids": {"unshare": record["pid"], "init": record["init_pid"]},
         "namespaces": {"netns": netns, "mnt": os.readlink(f"/proc/{record['init_pid']}/ns/mnt"),
                        "pid": os.readlink(f"/proc/{record['init_pid']}/ns/pid"), "user": None},
-        "state_file": str(runtime_dir() / f"{name}.json"),
+        "state_file": state_file,
         "machine_netns": os.readlink("/proc/self/ns/net"),
     }
 
 
 @pytest.mark.lab
-def test_up_status_exec_down(name):
-    up = netkit("up", "--lab", name, "--quiet")
-    try:
-        assert up.returncode == 0, up.stderr
-        assert f"lab {name!r} is up at stage part3-start" in up.stdout
-        assert "[host]" not in up.stdout  # --quiet: no echo of the build steps
-        assert f"netkit exec --lab {name} c1 -- route -n" in up.stdout
+def test_up_status_exec_down(name, terminal):
+    env = terminal
+    up = netkit("up", "--lab", name, "--quiet", env=env)
+    assert up.returncode == 0, up.stderr
+    assert f"lab {name!r} is up at stage part3-start" in up.stdout
+    assert "[host]" not in up.stdout  # --quiet: no echo of the build steps
+    assert f"netkit exec --lab {name} c1 -- route -n" in up.stdout
 
-        status = netkit("status")
-        assert status.returncode == 0
-        row = next(line for line in status.stdout.splitlines() if line.startswith(name + " "))
-        assert "part3-start" in row and "netkit up" in row
+    status = netkit("status", env=env)
+    assert status.returncode == 0
+    row = next(line for line in status.stdout.splitlines() if line.startswith(name + " "))
+    assert "running" in row and "part3-start" in row and "keeper" in row
+    assert "the netkit keeper, pid" in status.stdout
 
-        route = netkit("exec", "--lab", name, "c1", "--", "route", "-n")
-        assert route.returncode == 0, route.stderr
-        lines = route.stdout.splitlines()
-        assert len(lines) == 3 and lines[2].split()[:3] == ["10.55.66.0", "0.0.0.0", "255.255.255.0"]
-        assert lines[2].split()[-1] == "eth0"
+    route = netkit("exec", "--lab", name, "c1", "--", "route", "-n", env=env)
+    assert route.returncode == 0, route.stderr
+    lines = route.stdout.splitlines()
+    assert len(lines) == 3 and lines[2].split()[:3] == ["10.55.66.0", "0.0.0.0", "255.255.255.0"]
+    assert lines[2].split()[-1] == "eth0"
 
-        lost = netkit("exec", "--lab", name, "c1", "--", "ping", "-c1", "-W1", "10.55.66.3")
-        assert lost.returncode == 1 and "100% packet loss" in lost.stdout  # FORWARD DROP
-        policy = netkit("exec", "--lab", name, "host", "--", "iptables", "-S", "FORWARD")
-        assert policy.stdout.splitlines()[0] == "-P FORWARD DROP"
+    lost = netkit("exec", "--lab", name, "c1", "--", "ping", "-c1", "-W1", "10.55.66.3", env=env)
+    assert lost.returncode == 1 and "100% packet loss" in lost.stdout  # FORWARD DROP
+    policy = netkit("exec", "--lab", name, "host", "--", "iptables", "-S", "FORWARD", env=env)
+    assert policy.stdout.splitlines()[0] == "-P FORWARD DROP"
 
-        # A second `up` with the same name is refused, and names the way out.
-        again = netkit("up", "--lab", name, "--quiet")
-        assert again.returncode == 2 and f"netkit down --lab {name}" in again.stderr
+    # A second `up` with the same name is refused, and names the way out.
+    again = netkit("up", "--lab", name, "--quiet", env=env)
+    assert again.returncode == 2 and f"netkit down --lab {name}" in again.stderr
 
-        traces = _traces_of(name)
-        started = time.monotonic()
-        down = netkit("down", "--lab", name)
-        assert down.returncode == 0 and f"lab {name!r} is down" in down.stdout
-        assert wait_gone(traces, started) == []
-    finally:
-        if (runtime_dir() / f"{name}.json").exists():
-            netkit("down", "--lab", name)
+    traces = _traces_of(name, env)
+    started = time.monotonic()
+    down = netkit("down", "--lab", name, env=env)
+    assert down.returncode == 0 and f"lab {name!r} is down" in down.stdout
+    assert wait_gone(traces, started) == []
 
-    assert name not in netkit("status").stdout
-    gone = netkit("exec", "--lab", name, "c1", "--", "route", "-n")
+    assert name not in netkit("status", env=env).stdout
+    gone = netkit("exec", "--lab", name, "c1", "--", "route", "-n", env=env)
     assert gone.returncode == 2 and f"no running lab called {name!r}" in gone.stderr
 
 
@@ -145,6 +153,6 @@ def test_doctor_names_a_missing_package(tmp_path):
 def test_down_all_without_labs_of_this_user(tmp_path):
     env = dict(os.environ, NETKIT_RUNTIME_DIR=str(tmp_path / "run"))
     done = netkit("down", "--all", env=env)
-    assert done.returncode == 0 and "no running labs" in done.stdout
+    assert done.returncode == 0 and "no labs" in done.stdout
     done = netkit("status", env=env)
-    assert done.returncode == 0 and "no running labs" in done.stdout
+    assert done.returncode == 0 and "no labs" in done.stdout

@@ -9,7 +9,8 @@ import nbformat
 import pytest
 
 from helpers import REPO
-from netkit import Lab, sandbox
+from helpers import running_lab
+from netkit import Lab
 from netkit.dashboard import OTHER, PROBES, SCENARIOS, Dashboard, Probe
 from netkit.switches import SWITCHES
 from netkit.widgets import Panel
@@ -140,9 +141,9 @@ def test_the_dashboard_notebook_runs_and_its_lab_ends_with_its_kernel(name, tmp_
     shown = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
     deadline = time.monotonic() + 2
-    while sandbox.read_record(name) is not None and time.monotonic() < deadline:
+    while running_lab(name) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandbox.read_record(name) is None     # the kernel ended, and the lab with it
+    assert running_lab(name) is None     # the kernel ended, and the lab with it
 
 
 def test_the_dashboard_notebook_is_what_its_generator_writes(tmp_path, monkeypatch):

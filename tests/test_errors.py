@@ -15,7 +15,8 @@ from helpers import PYTHON, REPO, assert_lost, lab_state, ping, refused_user_nam
 from netkit import (
     CommandNotFound, Lab, LabInUse, NetkitError, RuleError, SandboxError, UnknownNode, UnknownStage,
 )
-from netkit.sandbox import REQUIRED_TOOLS, runtime_dir, which
+from netkit.sandbox import REQUIRED_TOOLS, which
+from netkit.state import runtime_dir
 
 pytestmark = pytest.mark.lab
 
@@ -159,7 +160,7 @@ REFUSED = textwrap.dedent("""
 def test_the_kernel_refusing_user_namespaces(world_tmp, name, netkit_test_user, netkit_copy):
     uid, gid, _home = netkit_test_user
     runtime = Path(world_tmp) / "run"
-    runtime.mkdir()
+    runtime.mkdir(mode=0o700)
     os.chown(runtime, uid, gid)
     machine_limit = Path("/proc/sys/user/max_user_namespaces").read_text()
     done = subprocess.run(refused_user_namespaces(uid, gid, ["/usr/bin/python3", "-c", REFUSED, name]),

@@ -54,11 +54,11 @@ def test_every_public_name_is_documented():
 
 CHILD = """
 import os, sys, threading
-from netkit import sandbox
-before = sorted(os.listdir(sandbox.runtime_dir()))
+from netkit import state
+before = sorted(os.listdir(state.runtime_dir()))
 import netkit, netkit.plots, netkit.journey, netkit.widgets
 kids = open(f"/proc/self/task/{os.getpid()}/children").read().split()
-after = sorted(os.listdir(sandbox.runtime_dir()))
+after = sorted(os.listdir(state.runtime_dir()))
 print(len(threading.enumerate()), len(kids), "matplotlib.pyplot" in sys.modules, before == after)
 """
 

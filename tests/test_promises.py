@@ -24,7 +24,7 @@ from helpers import (
     machine_snapshot, ping, snapshot_diff, wait_gone,
 )
 from netkit import Lab
-from netkit.sandbox import runtime_dir
+from netkit.state import runtime_dir
 
 pytestmark = pytest.mark.lab
 

@@ -26,7 +26,7 @@ AS_USER = textwrap.dedent("""
     import json, os, subprocess, sys, time
     from pathlib import Path
     from netkit import Lab
-    from netkit.sandbox import runtime_dir
+    from netkit.state import runtime_dir
     from helpers import lab_traces, wait_gone
 
     name = sys.argv[1]
