@@ -202,7 +202,7 @@ def machine_snapshot(prefix: str) -> dict[str, str]:
             values.append(f"{key} = (absent)")
     snap["sysctls"] = "\n".join(values)
     # what this run may leave: state files and processes named after our labs
-    from netkit.sandbox import runtime_dir
+    from netkit.state import runtime_dir
     snap["bench state files"] = "\n".join(sorted(p.name for p in runtime_dir().glob(prefix + "*")))
     procs = []
     for entry in os.listdir("/proc"):
