@@ -11,8 +11,8 @@ Prints a markdown table of medians (min, max) in milliseconds:
   whole timeout, 0.5 s by default);
 - the article's way for the dropped case: ``ping -c1 -W1`` (one second per
   failed try);
-- replaying every step of part 3 (scenario 1 and scenario 2) with a probe
-  after each, in one lab;
+- replaying every case of the registered scenarios (netkit.scenarios): a
+  reset to its stage, its switches, its probe and its outcome, in one lab;
 - each notebook under papermill, cold (kernel start included).
 """
 
@@ -30,25 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from netkit import Lab  # noqa: E402
-
-# Part 3 as the article types it: (node, command or None for a probe only, probe src, probe dst)
-PART3 = [
-    ("host", None, "c1", "10.55.66.3"),
-    ("host", "sysctl -w net.bridge.bridge-nf-call-iptables=0", "c1", "10.55.66.3"),
-    ("host", "sysctl -w net.bridge.bridge-nf-call-iptables=1", "c1", "10.55.66.3"),
-    ("host", "iptables -P FORWARD ACCEPT", "c1", "10.55.66.3"),
-    ("host", "iptables -P FORWARD DROP", "c1", "8.8.8.8"),
-    ("host", "ifconfig hwchiu0 10.55.66.1 netmask 255.255.255.0", "c1", "8.8.8.8"),
-    ("c1", "ip route add default via 10.55.66.1", "c1", "8.8.8.8"),
-    ("host", "iptables -P FORWARD ACCEPT", "c1", "8.8.8.8"),
-    ("host", "iptables -t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE", "c1", "8.8.8.8"),
-    ("host", "iptables -P FORWARD DROP", "c1", "8.8.8.8"),
-    ("host", "iptables -t filter -I FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "c1", "8.8.8.8"),
-    ("host", "iptables -t filter -I FORWARD -i eth0 -o hwchiu0 -j ACCEPT", "c1", "8.8.8.8"),
-]
-EXPECTED = [False, True, False, True, False, False, False, False, True, False, False, True]
-
+from netkit import Lab, scenarios  # noqa: E402
+from netkit.outcome import Result  # noqa: E402
 
 def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
@@ -86,7 +69,7 @@ def probes(runs: int) -> list[tuple[str, list[float]]]:
         lab.probe("c1", "10.55.66.2")
         lost = series("probe, no reply: 8.8.8.8 has no route back (known from its routing table)",
                       "c1", "8.8.8.8", False)
-        assert "no route to 10.55.66.2" in lost.reason
+        assert lost.outcome.result is Result.NO_ROUTE_BACK
         lab.iptables("-t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE")
         series("probe, delivered through MASQUERADE (c1 -> 8.8.8.8)", "c1", "8.8.8.8", True)
         lab.reset("part4-published")
@@ -98,16 +81,21 @@ def probes(runs: int) -> list[tuple[str, list[float]]]:
     return rows
 
 
+def replay_plan() -> list:
+    """The replay: every case of every registered scenario (netkit.scenarios), in order."""
+    return scenarios.cases()
+
+
 def replay(runs: int) -> list[float]:
+    """One lab goes through every case: a reset to its stage, its switches, its probe, its outcome checked."""
     totals = []
+    plan = replay_plan()
     for _ in range(runs):
         start = time.perf_counter()
         with Lab(name=f"bench-replay-{uuid.uuid4().hex[:6]}") as lab:
-            for (node, command, src, dst), expect in zip(PART3, EXPECTED):
-                if command:
-                    lab.run(node, command, check=True)
-                journey = lab.probe(src, dst)
-                assert journey.delivered == expect, (command, journey.reason)
+            for case in plan:
+                journey = scenarios.run_case(lab, case)
+                assert journey.outcome.result is case.result, (case.name, journey.reason)
         totals.append((time.perf_counter() - start) * 1000)
     return totals
 
@@ -133,8 +121,8 @@ def main() -> None:
     parser.add_argument("--no-notebooks", action="store_true")
     args = parser.parse_args()
     rows = probes(args.runs)
-    rows.append((f"replay all {len(PART3)} steps of part 3 with a probe after each (Lab() to close)",
-                 replay(max(3, args.runs // 3))))
+    rows.append((f"replay of all {len(replay_plan())} cases of the scenarios: reset, switches, probe, "
+                 "outcome checked (Lab() to close)", replay(max(3, args.runs // 3))))
     if not args.no_notebooks:
         rows += notebooks()
     print("| figure | median ms | min ms | max ms | n |")

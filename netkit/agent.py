@@ -22,7 +22,6 @@ notebook's process, which has it loaded anyway, and the agent sends the bytes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -34,7 +33,7 @@ import tempfile
 import threading
 import time
 
-from . import arguments, topology
+from . import arguments, build, links, topology
 from .errors import BadArgument, CommandError, NetkitError, SandboxError, UnknownStage, to_wire
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -135,9 +134,11 @@ class Agent:
         self.stage: str | None = None
         self.lock = threading.Lock()
         self._prober = None
+        self._prober_lock = threading.Lock()
         self.background: list[subprocess.Popen] = []
         self._tcpdump_works: bool | None = None
         self.keep_state = False
+        self.links_settled = threading.Event()   # every link that is up reports it (see netkit.links)
         self.current: int | None = None          # the request being served
         self.cancel = threading.Event()          # set to stop it (the owner pressed Ctrl-C)
 
@@ -190,34 +191,63 @@ class Agent:
         return {"pid": os.getpid(), "uid": os.getuid(), "kernel": os.uname().release}
 
     def op_build(self, stage: str) -> dict:
-        """Bring an empty sandbox to `stage`, echoing each step as it runs."""
-        if self.stage is not None:
-            raise UnknownStage(f"this lab was already built at {self.stage!r}; use lab.reset(stage)")
-        steps = topology.steps_to(stage)
+        """Bring the sandbox to `stage`, echoing each step as it runs (see `netkit.build`): from nothing,
+        or from the stage it was built at when that stage is on the way (a spare built ahead)."""
+        steps = topology.steps_after(self.stage, stage)
+        if steps is None:
+            raise UnknownStage(f"this lab was built at {self.stage!r}, which is not on the way to {stage!r}; "
+                               "use lab.reset(stage)")
         started = time.monotonic()
         index = 0
-        while index < len(steps):
-            batch = _ip_batch(steps, index)
-            for offset, step in enumerate(batch):
+        waiting: list[tuple[topology.Step, subprocess.Popen]] = []
+        for batch in build.batches(steps):
+            for offset, step in enumerate(batch.steps):
                 self.emit({"event": "step", "node": step.node, "command": step.command,
                            "why": step.why, "index": index + offset, "total": len(steps)})
-            if len(batch) > 1:
-                result = run(batch[0].node, "ip -batch -", stdin="".join(s.command[3:] + "\n" for s in batch))
-                if result["returncode"] != 0:
-                    failed = re.search(r"Command failed -:(\d+)", result["stderr"])
-                    step = batch[int(failed[1]) - 1] if failed else batch[0]
-                    raise _build_error(step, result)
-            elif batch[0].command.endswith("&"):
-                self.op_start(batch[0].node, batch[0].command[:-1].strip(), batch[0].ready_port)
+            index += len(batch.steps)
+            if batch.tool == "start":
+                step = batch.steps[0]
+                waiting.append((step, self._launch(step.node, step.command[:-1].strip())))
+            elif batch.tool == "ip":
+                argv, lines = build.ip_argv(batch)
+                self._step_run(batch, run("host", argv=argv, stdin=lines), r"Command failed -:(\d+)")
+            elif batch.tool == "iptables":
+                text, origin = build.restore_input([s.command for s in batch.steps])
+                result = run(batch.node, argv=["iptables-restore", "--noflush"], stdin=text)
+                self._step_run(batch, result, r"line (\d+) failed", origin)
+            elif batch.tool == "sysctl":
+                self._step_run(batch, run(batch.node, argv=build.sysctl_argv(batch)))
             else:
-                result = run(batch[0].node, batch[0].command)
-                if result["returncode"] != 0:
-                    raise _build_error(batch[0], result)
-            index += len(batch)
-        _wait_for_links_up()
+                self._step_run(batch, run(batch.node, batch.steps[0].command))
+        for step, proc in waiting:
+            self._ready(step.node, step.command, proc, step.ready_port, timeout=10.0)
         self.stage = stage
-        threading.Thread(target=self._warm, daemon=True).start()
+        self.links_settled.clear()
+        threading.Thread(target=self._after_build, daemon=True).start()
         return {"stage": stage, "steps": len(steps), "seconds": round(time.monotonic() - started, 4)}
+
+    def _step_run(self, batch, result: dict, failed_line: str | None = None, origin: dict | None = None) -> None:
+        """Raise the build error of the step that failed, if the batch failed."""
+        if result["returncode"] == 0:
+            return
+        step = batch.steps[0]
+        found = re.search(failed_line, result["stderr"]) if failed_line else None
+        if found:
+            line = int(found[1])
+            position = origin.get(line, 0) if origin is not None else line - 1
+            step = batch.steps[min(position, len(batch.steps) - 1)]
+        raise _build_error(step, result)
+
+    def _after_build(self) -> None:
+        """In the background: wait for the links to report their state, then get probes ready."""
+        _load_site()
+        try:
+            links.wait_until_up()
+        except Exception as exc:   # a display may show a link's state late; nothing else depends on it
+            print(f"netkit agent: could not watch the links settle: {exc}", file=sys.stderr)
+        finally:
+            self.links_settled.set()
+        self._warm()
 
     def _warm(self) -> None:
         try:
@@ -229,6 +259,8 @@ class Agent:
                argv: list | None = None) -> dict:
         timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
         stdin = arguments.stdin(stdin)
+        if _shows_links(command if argv is None else " ".join(argv or [])):
+            self.links_settled.wait(2.0)
         if argv is not None:
             if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
                 raise BadArgument("argv must be a list of strings, e.g. ['iptables', '-S']")
@@ -237,32 +269,63 @@ class Agent:
             return run(node, None, timeout, stdin, argv=argv, cancel=self.cancel)
         return run(node, arguments.command(command), timeout, stdin, cancel=self.cancel)
 
+    def op_switches(self, specs: list) -> dict:
+        """Read switches in one go (see `netkit.switches`): for rule and policy switches one iptables-save
+        per node; for the others their own read command. Returns {name: what was found}."""
+        if not isinstance(specs, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
+                                                  for s in specs):
+            raise BadArgument("specs must be a list of switch specs, as Switch.spec() makes them")
+        saved: dict[str, dict] = {}
+        found = {}
+        for spec in specs:
+            node = topology.check_node(spec.get("node"))
+            if spec.get("rules") or spec.get("policy"):
+                if node not in saved:
+                    saved[node] = _saved_tables(run(node, argv=["iptables-save"])["stdout"])
+                tables = saved[node]
+                if spec.get("rules"):
+                    found[spec["name"]] = all(line in tables.get(table, {}).get("rules", ())
+                                              for table, line in spec["rules"])
+                else:
+                    found[spec["name"]] = tables.get("filter", {}).get("policies", {}).get(spec["policy"])
+            else:
+                result = run(node, arguments.command(spec.get("read")))
+                found[spec["name"]] = [result["returncode"], result["stdout"]]
+        return found
+
     def op_start(self, node: str, command: str, port: int | None = None, timeout: float = 5.0) -> dict:
         """Start a program that keeps running (a server) in `node`; ready once `port` listens."""
         topology.check_node(node)
         command = arguments.command(command)
         port = None if port is None else arguments.port(port)
         timeout = arguments.timeout(timeout, maximum=arguments.START_TIMEOUT_MAX)
+        return self._ready(node, command, self._launch(node, command), port, timeout)
+
+    def _launch(self, node: str, command: str) -> subprocess.Popen:
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(node_argv(node, ["sh", "-c", f"exec {command}"]), env=ENV, cwd="/",
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        proc.log = log
         self.background.append(proc)
+        return proc
+
+    def _ready(self, node: str, command: str, proc: subprocess.Popen, port: int | None, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         while port is not None and time.monotonic() < deadline and not self.cancel.is_set():
             if proc.poll() is not None:
                 break
             if _listening(node, port):
                 return {"pid": proc.pid, "node": node, "command": command, "port": port}
-            time.sleep(0.01)
+            time.sleep(0.005)
         if proc.poll() is None and port is None:
             return {"pid": proc.pid, "node": node, "command": command, "port": None}
         _kill_group(proc.pid)
         proc.wait()
-        log.seek(0)
-        said = log.read().decode(errors="replace").strip()[-500:]
+        proc.log.seek(0)
+        said = proc.log.read().decode(errors="replace").strip()[-500:]
         raise CommandError(f"[{node}] {command} did not start listening on port {port}: "
-                           f"{said or f'exit {proc.returncode}'}")
+                           f"{said or f'exit {proc.returncode}'}", node=node, command=command)
 
     def op_probe(self, src: str, dst: str, proto: str = "icmp", timeout: float = 0.5,
                  ident: int | None = None, packet: str | None = None, port: int | None = None) -> dict:
@@ -277,21 +340,25 @@ class Agent:
             return self.prober().tcp(src, dst, arguments.port(port), timeout, cancel=self.cancel)
         if proto != "icmp":
             raise BadArgument(f"probes speak icmp or tcp, not {proto!r}")
-        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, int) or not 0 < ident < 0xFFFF):
-            raise BadArgument(f"ident={ident!r} is not an ICMP echo identifier (1 to 65534)")
+        if isinstance(ident, bool) or not isinstance(ident, int) or not 0 < ident < 0xFFFF:
+            raise BadArgument(f"ident={ident!r} is not an ICMP echo identifier (1 to 65534); "
+                              "send probes with lab.probe(), which builds the echo with scapy")
         try:
-            echo = bytes.fromhex(packet) if packet else None
+            echo = bytes.fromhex(packet)
         except (TypeError, ValueError):
-            raise BadArgument("packet must be the ICMP echo as hex") from None
-        if echo is not None and not 8 <= len(echo) <= 1400:
+            raise BadArgument("packet must be the ICMP echo as hex, as lab.probe() sends it") from None
+        if not 8 <= len(echo) <= 1400:
             raise BadArgument("packet must be an ICMP echo of 8 to 1400 bytes")
         return self.prober().icmp(src, dst, timeout, ident, echo, cancel=self.cancel)
 
     def prober(self):
-        if self._prober is None:
-            from .probe import Prober
-            self._prober = Prober()
-        return self._prober
+        """The lab's one Prober (the background warm-up and the first probe may ask at once)."""
+        _load_site()
+        with self._prober_lock:
+            if self._prober is None:
+                from .probe import Prober
+                self._prober = Prober()
+            return self._prober
 
     def op_tcpdump(self, point: str, node: str, command: str, expression: str = "icmp",
                    timeout: float = 10.0) -> dict:
@@ -316,7 +383,7 @@ class Agent:
                 return {"capture": {"node": where, "command": shown, **answer}}
         # In a user namespace tcpdump cannot switch users (setgroups is denied), so it
         # refuses to run at all; netkit's own capture prints the same lines, and says so.
-        from .probe import OWN_CAPTURE_FILTERS, watch_point
+        from .capture import OWN_CAPTURE_FILTERS, watch_point
         if expression.strip() not in OWN_CAPTURE_FILTERS:
             raise BadArgument(f"tcpdump cannot run in this lab (it cannot drop privileges inside a user namespace), "
                               f"and netkit's own capture understands only the filters "
@@ -332,7 +399,7 @@ def _listening(node: str, port: int) -> bool:
     """Does something in `node` accept TCP connections on `port` (tried on 127.0.0.1)?"""
     import socket
 
-    from .probe import socket_in
+    from .netns import socket_in
     sock = socket_in(node, socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(0.2)
     try:
@@ -341,27 +408,27 @@ def _listening(node: str, port: int) -> bool:
         sock.close()
 
 
-def _wait_for_links_up(seconds: float = 2.0) -> None:
-    """Wait until every interface of the host that is up also reports it (operstate "up").
+def _saved_tables(text: str) -> dict:
+    """iptables-save's output as {table: {"rules": set of "-A ..." lines, "policies": {chain: policy}}}."""
+    tables: dict[str, dict] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:], {"rules": set(), "policies": {}})
+        elif current is not None and line.startswith(":"):
+            chain, policy = line[1:].split()[:2]
+            current["policies"][chain] = policy
+        elif current is not None and line.startswith("-A "):
+            current["rules"].add(line.strip())
+    return tables
 
-    The kernel tells a bridge's carrier change late (up to a second, batched),
-    so right after the build `ip link` would still say "state UNKNOWN" for
-    hwchiu0; a lab is ready when it reads as the article shows it.
-    """
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        waiting = []
-        for name in os.listdir("/sys/class/net"):
-            try:
-                flags = int(open(f"/sys/class/net/{name}/flags").read(), 16)
-                operstate = open(f"/sys/class/net/{name}/operstate").read().strip()
-            except OSError:
-                continue
-            if name != "lo" and flags & 0x1 and operstate != "up":
-                waiting.append(name)
-        if not waiting:
-            return
-        time.sleep(0.01)
+
+SHOWS_LINKS = re.compile(r"(^|[\s;|&(])(ip|ifconfig|bridge|brctl|networkctl)\b|/sys/class/net|operstate")
+"""Commands that print a link's state, which the kernel reports up to a second after it changes."""
+
+
+def _shows_links(command: str | None) -> bool:
+    return bool(command) and bool(SHOWS_LINKS.search(command))
 
 
 class _CannotDropPrivileges(Exception):
@@ -387,7 +454,8 @@ def _tcpdump(node: str, ifname: str, expression: str, during) -> dict:
                threading.Thread(target=read, args=(dump.stdout, "out"), daemon=True)]
     for reader in readers:
         reader.start()
-    if not listening.wait(5) or dump.poll() is not None:
+    heard = listening.wait(5) and any("listening on" in text for _, text in list(lines))
+    if not heard or dump.poll() is not None:
         _kill_group(dump.pid)
         dump.wait()
         said = "".join(text for _, text in lines).strip()
@@ -406,18 +474,6 @@ def _tcpdump(node: str, ifname: str, expression: str, during) -> dict:
     return {"stdout": "".join(text for kind, text in lines if kind == "out"),
             "stderr": "".join(text for kind, text in lines if kind == "err" and "listening on" not in text),
             "returncode": 0, "timed_out": False, "seconds": result["seconds"]}
-
-
-def _ip_batch(steps, start: int) -> list:
-    """The longest run of `ip` steps in one node from `start` (one `ip -batch` runs them all)."""
-    batch = [steps[start]]
-    if not steps[start].command.startswith("ip ") or " netns " in steps[start].command:
-        return batch
-    for step in steps[start + 1:]:
-        if step.node != batch[0].node or not step.command.startswith("ip ") or " netns " in step.command:
-            break
-        batch.append(step)
-    return batch
 
 
 def _build_error(step: topology.Step, result: dict) -> NetkitError:
@@ -476,13 +532,33 @@ def _read_requests(stream, requests, agent: Agent, state_file: _StateFile) -> No
 
 
 def _mount_private_dirs() -> None:
-    """A /run of the lab's own (for /run/netns) and a /sys that shows the lab's interfaces."""
-    for argv in (["mount", "-t", "tmpfs", "-o", "mode=755", "netkit-run", "/run"],
-                 ["mount", "-t", "sysfs", "netkit-sys", "/sys"]):
-        done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SandboxError(f"the lab could not mount its private {argv[-1]}: {done.stderr.strip()}")
+    """A /run of the lab's own (for /run/netns) and a /sys that shows the lab's interfaces.
+
+    mount(2) through ctypes: two fewer processes on the way to the lab's first command.
+    """
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    for source, target, kind, data in (("netkit-run", "/run", "tmpfs", b"mode=755"),
+                                       ("netkit-sys", "/sys", "sysfs", None)):
+        if libc.mount(source.encode(), target.encode(), kind.encode(), 0, data) != 0:
+            err = ctypes.get_errno()
+            raise SandboxError(f"the lab could not mount its private {target}: {os.strerror(err)}")
     os.makedirs("/run/netns", exist_ok=True)
+
+
+_IMPORTS = threading.Lock()
+
+
+def _load_site() -> None:
+    """The site packages (pyroute2's home), which the agent starts without (python -S) to start sooner,
+    and the modules that need them. One thread at a time: two threads importing modules that import each
+    other can see one of them half made."""
+    with _IMPORTS:
+        if sys.flags.no_site and "site" not in sys.modules:
+            import site
+            site.main()
+        import pyroute2  # noqa: F401  (the netlink library links and trace use)
+        from . import capture, links, probe, trace  # noqa: F401
 
 
 def _die_with_parent() -> None:
@@ -495,18 +571,26 @@ def _die_with_parent() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="netkit.agent")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--lock-fd", type=int, help="the lab's locked state file, held while the lab lives")
-    parser.add_argument("--state-dir-fd", type=int, help="the state directory, to remove the file at the end")
-    parser.add_argument("--state-file", help="the state file's name in that directory")
-    args = parser.parse_args(argv)
+def _options(argv: list[str]) -> dict:
+    """``--name LAB --lock-fd N --state-dir-fd N --state-file F``, as the sandbox passes them (no argparse:
+    its import alone would delay the lab's first command)."""
+    options = {"name": None, "lock_fd": None, "state_dir_fd": None, "state_file": None}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        key = flag.lstrip("-").replace("-", "_")
+        if key not in options:
+            raise SystemExit(f"netkit.agent: unknown option {flag}")
+        options[key] = int(value) if key.endswith("_fd") else value
+    if not options["name"]:
+        raise SystemExit("netkit.agent: --name is required")
+    return options
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = _options(sys.argv[1:] if argv is None else argv)
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything printed by mistake goes to stderr, never onto the wire
     _die_with_parent()
-    state_file = _StateFile(args.lock_fd, args.state_dir_fd, args.state_file)
+    state_file = _StateFile(args["lock_fd"], args["state_dir_fd"], args["state_file"])
 
     try:
         _mount_private_dirs()

@@ -10,10 +10,10 @@ Voila (``.venv/bin/voila notebooks/dashboard.ipynb``).
 It is made of the same pieces as `netkit.widgets.Panel` (one toggle per
 switch, a probe, the verdict and the picture), for the whole lab at once:
 
-- every switch of `netkit.switches.SWITCHES`, under the scenario that
-  `SCENARIOS` puts it in; a switch no scenario names appears under
-  "other switches", so a switch added later shows up with nothing to change here;
-- one button per probe of `PROBES` (plain data: a scenario adds its probe there);
+- every switch of the registered scenarios (`netkit.scenarios`), under its
+  scenario's title; a switch added to `SWITCHES` some other way shows under
+  "other switches";
+- one button per probe the scenarios declare;
 - the lab map of the last probe, with its verdict and reason;
 - "reset to stage" over `netkit.topology.STAGES`, and "read the lab again".
 
@@ -30,50 +30,22 @@ from __future__ import annotations
 
 import html
 import time
-from dataclasses import dataclass
-
 import ipywidgets as w
 
 from . import topology
 from .errors import NetkitError
-from .switches import SCENARIOS, SWITCHES
-from .widgets import outcome_html, png, refusal_html, switch_control
+from . import scenarios as registry
+from .scenarios import Probe
+from .switches import SWITCHES
+from .widgets import outcome_html, picture_key, refusal_html, svg, switch_control
 
-
-@dataclass(frozen=True)
-class Probe:
-    """One probe an instructor sends from node `src` to address `dst`: a ping, or TCP to `port`."""
-
-    src: str
-    dst: str
-    title: str = ""
-    port: int | None = None
-
-    @property
-    def key(self) -> tuple:
-        """How tests and scripts pick its button: (src, dst), or (src, dst, port) for TCP."""
-        return (self.src, self.dst) if self.port is None else (self.src, self.dst, self.port)
-
-    @property
-    def target(self) -> str:
-        return self.dst if self.port is None else f"{self.dst}:{self.port}"
-
-
-PROBES: list[Probe] = [
-    Probe("c1", "10.55.66.3", "scenario 1: c1 to c2"),
-    Probe("c1", "8.8.8.8", "scenario 2: c1 to the internet"),
-    Probe("outside", "172.17.9.103", "scenario 3: outside to the published port 2345", port=2345),
-    Probe("outside", "172.17.9.103", "Docker's rules: outside to the published port 8080", port=8080),
-]
-"""The probes the dashboard offers, one button each, in order; the first is sent when it opens.
-The last two need the outside machine: stages part4-start and later, docker-29, docker-19."""
 
 OTHER = "other switches"
 
 
-def groups(scenarios: dict[str, tuple[str, ...]] | None = None) -> dict[str, list[str]]:
+def groups(scenarios: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Every switch of SWITCHES (now) under its scenario; the ones no scenario names under OTHER."""
-    scenarios = SCENARIOS if scenarios is None else scenarios
+    scenarios = registry.groups() if scenarios is None else scenarios
     placed: dict[str, list[str]] = {title: [] for title in scenarios}
     for name in SWITCHES:
         title = next((t for t, names in scenarios.items() if name in names), OTHER)
@@ -89,9 +61,9 @@ class Dashboard:
     """Every switch, the scenarios' probes, the lab map, reset and refresh, for one lab."""
 
     def __init__(self, lab, *, probes: list[Probe] | None = None,
-                 scenarios: dict[str, tuple[str, ...]] | None = None) -> None:
+                 scenarios: dict[str, list[str]] | None = None) -> None:
         self.lab = lab
-        self.probes = list(PROBES if probes is None else probes)
+        self.probes = list(registry.probes() if probes is None else probes)
         if not self.probes:
             raise NetkitError("the dashboard needs at least one probe, e.g. Probe('c1', '10.55.66.3')")
         self.current = self.probes[0]
@@ -132,7 +104,8 @@ class Dashboard:
         self.message = w.HTML()
         self.outcome = w.HTML()
         self.typed = w.HTML()
-        self.picture = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        self.picture = w.Image(format="svg+xml", layout=w.Layout(max_width="900px"))
+        self._drawn = None
         switches = w.VBox(rows + [_heading("the lab"), w.HBox([self.stage, self.reset_button]),
                                   self.refresh_button],
                           layout=w.Layout(min_width="480px"))
@@ -195,8 +168,11 @@ class Dashboard:
         extra = {} if probe.port is None else {"port": probe.port}
         self.journey = self.lab.probe(probe.src, probe.dst, **extra)
         self.outcome.value = outcome_html(self.journey, probe.src, probe.target)
-        bridge = topology.BRIDGE_ADDRESS if self.lab.get("bridge-address") else None
-        self.picture.value = png(plots.lab_map(self.journey, bridge_address=bridge))
+        bridge = topology.BRIDGE_ADDRESS if self.state.get("bridge-address") else None
+        key = picture_key(self.journey, bridge)
+        if key != self._drawn:                     # redraw only what changed
+            self.picture.value = svg(plots.lab_map(self.journey, bridge_address=bridge))
+            self._drawn = key
         for key, button in self.probe_buttons.items():
             button.button_style = "primary" if key == self.current.key else ""
         return self.journey

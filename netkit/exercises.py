@@ -12,7 +12,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from collections.abc import Mapping
+
+from . import rules
 from .journey import Journey
+from .outcome import Result
 
 
 @dataclass(frozen=True)
@@ -117,29 +121,28 @@ def _forward_rules(lab) -> Feedback:
 BRIDGED_ACCEPT = Exercise(
     "bridged-accept",
     "Keep FORWARD at DROP and bridge-nf-call-iptables at 1, and let c1 ping c2 with one iptables rule.",
-    "part3-start", (), ("-I FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT",), _bridged_accept)
+    "part3-start", (), (rules.BRIDGED_ACCEPT.args("-I"),), _bridged_accept)
 
 MASQUERADE = Exercise(
     "masquerade",
     "c1 has a default route and FORWARD is ACCEPT, but 8.8.8.8 never answers. Write the rule that makes "
     "the host rewrite c1's source address as the packet leaves eth0.",
     "scenario2-gateway", (("forward-policy", "ACCEPT"),),
-    ("-t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE",), _masquerade)
+    (rules.MASQUERADE.args("-I"),), _masquerade)
 
 FORWARD_RULES = Exercise(
     "forward-rules",
     "MASQUERADE is on and FORWARD is back to DROP. Write the FORWARD rules that let c1 reach 8.8.8.8 "
     "and the replies come back, without changing the policy.",
     "scenario2-gateway", (("masquerade", True),),
-    ("-t filter -I FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "-t filter -I FORWARD -i eth0 -o hwchiu0 -j ACCEPT"),
-    _forward_rules)
+    (rules.FORWARD_OUT.args("-I"), rules.FORWARD_IN.args("-I")), _forward_rules)
 
 def _publish(lab) -> Feedback:
     journey = lab.probe("outside", "172.17.9.103", port=2345)
     if journey.delivered:
         return Feedback(True, "the outside machine reaches c1's web server through 172.17.9.103:2345: "
                               f"{journey.reason}.", journey)
-    if "the host itself" in journey.reason:
+    if journey.outcome.result is Result.REFUSED and journey.outcome.node == "host":
         return Feedback(False, "the host answered the SYN itself with a reset: nothing rewrote the destination. "
                                "A rule in the nat table's PREROUTING chain with -j DNAT --to-destination "
                                "10.55.66.2:8000 sends it on to c1.", journey)
@@ -166,16 +169,14 @@ PUBLISH = Exercise(
     "Publish c1's web server (port 8000) on the host's port 2345, so that the outside machine gets the "
     "page at 172.17.9.103:2345: what `docker run -p 2345:8000` does. FORWARD stays at DROP.",
     "part4-start", (),
-    ("-t nat -A PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000",
-     "-t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT", "-t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT"),
-    _publish)
+    (rules.DNAT.args("-A"), rules.ETH1_IN.args("-I"), rules.ETH1_OUT.args("-I")), _publish)
 
 LOCAL_ACCESS = Exercise(
     "local-access",
     "Port 2345 is published, yet `curl 172.17.9.103:2345` run on the host itself is refused. "
     "Make it work with one rule.",
     "part4-published", (),
-    ("-t nat -A OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000",), _local)
+    (rules.OUTPUT_DNAT.args("-A"),), _local)
 
 def _docker_user(lab) -> Feedback:
     journey = lab.probe("outside", "172.17.9.103", port=8080)
@@ -207,4 +208,21 @@ DOCKER_USER = Exercise(
     "docker-29", (),
     ("-I DOCKER-USER -s 172.17.9.10/32 -p tcp -m conntrack --ctorigdstport 8080 -j DROP",), _docker_user)
 
-EXERCISES = {e.name: e for e in (BRIDGED_ACCEPT, MASQUERADE, FORWARD_RULES, PUBLISH, LOCAL_ACCESS, DOCKER_USER)}
+class _Registered(Mapping):
+    """Every exercise of every registered scenario (`netkit.scenarios`), by name."""
+
+    def _all(self) -> dict:
+        from .scenarios import all_exercises
+        return all_exercises()
+
+    def __getitem__(self, name: str) -> Exercise:
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+EXERCISES: Mapping[str, Exercise] = _Registered()

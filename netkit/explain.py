@@ -1,18 +1,21 @@
-"""Turn what a probe recorded into a Journey: frames, trace lines, conntrack lines.
+"""Turn what a probe recorded into a Journey, and a journey's outcome into a sentence.
 
-Pure code, tested from recorded data. The agent (`netkit.probe`) records; this
-module reads the records and answers the article's questions: where was the
-packet seen and with which addresses, who filtered it, and why it did or did
-not arrive.
+Pure code, tested from recorded data. The agent (`netkit.probe`) records;
+this module reads the records and answers the article's questions: where was
+the packet seen and with which addresses, who filtered it, what conntrack
+remembers. What *happened* is decided once, by `netkit.outcome.decide`; the
+sentence a student reads (`sentence`) is written from that decision.
 
 The records are plain dicts (JSON-able):
 
 - ``frames``: ``{"point", "time", "frame"}`` (frame as hex, Ethernet);
-- ``trace``: the lines ``nft monitor trace`` printed in the host;
+- ``trace``: netfilter's trace messages as events (see `netkit.trace`):
+  ``{"id", "table", "chain", "type", "handle", "verdict", "target", "iif",
+  "oif", "network", "transport"}``;
 - ``rules``: ``{"<table> <chain>": [[handle, "-A ..."], ...]}`` to name rules;
 - ``conntrack``: the lines ``conntrack -L`` printed;
-- ``send_error``, ``replied``, ``route_back``: what the sender and the
-  receiver's routing table said.
+- ``send_error``, ``replied``, ``refused``, ``route_back``, ``mismatch``:
+  what the sender and the receiver's routing table said (`outcome.Facts`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import struct
 
 from . import topology
 from .journey import ConntrackEntry, Hop, Journey, Sighting, Verdict
+from .outcome import Facts, Outcome, Result, decide
 
 ETH_P_IP = 0x0800
 ETH_P_8021Q = 0x8100
@@ -71,103 +75,73 @@ def describe(packet: dict) -> str:
     return f"{packet['src']} > {packet['dst']}: proto {packet['proto']}"
 
 
-# -- nft monitor trace ---------------------------------------------------------
-TRACE_RE = re.compile(r"^trace id (?P<id>\w+) (?P<family>\w+) (?P<table>\S+) (?P<chain>\S+) (?P<rest>.*)$")
-
-
-def parse_trace(lines: list[str]) -> list[dict]:
-    """Group `nft monitor trace` lines into one dict per (trace id, chain) visit.
-
-    Each visit has the packet's fields (``iif``, ``oif``, ``saddr``, ``daddr``,
-    ``icmp_type``, ``icmp_id``, ``sport``, ``dport``) and the decisions made
-    in that chain: ``("rule", text, handle, verdict)`` or ``("policy", verdict)``.
-    """
-    visits: list[dict] = []
-    current: dict[tuple[str, str, str], dict] = {}
-    last: dict[tuple[str, str], dict] = {}   # (trace id, table) -> the chain visit the packet entered last
-    for line in lines:
-        match = TRACE_RE.match(line.strip())
-        if not match:
-            continue
-        key = (match["id"], match["table"], match["chain"])
-        rest = match["rest"]
-        if rest.startswith("packet:"):
-            visit = {"trace": match["id"], "family": match["family"], "table": match["table"],
-                     "chain": match["chain"], "decisions": [], **_packet_fields(rest)}
-            visits.append(visit)
-            current[key] = last[(match["id"], match["table"])] = visit
-            continue
-        visit = current.get(key)
-        if visit is None:
-            # A user chain (DOCKER-USER, ...) reached by a jump: nft prints no packet line for it,
-            # the packet is the one of the chain that jumped.
-            entered = last.get((match["id"], match["table"]))
-            if entered is None:
-                continue
-            visit = {**entered, "chain": match["chain"], "decisions": []}
-            visits.append(visit)
-            current[key] = visit
-        if rest.startswith("policy "):
-            visit["decisions"].append(("policy", rest.split()[1].upper()))
-        elif rest.startswith("rule ") or rest.startswith("unknown rule"):
-            verdict = re.search(r"\(verdict (\w+)(?: ([\w-]+))?\)", rest)
-            handle = re.search(r"handle (\d+)", rest)
-            text = re.sub(r"\s*\(verdict [^)]*\)\s*$", "", rest)
-            text = re.sub(r"^rule ", "", text)
-            visit["decisions"].append((
-                "rule", text, int(handle[1]) if handle else None,
-                (verdict[1].upper() + (" " + verdict[2] if verdict[2] else "")) if verdict else "CONTINUE"))
-    return visits
-
-
-def _packet_fields(text: str) -> dict:
-    fields = {}
-    for name, pattern in (("iif", r'iif "([^"]+)"'), ("oif", r'oif "([^"]+)"'),
-                          ("saddr", r"ip saddr (\S+)"), ("daddr", r"ip daddr (\S+)"),
-                          ("icmp_type", r"icmp type (\S+)"), ("icmp_id", r"icmp id (\d+)"),
-                          ("sport", r"tcp sport (\d+)"), ("dport", r"tcp dport (\d+)")):
-        found = re.search(pattern, text)
-        if found:
-            value = found[1]
-            fields[name] = int(value) if name in ("icmp_id", "sport", "dport") else value
-    flags = re.search(r"tcp flags == ((?:\w+)(?: \| \w+)*)", text)
-    if flags:
-        fields["tcp_flags"] = _tcp_flags(flags[1])
+# -- netfilter's trace ---------------------------------------------------------------
+def _header_fields(event: dict) -> dict:
+    """The packet fields of a trace event that carries the packet's headers (the first of each chain)."""
+    data = bytes.fromhex(event["network"])
+    fields = {"iif": event.get("iif", ""), "oif": event.get("oif", "")}
+    if len(data) >= 20 and data[0] >> 4 == 4:
+        proto = data[9]
+        fields.update(saddr=socket.inet_ntoa(data[12:16]), daddr=socket.inet_ntoa(data[16:20]))
+        l4 = bytes.fromhex(event.get("transport", ""))
+        if proto == socket.IPPROTO_ICMP and len(l4) >= 8:
+            kind, _, _, ident, _ = struct.unpack_from("!BBHHH", l4)
+            fields.update(icmp_type={8: "echo-request", 0: "echo-reply"}.get(kind, str(kind)), icmp_id=ident)
+        elif proto == socket.IPPROTO_TCP and len(l4) >= 14:
+            sport, dport, _, _, _, flags = struct.unpack_from("!HHIIBB", l4)
+            fields.update(sport=sport, dport=dport, tcp_flags=flags)
     return fields
 
 
-TCP_FLAG_BITS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20}
+def visits(events: list[dict]) -> list[dict]:
+    """Trace events grouped into chain visits, in order: one per (trace id, table, chain).
+
+    Each visit has the packet's fields (``iif``, ``oif``, ``saddr``, ``daddr``,
+    ``icmp_type``, ``icmp_id``, ``sport``, ``dport``, ``tcp_flags``) and the
+    decisions made in that chain: ``("rule", handle, verdict)`` or
+    ``("policy", verdict)``, verdicts in capitals (``JUMP DOCKER-USER``). The
+    kernel sends the packet's headers with the first event of each base chain;
+    a user chain reached by a jump shows the packet of the chain that jumped.
+    """
+    found: list[dict] = []
+    current: dict[tuple[str, str, str], dict] = {}
+    last: dict[tuple[str, str], dict] = {}     # (trace id, table) -> the packet's fields seen last
+    for event in events:
+        key = (event["id"], event["table"], event["chain"])
+        if event.get("network"):
+            last[key[:2]] = _header_fields(event)
+            visit = None                           # headers: a new traversal of this chain
+        else:
+            visit = current.get(key)
+        if visit is None:
+            visit = {"trace": event["id"], "table": event["table"], "chain": event["chain"], "decisions": [],
+                     **last.get(key[:2], {})}
+            found.append(visit)
+            current[key] = visit
+        verdict = (event.get("verdict") or "").upper()
+        if event["type"] == "policy":
+            visit["decisions"].append(("policy", verdict))
+        elif event["type"] == "rule" and event.get("handle") is not None:
+            # (the kernel also reports a chain's end as a "rule" with no handle; nft does not print it)
+            if event.get("target"):
+                verdict = f"{verdict} {event['target']}"
+            visit["decisions"].append(("rule", event.get("handle"), verdict or "CONTINUE"))
+    return found
 
 
-def _tcp_flags(text: str) -> int:
-    """nft's spelling of TCP flags ("syn", "0x12", "syn | ack") as a number."""
-    value = 0
-    for part in text.split("|"):
-        part = part.strip()
-        value |= int(part, 16) if part.startswith("0x") else TCP_FLAG_BITS.get(part, 0)
-    return value
-
-
-def plain_rule(nft_text: str) -> str:
-    """An nft rule's text without its counters, to compare a traced rule with a listed one."""
-    return " ".join(re.sub(r"counter packets \d+ bytes \d+", "counter", nft_text).split())
-
-
-def _rule_text(rules: dict, table: str, chain: str, handle: int | None, nft_text: str) -> str:
-    """The iptables spelling of a traced rule, found by its nft handle or its text."""
-    for rule_handle, listed, iptables in rules.get(f"{table} {chain}", []):
-        if rule_handle == handle or (handle is None and listed == plain_rule(nft_text)):
+def _rule_text(rules: dict, table: str, chain: str, handle: int | None) -> str:
+    """The iptables spelling of a traced rule, found by its nft handle."""
+    for rule_handle, iptables in rules.get(f"{table} {chain}", []):
+        if rule_handle == handle:
             return iptables
-    return nft_text
+    return f"nft rule (handle {handle}) in {table} {chain}"
 
 
 def _target(rule: str, verdict: str) -> str:
     jump = re.search(r"-j (\S+)", rule)
     if jump and jump[1] not in ("ACCEPT", "DROP", "RETURN"):
         return jump[1]  # MASQUERADE, DNAT, SNAT, a user chain
-    if " masquerade" in rule:
-        return "MASQUERADE"
-    return verdict
+    return verdict.split()[0] if verdict.startswith(("JUMP", "GOTO")) else verdict
 
 
 # -- conntrack -------------------------------------------------------------------
@@ -218,20 +192,19 @@ def build(raw: dict) -> Journey:
             continue
         seen[kind] = Sighting(point=record["point"], kind=kind, src=packet["src"], dst=packet["dst"],
                               time=round(record["time"], 6), summary=describe(packet),
-                              sport=packet.get("sport"), dport=packet.get("dport"), frame=record["frame"])
+                              sport=packet.get("sport"), dport=packet.get("dport"), frame=record["frame"],
+                              flags=packet.get("flags"))
     watched = raw.get("points") or topology.BASE_POINTS
     order = list(path) + [p for p in watched if p not in path]
     hops = tuple(Hop(point=p, on_path=p in path, request=sightings.get(p, {}).get("request"),
                      reply=sightings.get(p, {}).get("reply")) for p in order)
-    visits = _probe_visits(raw, reply_ids)
-    verdicts = tuple(_verdicts(visits, raw.get("rules", {})))
-    conntrack = tuple(entries)
+    mine = _probe_visits(raw, reply_ids)
     journey = Journey(src=src, dst=dst, proto=proto, src_address=raw.get("src_address", ""),
-                      hops=hops, verdicts=verdicts, hooks=tuple(_hooks(visits)), conntrack=conntrack,
-                      delivered=bool(raw.get("replied")), seconds=round(raw.get("seconds", 0.0), 4),
-                      label=raw.get("label", ""), dport=dport, started=raw.get("started", 0.0))
-    reason, died_at = _reason(journey, raw, dst_node)
-    return Journey(**{**journey.__dict__, "reason": reason, "died_at": died_at})
+                      hops=hops, verdicts=tuple(_verdicts(mine, raw.get("rules", {}))),
+                      hooks=tuple(_hooks(mine)), conntrack=tuple(entries),
+                      seconds=round(raw.get("seconds", 0.0), 4), label=raw.get("label", ""), dport=dport,
+                      started=raw.get("started", 0.0), timeout=float(raw.get("timeout") or 0.0))
+    return journey.decided(decide(journey, Facts.from_raw(raw), dst_node))
 
 
 def _kind(packet: dict | None, proto: str, ids: set, sport, dport) -> str | None:
@@ -248,15 +221,15 @@ def _kind(packet: dict | None, proto: str, ids: set, sport, dport) -> str | None
 
 
 def _probe_visits(raw: dict, ids: set) -> list[dict]:
-    """The trace's chain visits that belong to the probe, each with its "kind".
+    """The trace's chain visits that belong to the probe, each with its "kind" (request or reply).
 
-    A trace id follows one packet through every chain, so a visit whose packet
-    line nft printed without ICMP fields still belongs to the probe when
-    another visit of the same trace id names it.
+    A trace id follows one packet through every chain, so a visit whose
+    packet fields do not name the probe still belongs to it when another
+    visit of the same trace id does.
     """
-    visits = parse_trace(raw.get("trace", []))
+    found = visits(raw.get("trace", []))
     kinds: dict[str, str] = {}
-    for visit in visits:
+    for visit in found:
         if raw.get("proto", "icmp") == "icmp":
             if visit.get("icmp_id") in ids:
                 kinds.setdefault(visit["trace"], "reply" if visit.get("icmp_type") == "echo-reply" else "request")
@@ -267,104 +240,92 @@ def _probe_visits(raw: dict, ids: set) -> list[dict]:
                 kinds.setdefault(visit["trace"], "request")
             elif visit.get("dport") == sport and flags & (0x02 | 0x04):
                 kinds.setdefault(visit["trace"], "reply")
-    return [{**visit, "kind": kinds[visit["trace"]]} for visit in visits if visit["trace"] in kinds]
+    return [{**visit, "kind": kinds[visit["trace"]]} for visit in found if visit["trace"] in kinds]
 
 
-def _verdicts(visits: list[dict], rules: dict) -> list[Verdict]:
+def dropped(raw: dict, ids: set) -> bool:
+    """Has a netfilter rule or policy (not the lab's own trace table) dropped one of the probe's packets?"""
+    return any(not v["table"].startswith("netkit") and any(d[-1] in ("DROP", "REJECT") for d in v["decisions"])
+               for v in _probe_visits(raw, ids))
+
+
+def _verdicts(found: list[dict], rules: dict) -> list[Verdict]:
     verdicts = []
-    for visit in visits:
+    for visit in found:
         if visit["table"].startswith("netkit"):
             continue  # the lab's own trace switch, not part of the lesson
         for decision in visit["decisions"]:
             if decision[0] == "policy":
                 rule, verdict = "policy", decision[1]
             else:
-                _, nft_text, handle, verdict = decision
-                rule = _rule_text(rules, visit["table"], visit["chain"], handle, nft_text)
+                _, handle, verdict = decision
+                rule = _rule_text(rules, visit["table"], visit["chain"], handle)
                 verdict = _target(rule, verdict)
             verdicts.append(Verdict(table=visit["table"], chain=visit["chain"], rule=rule, verdict=verdict,
                                     kind=visit["kind"], iif=visit.get("iif", ""), oif=visit.get("oif", "")))
     return verdicts
 
 
-def _hooks(visits: list[dict]) -> list[tuple[str, str, str, str]]:
+def _hooks(found: list[dict]) -> list[tuple[str, str, str, str]]:
     """(kind, HOOK, iif, oif) for each netfilter hook the packet passed, from the lab's trace table."""
     return [(v["kind"], v["chain"].upper(), v.get("iif", ""), v.get("oif", ""))
-            for v in visits if v["table"].startswith("netkit")]
+            for v in found if v["table"].startswith("netkit")]
 
 
-def _reason(journey: Journey, raw: dict, dst_node: str | None) -> tuple[str, str | None]:
-    """Why the probe did or did not come back, in plain words; and where it died."""
+# -- the sentence -----------------------------------------------------------------------
+def sentence(journey: Journey) -> str:
+    """What happened to the probe, in plain words, written from its outcome."""
+    o: Outcome = journey.outcome
     src, dst = journey.src, journey.dst
-    last_request = next((h.point for h in reversed(journey.hops) if h.request), None)
-    if raw.get("send_error"):
-        if raw["send_error"] in ("Network is unreachable", "No route to host"):
-            return f"{src} has no route to {dst} ({raw['send_error']})", None
-        return f"{src} could not reach {dst}: {raw['send_error']}", None
-    if journey.proto == "tcp":
-        tcp = _tcp_reason(journey, raw)
-        if tcp is not None:
-            return tcp
-    nat = [e for e in journey.conntrack if e.nat]
-    if journey.delivered:
-        text = f"{dst} answered and the reply came back to {src}"
-        if nat:
-            entry = nat[0]
-            text += (f"; conntrack rewrote {entry.original[0]} to {entry.reply[1]} on the way out "
-                     f"and back on the way in")
-        return text, None
-    dropped = journey.dropped_by
-    if dropped is not None:
-        where = last_request if dropped.kind == "request" else \
-            next((h.point for h in journey.hops if h.reply), last_request)
-        return f"dropped by {dropped}", where
-    if raw.get("route_back"):
-        seen = journey.hop(_dst_point(journey, dst_node)).request if dst_node else None
+    target = f"{dst}:{journey.dport}" if journey.proto == "tcp" else dst
+    if o is None:
+        return ""
+    if o.result is Result.DELIVERED:
+        return _delivered(journey, target)
+    if o.result is Result.NO_ROUTE:
+        return f"{src} has no route to {dst} ({o.error})"
+    if o.result is Result.SEND_ERROR:
+        return f"{src} could not reach {dst}: {o.error}"
+    if o.result is Result.DROPPED:
+        return f"dropped by {o.verdict}"
+    if o.result is Result.WRONG_SOURCE:
+        answer = journey.hop(o.last).reply
+        sender = f"{answer.src}:{answer.sport}" if answer is not None else o.answered_by
+        return (f"the answer came from {sender}, not from {target} which {src} called, so {src} could not "
+                f"match it to its connection: the reply went straight back without passing the host's "
+                f"conntrack, which would have undone the DNAT (hairpin NAT is missing)")
+    if o.result is Result.REFUSED:
+        here = " (the host itself)" if o.node == "host" else ""
+        return (f"connection refused: {o.answered_by}{here} answered the SYN with a reset, since nothing "
+                f"listens on port {journey.dport} there")
+    if o.result is Result.NO_ROUTE_BACK:
+        seen = journey.hop(o.next).request if o.next else None
         back_to = seen.src if seen else journey.src_address
-        return (f"{dst} got the request but its reply never came back: it has no route to {back_to}",
-                _dst_point(journey, dst_node))
-    if journey.replied:
-        last_reply = next((h.point for h in journey.hops if h.reply), None)
-        return f"the reply was lost after {last_reply}", last_reply
-    if last_request is None:
-        return f"the request never left {src}", None
-    waited = raw.get("timeout", 0)
-    return f"no reply within {waited:g} s; the request was last seen at {last_request}", last_request
+        return f"{dst} got the request but its reply never came back: it has no route to {back_to}"
+    if o.result is Result.REPLY_LOST:
+        return f"the reply was lost after {o.last}"
+    if o.result is Result.NEVER_LEFT:
+        return f"the request never left {src}"
+    waited = journey.timeout
+    return f"no reply within {waited:g} s; the request was last seen at {o.last}"
 
 
-def _tcp_reason(journey: Journey, raw: dict) -> tuple[str, str | None] | None:
-    """The TCP cases: accepted (maybe through DNAT), refused, answered by the wrong address."""
-    target = f"{journey.dst}:{journey.dport}"
-    moved = next((e for e in journey.conntrack if e.dnat), None)
-    if journey.delivered:
+def _delivered(journey: Journey, target: str) -> str:
+    o = journey.outcome
+    if journey.proto == "tcp":
+        moved = next((e for e in journey.conntrack if e.dnat), None)
         text = f"{target} accepted the connection (the SYN got a SYN-ACK back to {journey.src})"
         if moved is not None:
             text += (f"; conntrack rewrote the destination {moved.where('original', 1)} to "
                      f"{moved.where('reply', 0)} (DNAT)")
             if moved.reply[1] != moved.original[0]:
                 text += (f" and the source {moved.original[0]} to {moved.reply[1]} (MASQUERADE), so the "
-                         f"answer comes back through the host")
-            text += ", and undid both on the reply" if moved.reply[1] != moved.original[0] else \
-                ", and the reply's source back"
-        return text, None
-    on_path = [h for h in journey.hops if h.on_path]
-    arrived = on_path[0].reply if on_path else None   # the answer as the sender got it
-    answer = arrived or journey.first("reply")
-    if raw.get("mismatch") and answer is not None:
-        sender = f"{answer.src}:{answer.sport}"
-        return (f"the answer came from {sender}, not from {target} which {journey.src} called, so "
-                f"{journey.src} could not match it to its connection: the reply went straight back "
-                f"without passing the host's conntrack, which would have undone the DNAT (hairpin NAT "
-                f"is missing)"), answer.point
-    if raw.get("refused"):
-        who = answer.src if answer is not None else journey.dst
-        here = " (the host itself)" if topology.owner(who) == "host" else ""
-        return (f"connection refused: {who}{here} answered the SYN with a reset, since nothing listens "
-                f"on port {journey.dport} there"), None
-    return None
-
-
-def _dst_point(journey: Journey, dst_node: str | None) -> str | None:
-    """The last point of the path: where the receiving node gets the request."""
-    on_path = [h.point for h in journey.hops if h.on_path]
-    return on_path[-1] if dst_node and on_path else None
+                         f"answer comes back through the host, and undid both on the reply")
+            else:
+                text += ", and the reply's source back"
+        return text
+    text = f"{journey.dst} answered and the reply came back to {journey.src}"
+    source = next((r for r in o.rewrites if r.packet == "request" and r.field == "src"), None)
+    if source is not None:
+        text += f"; conntrack rewrote {source.before} to {source.after} on the way out and back on the way in"
+    return text

@@ -13,8 +13,10 @@ that plots and tests work from recorded journeys (``tests/data/*.json``).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+
+from .outcome import Outcome, Result
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,12 @@ class Sighting:
     sport: int | None = None   # TCP ports, or None for ICMP
     dport: int | None = None
     frame: str = ""            # the captured Ethernet frame, hex
+    flags: int | None = None   # TCP flags, as a number (0x04 is a reset)
+
+    @property
+    def reset(self) -> bool:
+        """A TCP reset: the connection was refused."""
+        return bool(self.flags is not None and self.flags & 0x04)
 
     @property
     def addresses(self) -> str:
@@ -127,13 +135,32 @@ class Journey:
     verdicts: tuple[Verdict, ...] = ()
     hooks: tuple[tuple[str, str, str, str], ...] = ()  # (kind, HOOK, iif, oif) the packet passed in the host
     conntrack: tuple[ConntrackEntry, ...] = ()
-    delivered: bool = False
-    reason: str = ""
-    died_at: str | None = None  # the last point the request (or reply) was seen at, when lost
+    outcome: Outcome | None = None   # what happened, decided once (netkit.outcome)
     seconds: float = 0.0
     label: str = ""            # the condition it was taken under, for before/after grids
     dport: int | None = None
     started: float = 0.0       # when the probe was sent (seconds since the epoch)
+    timeout: float = 0.0       # how long the sender waited for an answer at most
+
+    # -- what happened (all read from the outcome) ---------------------------
+    def decided(self, outcome: Outcome) -> "Journey":
+        """This journey with its outcome (see `netkit.outcome.decide`)."""
+        return replace(self, outcome=outcome)
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome is not None and self.outcome.delivered
+
+    @property
+    def reason(self) -> str:
+        """What happened, in plain words, written from the outcome."""
+        from .explain import sentence
+        return sentence(self)
+
+    @property
+    def died_at(self) -> str | None:
+        """The point where the probe's "died here" mark goes (None when delivered)."""
+        return None if self.outcome is None or self.delivered else self.outcome.at
 
     # -- questions a notebook asks ------------------------------------------
     def hop(self, point: str) -> Hop:
@@ -174,7 +201,9 @@ class Journey:
     @property
     def dropped_by(self) -> Verdict | None:
         """The netfilter verdict that dropped the packet, if one did."""
-        return next((v for v in self.verdicts if v.dropped), None)
+        if self.outcome is not None and self.outcome.result is Result.DROPPED:
+            return self.outcome.verdict
+        return None
 
     def passed(self, hook: str, kind: str = "request") -> bool:
         """Did the request (or reply) pass netfilter's `hook` (PREROUTING, INPUT, FORWARD, ...) in the host?"""
@@ -186,7 +215,9 @@ class Journey:
 
     # -- evidence -------------------------------------------------------------
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["outcome"] = self.outcome.to_dict() if self.outcome is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "Journey":
@@ -200,6 +231,7 @@ class Journey:
                              for h in data.get("hops", ()))
         data["verdicts"] = tuple(Verdict(**v) for v in data.get("verdicts", ()))
         data["hooks"] = tuple(tuple(h) for h in data.get("hooks", ()))
+        data["outcome"] = Outcome.from_dict(data["outcome"]) if data.get("outcome") else None
         data["conntrack"] = tuple(ConntrackEntry(
             proto=c["proto"], original=tuple(c["original"]), reply=tuple(c["reply"]), text=c.get("text", ""),
             original_ports=tuple(c["original_ports"]) if c.get("original_ports") else None,

@@ -17,6 +17,7 @@ import html
 import random
 import re
 import shlex
+import threading
 import weakref
 from dataclasses import dataclass, field
 
@@ -110,8 +111,75 @@ def _ignore(event: dict) -> None:
     pass
 
 
-def _close_sandbox(sandbox: Sandbox) -> None:
-    sandbox.close()
+class _Hosts:
+    """A lab's hosts: the one in use, and a spare started ahead for the next reset.
+
+    A reset builds its stage on the spare, an agent already started and
+    waiting, and ends the old host in the background, so a reset costs the
+    stage's build, not a new process. The spare holds the lab's name too (it
+    is the same lab), and goes when the lab closes.
+    """
+
+    def __init__(self, current: Sandbox) -> None:
+        self.current = current
+        self.spare: Sandbox | None = None
+        self.lock = threading.Lock()
+        self.making: threading.Thread | None = None
+
+    def make_spare(self, name: str, claim: Claim, on_event) -> None:
+        """Start a spare in the background, unless one is there or on its way."""
+        with self.lock:
+            if self.spare is not None or (self.making and self.making.is_alive()) or self.current.closed_here:
+                return
+            self.making = threading.Thread(target=self._spare, args=(name, claim, on_event), daemon=True,
+                                           name=f"netkit-{name}-spare")
+            self.making.start()
+
+    def _spare(self, name: str, claim: Claim, on_event) -> None:
+        try:
+            spare = Sandbox(name, claim)     # silent: its steps are not the student's
+        except Exception:
+            return                       # no spare: the next reset starts a host itself
+        try:
+            # every stage starts from this one: a reset then only adds the steps beyond it
+            spare.call("build", stage=topology.DEFAULT_STAGE, wait=120)
+            spare.built = topology.DEFAULT_STAGE
+        except Exception:
+            spare.close()
+            return
+        with self.lock:
+            if self.current.closed_here:
+                spare.close()
+            else:
+                self.spare = spare
+
+    def take_spare(self) -> Sandbox | None:
+        making = self.making
+        if making is not None:
+            making.join(10)
+        with self.lock:
+            spare, self.spare = self.spare, None
+        if spare is not None and spare.ended.is_set():
+            return None
+        return spare
+
+    def close(self) -> None:
+        with self.lock:
+            spare, self.spare = self.spare, None
+        self.current.close()
+        if spare is not None:
+            spare.close()
+        making = self.making
+        if making is not None and making.is_alive():
+            making.join(10)
+            with self.lock:
+                late, self.spare = self.spare, None
+            if late is not None:
+                late.close()
+
+
+def _close_hosts(hosts: _Hosts) -> None:
+    hosts.close()
 
 
 _HELD: "weakref.WeakValueDictionary[str, Lab]" = weakref.WeakValueDictionary()
@@ -156,14 +224,21 @@ class Lab:
                 raise
         finally:
             self._claim.drop()             # from here on the sandbox holds the name
-        self._finalizer = weakref.finalize(self, _close_sandbox, self._sandbox)
+        self._hosts = _Hosts(self._sandbox)
+        self._finalizer = weakref.finalize(self, _close_hosts, self._hosts)
         self.stage = stage
         _HELD[name] = self
 
-    def _start(self, stage: str) -> Sandbox:
+    def _events(self):
         # A weak reference: the sandbox must not keep the Lab alive, or its finalizer never runs.
         on_event = weakref.WeakMethod(self._on_event)
-        sandbox = Sandbox(self.name, self._claim, on_event=lambda event: (on_event() or _ignore)(event))
+        return lambda event: (on_event() or _ignore)(event)
+
+    def _start(self, stage: str, sandbox: Sandbox | None = None) -> Sandbox:
+        if sandbox is not None and topology.steps_after(getattr(sandbox, "built", None), stage) is None:
+            sandbox.close()              # a spare that cannot reach this stage
+            sandbox = None
+        sandbox = sandbox or Sandbox(self.name, self._claim, on_event=self._events())
         try:
             sandbox.call("build", stage=stage, wait=120)
         except BaseException:
@@ -214,17 +289,17 @@ class Lab:
             raise self._sandbox.gone()
         self._resetting = True
         try:
-            new = self._start(stage)       # holds the same claim: the name stays this lab's
+            new = self._start(stage, self._hosts.take_spare())   # the same claim: the name stays this lab's
         finally:
             self._resetting = False
-        self._finalizer.detach()
+        old = self._hosts.current
         try:
-            self._sandbox.hand_over()
+            old.hand_over()
         except Exception:
             pass                            # the old host is gone already: nothing to keep
-        self._sandbox.close()
-        self._sandbox = new
-        self._finalizer = weakref.finalize(self, _close_sandbox, new)
+        self._hosts.current = self._sandbox = new
+        threading.Thread(target=old.close, daemon=True, name=f"netkit-{self.name}-old").start()
+        self._hosts.make_spare(self.name, self._claim, self._events())
         new.record(stage)
         self.stage = stage
         if self.trace:
@@ -296,26 +371,31 @@ class Lab:
         when no reply comes and nothing says why.
         """
         from . import explain
+        raw = self._probe_raw(src, dst, port=port, timeout=timeout)
+        raw["label"] = label if isinstance(label, str) else self._bad_label(label)
+        return explain.build(raw)
+
+    @staticmethod
+    def _bad_label(label):
+        raise BadArgument(f"label={label!r}: give the condition as a short string, e.g. label='FORWARD ACCEPT'")
+
+    def _probe_raw(self, src: str, dst: str, *, port: int | None = None, timeout: float | None = None) -> dict:
+        """What the lab's host recorded for one probe (the records `netkit.explain.build` reads)."""
         topology.check_node(src, self.stage)
         dst = arguments.address(dst)
-        if not isinstance(label, str):
-            raise BadArgument(f"label={label!r}: give the condition as a short string, e.g. label='FORWARD ACCEPT'")
         if timeout is not None:
             timeout = arguments.timeout(timeout, maximum=arguments.PROBE_TIMEOUT_MAX)
         if port is not None:
             port = arguments.port(port)
             timeout = 1.0 if timeout is None else timeout
-            raw = self._call("probe", src=src, dst=dst, proto="tcp", port=port, timeout=timeout, wait=timeout)
-        else:
-            from scapy.layers.inet import ICMP
-            from scapy.packet import Raw
-            timeout = 0.5 if timeout is None else timeout
-            ident = random.randrange(1, 0xFFFE)
-            echo = ICMP(type="echo-request", id=ident, seq=1) / Raw(b"netkit probe")
-            raw = self._call("probe", src=src, dst=dst, timeout=timeout, ident=ident, packet=bytes(echo).hex(),
-                             wait=timeout)
-        raw["label"] = label
-        return explain.build(raw)
+            return self._call("probe", src=src, dst=dst, proto="tcp", port=port, timeout=timeout, wait=timeout)
+        from scapy.layers.inet import ICMP
+        from scapy.packet import Raw
+        timeout = 0.5 if timeout is None else timeout
+        ident = random.randrange(1, 0xFFFE)
+        echo = ICMP(type="echo-request", id=ident, seq=1) / Raw(b"netkit probe")
+        return self._call("probe", src=src, dst=dst, timeout=timeout, ident=ident, packet=bytes(echo).hex(),
+                          wait=timeout)
 
     def start(self, node: str, command: str, *, port: int | None = None) -> dict:
         """Start a program that keeps running in `node` (a server), like `command &` in a shell.
@@ -350,17 +430,23 @@ class Lab:
         return CommandResult(**answer["capture"])
 
     # -- switches: the steps an instructor flips ------------------------------------
-    def state(self) -> dict:
-        """Every switch's real value, read from the lab's kernel now (see `netkit.switches`)."""
-        from .switches import SWITCHES
-        return {name: self.get(name) for name in SWITCHES}
+    def state(self, *names: str) -> dict:
+        """Every switch's real value (or only those named), read from the lab's kernel now, in one round trip
+        (see `netkit.switches`). Switches of nodes the lab does not have at its stage are left out."""
+        from .switches import SWITCHES, switch
+        chosen = [switch(name) for name in names] if names else list(SWITCHES.values())
+        return self._read_switches([sw for sw in chosen if sw.node in self.nodes])
 
     def get(self, name: str):
         """One switch's real value, read from the kernel."""
         from .switches import switch
         sw = switch(name)
-        result = self.run(sw.node, sw.read)
-        return sw.value_from(result.returncode, result.stdout)
+        topology.check_node(sw.node, self.stage)
+        return self._read_switches([sw])[name]
+
+    def _read_switches(self, switches) -> dict:
+        found = self._call("switches", specs=[sw.spec() for sw in switches])
+        return {sw.name: sw.value_from(found[sw.name]) for sw in switches}
 
     def set(self, name: str, value) -> list[CommandResult]:
         """Turn a switch to `value` by typing its commands; nothing is typed if it is there already."""

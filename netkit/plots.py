@@ -52,9 +52,10 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.path import Path
-from matplotlib.textpath import TextPath
+from matplotlib.textpath import text_to_path
 
 from .journey import Journey
+from .outcome import Result
 from .topology import ADDRESSES, BRIDGE, POINTS
 
 __all__ = ["lab_map", "ladder", "grid", "REQUEST", "REPLY", "RED", "GREY"]
@@ -101,8 +102,8 @@ def _seen_along(journey: Journey, kind: str) -> list[str]:
 
 
 def _reset(journey: Journey) -> bool:
-    """True when the reply was a TCP reset (tcpdump's ``Flags [R``): the connection was refused."""
-    return any(hop.reply is not None and "Flags [R" in hop.reply.summary for hop in journey.hops)
+    """True when the reply was a TCP reset: the connection was refused."""
+    return any(hop.reply is not None and hop.reply.reset for hop in journey.hops)
 
 
 def _seen_nowhere(journey: Journey) -> bool:
@@ -110,23 +111,16 @@ def _seen_nowhere(journey: Journey) -> bool:
 
 
 def _death(journey: Journey) -> _Death | None:
-    if journey.delivered:
+    """Where to draw the "died here" mark: read from the journey's outcome, decided in netkit.outcome."""
+    o = journey.outcome
+    if o is None or o.delivered:
         return None
-    if journey.src == "host" and _seen_nowhere(journey) and not journey.died_at:
-        # the host's probe to one of its own addresses: it never touched a point of the lab
-        return _Death("request", None, None, at_host=True)
-    path = _path(journey)
-    if not path:
-        return _Death("request", None, journey.died_at)
-    for kind, way in (("request", path), ("reply", path[::-1])):
-        seen = [p for p in way if journey.seen(p, kind)]
-        if not seen:
-            return _Death(kind, None, way[0])
-        if seen[-1] != way[-1]:
-            return _Death(kind, seen[-1], way[way.index(seen[-1]) + 1])
-    if _reset(journey):   # the far end refused the connection: the request ended at path[-1]
-        return _Death("request", path[-1], None, refused=True)
-    return _Death("reply", path[0], None)   # the reply came all the way back, yet no answer
+    if o.result is Result.REFUSED:
+        if journey.src == "host" and _seen_nowhere(journey):
+            # the host's connection to one of its own addresses: it never touched a point of the lab
+            return _Death("request", None, None, at_host=True)
+        return _Death("request", o.last, None, refused=True)
+    return _Death(o.packet or "request", o.last, o.next)
 
 
 def _columns(journey: Journey) -> list[str]:
@@ -186,9 +180,9 @@ def _nat_verdicts(journey: Journey, parts: Sequence[str] = ("src", "dst")) -> st
 
 
 def _inches(text: str, size: float = FONT, weight: str = "normal") -> float:
-    """How wide `text` is drawn, in inches: lays out cells and columns before drawing."""
-    prop = FontProperties(weight=weight)
-    return max((TextPath((0, 0), line, size=size, prop=prop).get_extents().width if line.strip() else 0.0)
+    """How wide `text` is drawn, in inches: lays out cells and columns before drawing (font metrics)."""
+    prop = FontProperties(weight=weight, size=size)
+    return max((text_to_path.get_text_width_height_descent(line, prop, ismath=False)[0] if line.strip() else 0.0)
                for line in text.split("\n")) / 72
 
 
@@ -546,9 +540,7 @@ def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> None:
 
 def _reason_lines(journey: Journey, width: int) -> list[str]:
     lines = [textwrap.fill(journey.reason, width)] if journey.reason else []
-    verdict = journey.dropped_by
-    if verdict is not None and str(verdict) not in journey.reason:
-        lines.append(textwrap.fill(f"dropped by {verdict}", width))
+    verdict = journey.dropped_by      # the sentence names it; its interfaces go on a line of their own
     if verdict is not None and (verdict.iif or verdict.oif):
         lines.append(f"(in {verdict.iif or '?'}, out {verdict.oif or '?'})")
     return lines

@@ -119,7 +119,7 @@ class Sandbox:
         passed = (self.claim.fd, self.claim.state.fd)
         spare = next(n for n in range(3, 10) if n not in passed)
         argv += ["sh", "-c", f'exec {spare}<&0; "$@" <&{spare} {spare}<&- & exec {spare}<&-; wait', "netkit-lab",
-                 sys.executable, "-m", "netkit.agent", "--name", self.name, "--lock-fd", str(self.claim.fd),
+                 sys.executable, "-S", "-m", "netkit.agent", "--name", self.name, "--lock-fd", str(self.claim.fd),
                  "--state-dir-fd", str(self.claim.state.fd), "--state-file", self.claim.filename]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),

@@ -1,46 +1,24 @@
 """The switches an instructor flips: each is a step of the article, read back from the kernel.
 
-A switch knows the command a person types to turn it each way, and the
-command that reads its real state. Nothing is cached: `read` asks the lab's
-kernel every time, so a change made from a terminal (`netkit exec host --
-iptables -P FORWARD ACCEPT`) shows up too.
+A switch knows the commands a person types to turn it each way, and how to
+read its real state. Nothing is cached: the lab's kernel is asked every
+time, so a change made from a terminal (`netkit exec host -- iptables -P
+FORWARD ACCEPT`) shows up too. Reading every switch is one round trip to the
+lab's host: one ``iptables-save`` answers every rule and policy switch (a
+rule switch is on when each of its rules is listed, as ``iptables -S``
+prints it), and the other switches each run their own read command.
 
-    bridge-nf-call-iptables   0 | 1         sysctl in the host
-    forward-policy            ACCEPT | DROP the filter FORWARD policy
-    bridge-address            on | off      10.55.66.1/24 on hwchiu0
-    default-route             on | off      c1's default route via 10.55.66.1
-    masquerade                on | off      nat POSTROUTING MASQUERADE for 10.55.66.2 out of eth0
-    forward-rules             on | off      the two FORWARD accepts between hwchiu0 and eth0
-    dnat                      on | off      nat PREROUTING: the host's port 2345 to c1:8000 (part 4)
-    eth1-forward-rules        on | off      the two FORWARD accepts between eth1 and hwchiu0 (part 4)
-    output-dnat               on | off      nat OUTPUT: the same DNAT for the host's own connections
-    hairpin-masquerade        on | off      MASQUERADE for containers reaching c1 through the host
-    docker-ct                 on | off      Docker 29: DOCKER-CT accepts replies towards hwchiu0
-    docker-outbound           on | off      Docker 29: DOCKER-FORWARD accepts what comes from hwchiu0
-    docker-published          on | off      Docker 29: DOCKER accepts the published port of c1
-    docker-raw-guard          on | off      Docker 29: raw PREROUTING drops what is sent straight to c1
-    icc-false                 on | off      Docker's --icc=false: no traffic between containers
+The switches themselves are declared with their scenario, in
+`netkit.scenarios`; `SWITCHES` is every registered switch, by name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import BadArgument, NetkitError
-
-MASQUERADE_RULE = "POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"
-FORWARD_RULES = ("FORWARD -i hwchiu0 -o eth0 -j ACCEPT", "FORWARD -i eth0 -o hwchiu0 -j ACCEPT")
-DNAT_RULE = "PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000"
-OUTPUT_DNAT_RULE = "OUTPUT -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000"
-ETH1_FORWARD_RULES = ("FORWARD -i eth1 -o hwchiu0 -j ACCEPT", "FORWARD -i hwchiu0 -o eth1 -j ACCEPT")
-HAIRPIN_RULE = "POSTROUTING -s 10.55.66.0/24 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE"
-
-
-def _rule_switch(name: str, title: str, table: str, rules: tuple[str, ...], add: str = "-I") -> "Switch":
-    read = " && ".join(f"iptables -t {table} -C {rule} 2>/dev/null" for rule in rules)
-    return Switch(name, title, (True, False), "host", read,
-                  {True: [f"iptables -t {table} {add} {rule}" for rule in rules],
-                   False: [f"iptables -t {table} -D {rule}" for rule in rules]})
+from .rules import Rule
 
 
 @dataclass(frozen=True)
@@ -51,63 +29,68 @@ class Switch:
     title: str
     values: tuple
     node: str
-    read: str                     # a command whose exit code (or output) gives the state
     commands: dict                # value -> the commands that set it, in order
+    read: str = ""                # a shell command whose exit code (or output) gives the state
     parse: str = "exit"           # "exit": exit 0 means values[0]; "output": the output is the value
+    rules: tuple[Rule, ...] = ()  # a rule switch: values[0] when every rule is in place
+    policy: str = ""              # a policy switch: the filter chain whose policy is the value
 
-    def value_from(self, returncode: int, stdout: str):
+    def spec(self) -> dict:
+        """How the lab's host reads this switch (see `netkit.agent`'s op_switches)."""
+        return {"name": self.name, "node": self.node, "read": self.read,
+                "rules": [[r.table, r.line] for r in self.rules], "policy": self.policy}
+
+    def value_from(self, found) -> object:
+        """The switch's value from what the host found: True/False for rules, the policy, or (code, output)."""
+        if self.rules:
+            return self.values[0] if found else self.values[1]
+        if self.policy:
+            if found in self.values:
+                return found
+            raise NetkitError(f"could not read the switch {self.name!r}: the {self.policy} policy reads {found!r}")
+        code, text = found
         if self.parse == "exit":
-            return self.values[0] if returncode == 0 else self.values[1]
-        text = stdout.strip()
+            return self.values[0] if code == 0 else self.values[1]
         for value in self.values:
-            if str(value) == text:
+            if str(value) == text.strip():
                 return value
-        raise NetkitError(f"could not read the switch {self.name!r}: {self.read!r} said {text!r}")
+        raise NetkitError(f"could not read the switch {self.name!r}: {self.read!r} said {text.strip()!r}")
 
 
-SWITCHES: dict[str, Switch] = {s.name: s for s in (
-    Switch("bridge-nf-call-iptables", "bridge-nf-call-iptables", (1, 0), "host",
-           "cat /proc/sys/net/bridge/bridge-nf-call-iptables",
-           {1: ["sysctl -w net.bridge.bridge-nf-call-iptables=1"],
-            0: ["sysctl -w net.bridge.bridge-nf-call-iptables=0"]}, parse="output"),
-    Switch("forward-policy", "FORWARD policy", ("DROP", "ACCEPT"), "host",
-           "iptables -S FORWARD | sed -n 's/^-P FORWARD //p'",
-           {"DROP": ["iptables -P FORWARD DROP"], "ACCEPT": ["iptables -P FORWARD ACCEPT"]}, parse="output"),
-    Switch("bridge-address", "hwchiu0 has 10.55.66.1", (True, False), "host",
-           "ip -4 addr show dev hwchiu0 | grep -q 'inet 10.55.66.1/24'",
-           {True: ["ip addr add 10.55.66.1/24 dev hwchiu0"], False: ["ip addr del 10.55.66.1/24 dev hwchiu0"]}),
-    Switch("default-route", "c1 default route", (True, False), "c1",
-           "ip route show default | grep -q 'via 10.55.66.1'",
-           {True: ["ip route add default via 10.55.66.1"], False: ["ip route del default via 10.55.66.1"]}),
-    _rule_switch("masquerade", "MASQUERADE", "nat", (MASQUERADE_RULE,)),
-    _rule_switch("forward-rules", "FORWARD accepts", "filter", FORWARD_RULES),
-    _rule_switch("dnat", "DNAT :2345 → c1:8000", "nat", (DNAT_RULE,), add="-A"),
-    _rule_switch("eth1-forward-rules", "FORWARD eth1 ⇄ hwchiu0", "filter", ETH1_FORWARD_RULES),
-    _rule_switch("output-dnat", "nat OUTPUT DNAT", "nat", (OUTPUT_DNAT_RULE,), add="-A"),
-    _rule_switch("hairpin-masquerade", "hairpin MASQUERADE", "nat", (HAIRPIN_RULE,)),
-    _rule_switch("docker-ct", "DOCKER-CT (replies)", "filter",
-                 ("DOCKER-CT -o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",), add="-A"),
-    _rule_switch("docker-outbound", "DOCKER-FORWARD -i hwchiu0", "filter",
-                 ("DOCKER-FORWARD -i hwchiu0 -j ACCEPT",), add="-A"),
-    _rule_switch("docker-published", "DOCKER: published port", "filter",
-                 ("DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT",)),
-    _rule_switch("docker-raw-guard", "raw guard for c1", "raw",
-                 ("PREROUTING -d 10.55.66.2/32 ! -i hwchiu0 -j DROP",), add="-A"),
-    _rule_switch("icc-false", "--icc=false", "filter", ("DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP",)),
-)}
+def rule_switch(name: str, title: str, rules: tuple[Rule, ...], verb: str = "-I") -> Switch:
+    """A switch that is on when `rules` are in place: adds them with `verb`, removes them with -D."""
+    return Switch(name, title, (True, False), "host",
+                  {True: [rule.command(verb) for rule in rules], False: [rule.command("-D") for rule in rules]},
+                  rules=tuple(rules))
 
-SCENARIOS: dict[str, tuple[str, ...]] = {
-    "1 · container to container": ("bridge-nf-call-iptables", "forward-policy"),
-    "2 · container to the internet": ("bridge-address", "default-route", "masquerade", "forward-rules"),
-    "3 · the outside to a container": ("dnat", "eth1-forward-rules", "output-dnat", "hairpin-masquerade"),
-    "4 · what Docker writes": ("docker-ct", "docker-outbound", "docker-published", "docker-raw-guard",
-                               "icc-false"),
-}
-"""The switches grouped by the notebook that flips them."""
+
+def policy_switch(name: str, title: str, chain: str) -> Switch:
+    return Switch(name, title, ("DROP", "ACCEPT"), "host",
+                  {value: [f"iptables -P {chain} {value}"] for value in ("DROP", "ACCEPT")}, policy=chain)
+
+
+class _Registered(Mapping):
+    """Every switch of every registered scenario, by name, read afresh at each use."""
+
+    def _all(self) -> dict[str, Switch]:
+        from .scenarios import switches
+        return switches()
+
+    def __getitem__(self, name: str) -> Switch:
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+SWITCHES: Mapping[str, Switch] = _Registered()
 
 
 def switch(name: str) -> Switch:
     try:
         return SWITCHES[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise BadArgument(f"no switch {name!r}; switches are: {', '.join(SWITCHES)}", switch=str(name)) from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import rules
 from .errors import UnknownNode, UnknownStage
 
 NODES: tuple[str, ...] = ("host", "c1", "c2", "internet", "outside")
@@ -140,10 +141,9 @@ _add(Stage(
     "part3-end",
     "End of part 3: MASQUERADE on eth0 and FORWARD accepts between hwchiu0 and eth0",
     _steps("host", "rewrite c1's source address to the host's own on the way out",
-           "iptables -t nat -I POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE")
+           rules.MASQUERADE.command("-I"))
     + _steps("host", "let the kernel route between the bridge and the uplink, both ways",
-             f"iptables -t filter -I FORWARD -i {BRIDGE} -o eth0 -j ACCEPT",
-             f"iptables -t filter -I FORWARD -i eth0 -o {BRIDGE} -j ACCEPT"),
+             rules.FORWARD_OUT.command("-I"), rules.FORWARD_IN.command("-I")),
     parent="scenario2-gateway",
 ))
 
@@ -167,11 +167,9 @@ _add(Stage(
 _add(Stage(
     "part4-published",
     "Part 4: port 2345 of the host is published to c1:8000 with DNAT, and FORWARD lets it through",
-    _steps("host", "send what arrives for port 2345 on to c1's web server",
-           "iptables -t nat -A PREROUTING -p tcp -m tcp --dport 2345 -j DNAT --to-destination 10.55.66.2:8000")
+    _steps("host", "send what arrives for port 2345 on to c1's web server", rules.DNAT.command("-A"))
     + _steps("host", "let the kernel route between eth1 and the bridge, both ways",
-             "iptables -t filter -I FORWARD -i eth1 -o hwchiu0 -j ACCEPT",
-             "iptables -t filter -I FORWARD -i hwchiu0 -o eth1 -j ACCEPT"),
+             rules.ETH1_IN.command("-I"), rules.ETH1_OUT.command("-I")),
     parent="part4-start",
 ))
 
@@ -201,22 +199,22 @@ DOCKER_29_RULES = (
     "iptables -N DOCKER-FORWARD", "iptables -N DOCKER-INTERNAL", "iptables -N DOCKER-USER",
     "iptables -A FORWARD -j DOCKER-USER",
     "iptables -A FORWARD -j DOCKER-FORWARD",
-    "iptables -A DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT",
+    rules.DOCKER_PUBLISHED.command(),
     "iptables -A DOCKER ! -i hwchiu0 -o hwchiu0 -j DROP",
     "iptables -A DOCKER-BRIDGE -o hwchiu0 -j DOCKER",
-    "iptables -A DOCKER-CT -o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    rules.DOCKER_CT.command(),
     "iptables -A DOCKER-FORWARD -j DOCKER-CT",
     "iptables -A DOCKER-FORWARD -j DOCKER-INTERNAL",
     "iptables -A DOCKER-FORWARD -j DOCKER-BRIDGE",
-    "iptables -A DOCKER-FORWARD -i hwchiu0 -j ACCEPT",
+    rules.DOCKER_OUTBOUND.command(),
     # nat: the published port, and MASQUERADE for the bridge's subnet.
     "iptables -t nat -N DOCKER",
     "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
     "iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
-    "iptables -t nat -A POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MASQUERADE",
-    "iptables -t nat -A DOCKER ! -i hwchiu0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000",
-    # raw: Docker 29 drops packets addressed straight to a container from anywhere but its bridge.
-    "iptables -t raw -A PREROUTING -d 10.55.66.2/32 ! -i hwchiu0 -j DROP",
+    rules.DOCKER_MASQUERADE.command(),
+    rules.DOCKER_DNAT.command(),
+    # raw: since Docker 28, packets addressed straight to a container from anywhere but its bridge are dropped.
+    rules.DOCKER_RAW_GUARD.command(),
 )
 
 DOCKER_19_RULES = (
@@ -229,7 +227,7 @@ DOCKER_19_RULES = (
     "iptables -A FORWARD -o hwchiu0 -j DOCKER",
     "iptables -A FORWARD -i hwchiu0 ! -o hwchiu0 -j ACCEPT",
     "iptables -A FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT",
-    "iptables -A DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT",
+    rules.DOCKER_PUBLISHED.command(),
     "iptables -A DOCKER-ISOLATION-STAGE-1 -i hwchiu0 ! -o hwchiu0 -j DOCKER-ISOLATION-STAGE-2",
     "iptables -A DOCKER-ISOLATION-STAGE-1 -j RETURN",
     "iptables -A DOCKER-ISOLATION-STAGE-2 -o hwchiu0 -j DROP",
@@ -239,10 +237,10 @@ DOCKER_19_RULES = (
     "iptables -t nat -N DOCKER",
     "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
     "iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
-    "iptables -t nat -A POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MASQUERADE",
+    rules.DOCKER_MASQUERADE.command(),
     "iptables -t nat -A POSTROUTING -s 10.55.66.2/32 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE",
     "iptables -t nat -A DOCKER -i hwchiu0 -j RETURN",
-    "iptables -t nat -A DOCKER ! -i hwchiu0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000",
+    rules.DOCKER_DNAT.command(),
 )
 
 _add(Stage(
@@ -281,6 +279,26 @@ def steps_to(name: str) -> tuple[Step, ...]:
         chain.append(stage(current))
         current = chain[-1].parent
     return tuple(step for st in reversed(chain) for step in st.steps)
+
+
+def ancestors(name: str) -> list[str]:
+    """`name` and every stage it builds on, nearest first."""
+    found, current = [], name
+    while current is not None:
+        found.append(current)
+        current = stage(current).parent
+    return found
+
+
+def steps_after(built: str | None, name: str) -> tuple[Step, ...] | None:
+    """The steps that take a lab built at `built` to `name` (all of them from nothing), or None if
+    `built` is not on the way to `name`."""
+    if built is None:
+        return steps_to(name)
+    chain = ancestors(name)
+    if built not in chain:
+        return None
+    return tuple(step for st in reversed(chain[:chain.index(built)]) for step in stage(st).steps)
 
 
 def nodes_at(name: str) -> tuple[str, ...]:

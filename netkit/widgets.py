@@ -17,16 +17,33 @@ import io
 import ipywidgets as w
 
 from .errors import NetkitError
-from .switches import switch
+from .switches import SWITCHES, switch
 
 VIEWS = ("ladder", "map")
 
 
 def png(fig, dpi: int = 80) -> bytes:
-    """A figure as PNG bytes (for an Image widget, or a file)."""
+    """A figure as PNG bytes (for a file, or a page that wants pixels)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def svg(fig) -> bytes:
+    """A figure as SVG with its text kept as text: what the panels show. The browser draws the letters,
+    so a picture is ready in a third of the time a PNG takes, and stays sharp on a projector."""
+    import matplotlib
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "netkit"}):
+        fig.savefig(buffer, format="svg")
+    return buffer.getvalue()
+
+
+def picture_key(journey, *extra) -> tuple:
+    """What a picture of `journey` shows (not when it was taken): a new picture is drawn only when it changes."""
+    seen = tuple((h.point, h.request and h.request.addresses, h.reply and h.reply.addresses) for h in journey.hops)
+    verdicts = tuple((v.table, v.chain, v.rule, v.verdict, v.kind) for v in journey.verdicts)
+    return (journey.src, journey.dst, journey.dport, journey.outcome, seen, verdicts, journey.hooks) + extra
 
 
 def _label(value) -> str:
@@ -68,6 +85,7 @@ class Panel:
         self.port = rest[0] if rest else None
         self.auto_probe = auto_probe
         self.journey = None
+        self.state: dict = {}
         self._updating = False
         self.controls: dict[str, w.ToggleButtons] = {}
         for name in switches:
@@ -87,7 +105,8 @@ class Panel:
         self.refresh_button.on_click(lambda _: self._safely(self.refresh))
         self.outcome = w.HTML()
         self.typed = w.HTML()
-        self.picture = w.Image(format="png", layout=w.Layout(max_width="980px"))
+        self.picture = w.Image(format="svg+xml", layout=w.Layout(max_width="980px"))
+        self._drawn = None
         self.widget = w.VBox([*self.controls.values(), self.view,
                               w.HBox([self.probe_button, self.refresh_button]),
                               self.outcome, self.typed, self.picture])
@@ -119,8 +138,12 @@ class Panel:
             self.outcome.value = refusal_html(error)
 
     def refresh(self) -> dict:
-        """Set every control to what the lab's kernel says now."""
-        state = {name: self.lab.get(name) for name in self.controls}
+        """Set every control to what the lab's kernel says now (one read of the lab)."""
+        names = list(self.controls)
+        if "bridge-address" in SWITCHES and "bridge-address" not in names:
+            names.append("bridge-address")        # the map draws hwchiu0's address when it has one
+        self.state = self.lab.state(*names)
+        state = {name: self.state[name] for name in self.controls}
         self._updating = True
         try:
             for name, value in state.items():
@@ -141,12 +164,16 @@ class Panel:
         if self.journey is None:
             return
         from . import plots
+        bridge = "10.55.66.1/24" if self.state.get("bridge-address") else None
+        key = picture_key(self.journey, self.view.value, bridge)
+        if key == self._drawn:
+            return                                 # the same picture: nothing to redraw
         if self.view.value == "map":
-            bridge = "10.55.66.1/24" if self.lab.get("bridge-address") else None
             fig = plots.lab_map(self.journey, bridge_address=bridge)
         else:
             fig = plots.ladder(self.journey)
-        self.picture.value = png(fig)
+        self.picture.value = svg(fig)
+        self._drawn = key
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

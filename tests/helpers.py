@@ -223,6 +223,12 @@ def running_lab(name: str):
     return found.record if found is not None and found.kind == "running" else None
 
 
+def _runs_module(argv: list[bytes], module: bytes) -> bool:
+    """Is this command line `python [options] -m MODULE ...` (not a shell or unshare quoting it)?"""
+    return b"-m" in argv[1:4] and argv[argv.index(b"-m") + 1:argv.index(b"-m") + 2] == [module] \
+        and b"python" in argv[0].rsplit(b"/", 1)[-1]
+
+
 def lab_hosts(name: str) -> list[int]:
     """The pids of the agent processes (one per running lab) of labs called `name`, any user."""
     found = []
@@ -233,7 +239,7 @@ def lab_hosts(name: str) -> list[int]:
             argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[1:3] == [b"-m", b"netkit.agent"] and name.encode() in argv and _alive(int(entry.name)):
+        if _runs_module(argv, b"netkit.agent") and name.encode() in argv and _alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -247,7 +253,7 @@ def keepers_running() -> set[int]:
                 argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv[1:3] == [b"-m", b"netkit.keeper"] and _alive(int(entry.name)):
+            if _runs_module(argv, b"netkit.keeper") and _alive(int(entry.name)):
                 found.add(int(entry.name))
     return found
 

@@ -7,6 +7,7 @@ import pytest
 
 from netkit import explain, topology
 from netkit.journey import ConntrackEntry, Journey, Verdict
+from netkit.outcome import Result, Rewrite
 
 DATA = Path(__file__).parent / "data"
 CASES = sorted(p.name[len("raw-"):-len(".json")] for p in DATA.glob("raw-*.json"))
@@ -55,32 +56,110 @@ def test_without_the_trace_a_drop_is_only_a_lost_packet():
     data["trace"] = []
     journey = explain.build(data)
     assert journey.dropped_by is None
-    assert journey.reason.startswith("no reply within")
+    assert journey.outcome.result is Result.NO_REPLY
+    assert (journey.outcome.packet, journey.outcome.last, journey.outcome.next) == ("request", "host:veth0",
+                                                                                    "host:veth1")
     assert journey.died_at == "host:veth0"
 
 
-def test_parse_trace_groups_lines_by_chain_visit():
-    lines = [
-        'trace id 1a ip filter FORWARD packet: iif "hwchiu0" oif "eth0" ip saddr 10.55.66.2 '
-        'ip daddr 8.8.8.8 icmp type echo-request icmp id 58 icmp sequence 1',
-        "trace id 1a ip filter FORWARD unknown rule handle 2 (verdict accept)",
-        "trace id 1a ip filter FORWARD policy drop ",
-        "not a trace line",
+# Every recorded case's outcome, as a value: (result, packet, last, next, node, hook, the verdict's rule or policy)
+OUTCOMES = {
+    "s1-forward-drop": (Result.DROPPED, "request", "host:veth0", "host:veth1", "host", "FORWARD", "policy"),
+    "s1-nf-call-0": (Result.DELIVERED, None, None, None, None, None, None),
+    "s1-forward-accept": (Result.DELIVERED, None, None, None, None, None, None),
+    "s2-no-route": (Result.NO_ROUTE, "request", None, "c1:eth0", "c1", None, None),
+    "s2-no-masquerade": (Result.NO_ROUTE_BACK, "reply", None, "internet:eth0", "internet", None, None),
+    "s2-masquerade": (Result.DELIVERED, None, None, None, None, None, None),
+    "s2-forward-drop": (Result.DROPPED, "request", "host:hwchiu0", "host:eth0", "host", "FORWARD", "policy"),
+    "s2-forward-rules": (Result.DELIVERED, None, None, None, None, None, None),
+    "p4-dnat": (Result.DELIVERED, None, None, None, None, None, None),
+    "p4-no-dnat": (Result.REFUSED, "request", "host:eth1", None, "host", None, None),
+    "p4-local-refused": (Result.REFUSED, "request", None, None, "host", None, None),
+    "p4-local-output": (Result.DELIVERED, None, None, None, None, None, None),
+    "p4-hairpin-br-netfilter": (Result.DELIVERED, None, None, None, None, None, None),
+    "p4-hairpin-broken": (Result.WRONG_SOURCE, "reply", "c2:eth0", None, "c2", None, None),
+    "p4-hairpin-masquerade": (Result.DELIVERED, None, None, None, None, None, None),
+    "d29-published": (Result.DELIVERED, None, None, None, None, None, None),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_recorded_outcome_is_a_value(case):
+    o = explain.build(raw(case)).outcome
+    verdict = o.verdict.rule if o.verdict is not None else None
+    assert (o.result, o.packet, o.last, o.next, o.node, o.hook, verdict) == OUTCOMES[case]
+
+
+def test_rewrites_name_what_made_them():
+    (out, back) = explain.build(raw("s2-masquerade")).outcome.rewrites
+    assert out == Rewrite("request", "src", "10.55.66.2", "10.0.2.15", "host:eth0", "MASQUERADE")
+    assert back == Rewrite("reply", "dst", "10.0.2.15", "10.55.66.2", "host:hwchiu0", "conntrack")
+    (dnat, undone) = explain.build(raw("p4-dnat")).outcome.rewrites
+    assert dnat == Rewrite("request", "dst", "172.17.9.103", "10.55.66.2", "host:hwchiu0", "DNAT")
+    assert (undone.packet, undone.field, undone.before, undone.by) == ("reply", "src", "10.55.66.2", "conntrack")
+    hairpin = explain.build(raw("p4-hairpin-masquerade")).outcome.rewrites
+    assert {(r.packet, r.field, r.by) for r in hairpin} >= {("request", "src", "MASQUERADE"),
+                                                            ("request", "dst", "DNAT")}
+
+
+PROSE_NAMES = {"reason", "summary", "message", "text"}
+
+
+def test_no_module_decides_an_outcome_from_prose():
+    """A comparison (==, in, startswith) on a journey's sentence, a sighting's summary or tool text decides
+    nothing in netkit: outcomes are read from netkit.outcome's values."""
+    import ast
+    offenders = []
+    for path in sorted((Path(explain.__file__).parent).glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Compare):
+                names = [n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)]
+                texts = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                if any("Flags [" in t or "the host itself" in t for t in texts):
+                    offenders.append(f"{path.name}:{node.lineno} compares with a tool's or a sentence's words")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("startswith", "endswith") and isinstance(node.func.value, ast.Attribute):
+                names = [node.func.value.attr]
+            if {"reason", "summary"} & set(names):
+                offenders.append(f"{path.name}:{node.lineno} decides from a journey's words ({', '.join(names)})")
+    assert offenders == []
+
+
+
+ECHO_IP = ("45000054000040004001" "0000" "0a374202" "08080808")       # 10.55.66.2 > 8.8.8.8, ICMP
+ECHO_ICMP = "0800f7ff003a0001"                                      # echo request, id 58, seq 1
+
+
+def test_trace_events_are_grouped_by_chain_visit():
+    events = [
+        {"id": "1a", "table": "filter", "chain": "FORWARD", "type": "rule", "handle": 2, "verdict": "jump",
+         "target": "DOCKER-USER", "iif": "hwchiu0", "oif": "eth0", "network": ECHO_IP, "transport": ECHO_ICMP},
+        {"id": "1a", "table": "filter", "chain": "DOCKER-USER", "type": "return", "handle": None,
+         "verdict": None, "target": None},
+        {"id": "1a", "table": "filter", "chain": "FORWARD", "type": "rule", "handle": None, "verdict": "continue",
+         "target": None},
+        {"id": "1a", "table": "filter", "chain": "FORWARD", "type": "policy", "handle": None, "verdict": "drop",
+         "target": None},
     ]
-    (visit,) = explain.parse_trace(lines)
-    assert (visit["table"], visit["chain"], visit["iif"], visit["oif"]) == ("filter", "FORWARD", "hwchiu0", "eth0")
-    assert (visit["saddr"], visit["icmp_id"], visit["icmp_type"]) == ("10.55.66.2", 58, "echo-request")
-    assert visit["decisions"] == [("rule", "unknown rule handle 2", 2, "ACCEPT"), ("policy", "DROP")]
+    forward, user = explain.visits(events)
+    assert (forward["table"], forward["chain"], forward["iif"], forward["oif"]) == ("filter", "FORWARD",
+                                                                                    "hwchiu0", "eth0")
+    assert (forward["saddr"], forward["icmp_id"], forward["icmp_type"]) == ("10.55.66.2", 58, "echo-request")
+    # a handle-less "rule" is the chain's end, which nft does not print either
+    assert forward["decisions"] == [("rule", 2, "JUMP DOCKER-USER"), ("policy", "DROP")]
+    # the user chain has no headers of its own: it shows the packet of the chain that jumped
+    assert user["chain"] == "DOCKER-USER" and user["saddr"] == "10.55.66.2" and user["decisions"] == []
 
 
 def test_traced_rules_are_named_by_their_iptables_spelling():
-    rules = {"nat POSTROUTING": [[2, 'oifname "eth0" ip saddr 10.55.66.2 counter masquerade',
-                                  "-A POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"]]}
-    by_text = explain._rule_text(rules, "nat", "POSTROUTING", None,
-                                 'oifname "eth0" ip saddr 10.55.66.2 counter packets 3 bytes 252 masquerade')
-    by_handle = explain._rule_text(rules, "nat", "POSTROUTING", 2, "unknown rule handle 2")
-    assert by_text == by_handle == "-A POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"
-    assert explain._target(by_text, "ACCEPT") == "MASQUERADE"
+    rules = {"nat POSTROUTING": [[2, "-A POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"]]}
+    named = explain._rule_text(rules, "nat", "POSTROUTING", 2)
+    assert named == "-A POSTROUTING -s 10.55.66.2/32 -o eth0 -j MASQUERADE"
+    assert explain._target(named, "ACCEPT") == "MASQUERADE"
+    assert explain._rule_text(rules, "nat", "POSTROUTING", 9) == "nft rule (handle 9) in nat POSTROUTING"
+    assert explain._target("-A FORWARD -j DOCKER-USER", "JUMP DOCKER-USER") == "DOCKER-USER"
 
 
 def test_parse_conntrack_reads_both_tuples():

@@ -28,6 +28,7 @@ from matplotlib.text import Annotation, Text
 
 from netkit import plots
 from netkit.journey import Journey, Sighting
+from netkit.outcome import Outcome, Result
 from netkit.plots import GREY, RED, REPLY, REQUEST, grid, lab_map, ladder
 from netkit.topology import BRIDGE_ADDRESS
 
@@ -286,14 +287,15 @@ def test_ladder_crosses_out_the_place_it_died(case, between):
 
 def test_ladder_crosses_out_a_reply_lost_after_its_last_point():
     # the reply came all the way back to c1:eth0, yet ping saw nothing (say c1's INPUT dropped it)
-    journey = replace(load("masquerade"), delivered=False, reason="c1 dropped the reply")
+    journey = load("masquerade")
+    journey = journey.decided(Outcome(Result.REPLY_LOST, "reply", "c1:eth0", None, "c1"))
     fig = ladder(journey)
     (marker,) = died_markers(fig)
     assert marker.get_xdata()[0] == pytest.approx(column_x(fig, "c1:eth0"))
     reply_rows = [line.get_ydata()[0] for line in fig.findobj(Line2D)
                   if (line.get_gid() or "").startswith("ladder:seen:reply:")]
     assert marker.get_ydata()[0] == pytest.approx(max(reply_rows))
-    assert one(fig, "ladder:death").get_text() == "c1 dropped the reply"
+    assert one(fig, "ladder:death").get_text() == "the reply was lost after c1:eth0"
 
 
 def test_ladder_shows_a_point_off_the_path_where_the_packet_showed_up():
@@ -454,13 +456,13 @@ def test_draws_into_the_axes_it_is_given(draw):
 
 
 def test_a_journey_with_nothing_recorded_still_draws_and_says_why():
-    journey = Journey(src="c1", dst="8.8.8.8", reason="the capture could not start")
+    journey = Journey(src="c1", dst="8.8.8.8").decided(Outcome(Result.SEND_ERROR, "request", error="Bad address"))
     for fig in (lab_map(journey), ladder(journey), grid([journey, load("masquerade")])):
         fig.savefig(io.BytesIO(), format="png", dpi=30)
-        assert any("the capture could not start" in t.replace("\n", " ") for t in texts(fig))
+        assert any("c1 could not reach 8.8.8.8: Bad address" in t.replace("\n", " ") for t in texts(fig))
         assert not died_markers(fig)     # nowhere to put it: no point was recorded
     # with only the point it died at (a probe the sender's kernel refused)
-    fig = ladder(replace(journey, died_at="c1:eth0"))
+    fig = ladder(journey.decided(Outcome(Result.SEND_ERROR, "request", None, "c1:eth0", error="Bad address")))
     (marker,) = died_markers(fig)
     assert marker.get_xdata()[0] == pytest.approx(column_x(fig, "c1:eth0"))
 
@@ -469,7 +471,7 @@ def test_the_module_is_pure():
     tree = ast.parse(Path(plots.__file__).read_text())
     imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    allowed = ("__future__", "io", "textwrap", "dataclasses", "typing", "journey", "topology")
+    allowed = ("__future__", "io", "textwrap", "dataclasses", "typing", "journey", "outcome", "topology")
     assert all(m.startswith("matplotlib.") or m in allowed for m in imported), imported
     assert "matplotlib.pyplot" not in imported
     code = ("import sys, netkit.plots; bad = [m for m in sys.modules if m.split('.')[0] in "

@@ -24,7 +24,7 @@ def test_flipping_a_toggle_changes_the_kernel_and_the_picture(lab):
     assert lab.run("host", "iptables -S FORWARD").stdout.startswith("-P FORWARD ACCEPT")
     assert panel.journey.delivered and "delivered" in panel.outcome.value
     assert "iptables -P FORWARD ACCEPT" in panel.typed.value
-    assert panel.picture.value != before and bytes(panel.picture.value).startswith(b"\x89PNG")
+    assert panel.picture.value != before and b"<svg" in bytes(panel.picture.value)[:400]
     panel.controls["forward-policy"].value = "DROP"
     panel.controls["bridge-nf-call-iptables"].value = 0
     assert lab.run("host", "cat /proc/sys/net/bridge/bridge-nf-call-iptables").stdout.strip() == "0"
@@ -93,3 +93,16 @@ def test_the_bridged_exercise_refuses_a_policy_change(lab):
     lab.iptables("-P FORWARD ACCEPT")       # works, but is not what the exercise asks
     feedback = exercise.check(lab)
     assert not feedback.ok and "Leave the FORWARD policy at DROP" in feedback.message
+
+
+def test_a_toggle_that_leaves_the_picture_as_it_was_draws_nothing(lab, monkeypatch):
+    import netkit.widgets as widgets
+    drawn = []
+    real = widgets.svg
+    monkeypatch.setattr(widgets, "svg", lambda fig: drawn.append(fig) or real(fig))
+    panel = Panel(lab, ["masquerade", "forward-policy"], probe=("c1", "10.55.66.3"))
+    assert len(drawn) == 1
+    panel.controls["masquerade"].value = True          # c1 -> c2 is dropped in FORWARD before nat matters
+    assert lab.get("masquerade") is True and len(drawn) == 1
+    panel.controls["forward-policy"].value = "ACCEPT"  # now the journey changes, and so does the picture
+    assert panel.journey.delivered and len(drawn) == 2

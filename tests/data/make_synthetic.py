@@ -21,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from netkit.journey import ConntrackEntry, Hop, Journey, Sighting, Verdict  # noqa: E402
+from netkit.outcome import Facts, decide  # noqa: E402
+from netkit.topology import owner  # noqa: E402
 from netkit.topology import BASE_POINTS as POINTS  # noqa: E402  (part 3 has seven points)
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +40,7 @@ def _sighting(point, kind, src, dst, time):
                     summary=f"{src} > {dst}: ICMP {what}, id 7, seq 1, length 64")
 
 
-def _journey(dst, path, request, reply, **fields):
+def _journey(dst, path, request, reply, facts=Facts(), **fields):
     """`request` / `reply`: {point: (src, dst)}; time runs along the path, then back."""
     hops, t = [], 0.0
     times = {}
@@ -60,7 +62,8 @@ def _journey(dst, path, request, reply, **fields):
             request=_sighting(point, "request", *req, times[point, "request"]) if req else None,
             reply=_sighting(point, "reply", *rep, times[point, "reply"]) if rep else None,
         ))
-    return Journey(src="c1", dst=dst, proto="icmp", src_address=C1, hops=tuple(hops), **fields)
+    journey = Journey(src="c1", dst=dst, proto="icmp", src_address=C1, hops=tuple(hops), **fields)
+    return journey.decided(decide(journey, facts, owner(dst)))
 
 
 def _routed(kind):
@@ -90,26 +93,21 @@ def journeys() -> dict[str, Journey]:
             reply={},
             verdicts=(forward_drop_bridged,),
             hooks=(("request", "PREROUTING", "hwchiu0", ""), ("request", "FORWARD", "hwchiu0", "hwchiu0")),
-            delivered=False,
-            reason="dropped by filter FORWARD policy DROP in host",
-            died_at="host:veth0",
+            facts=Facts(),
             seconds=1.0,
             label="bridge-nf-call-iptables=1",
         ),
         # Scenario 1, step 2: bridged frames skip iptables; the bridge forwards by MAC.
         "bridge-nf-off": _journey(
             C2, TO_C2, request=c1_to_c2, reply=c2_to_c1,
-            delivered=True,
-            reason="c2 answered: request and reply crossed hwchiu0 without meeting iptables",
+            facts=Facts(replied=True),
             seconds=0.00041,
             label="bridge-nf-call-iptables=0",
         ),
         # Scenario 2, step 1: c1 only knows 10.55.66.0/24; the kernel refuses to send.
         "no-route": _journey(
             GOOGLE, TO_INTERNET, request={}, reply={},
-            delivered=False,
-            reason=f"c1 has no route to {GOOGLE} (Network is unreachable)",
-            died_at="c1:eth0",
+            facts=Facts(send_error="Network is unreachable"),
             label="no default route",
         ),
         # Scenario 2, step 3: out it goes with a private source; 8.8.8.8 cannot answer it.
@@ -120,10 +118,7 @@ def journeys() -> dict[str, Journey]:
                         iif="hwchiu0", oif="eth0"),
             ),
             hooks=_routed("request"),
-            delivered=False,
-            reason=f"{GOOGLE} got the request but its reply never came back: "
-                   f"it has no route to {C1}",
-            died_at="internet:eth0",
+            facts=Facts(no_route_back=True),
             seconds=1.0,
             label="no MASQUERADE",
         ),
@@ -145,8 +140,7 @@ def journeys() -> dict[str, Journey]:
                     text=f"icmp     1 29 src={C1} dst={GOOGLE} type=8 code=0 id=7 "
                          f"src={GOOGLE} dst={HOST} type=0 code=0 id=7 mark=0 use=1"),
             ),
-            delivered=True,
-            reason=f"{GOOGLE} answered {HOST}; conntrack turned the reply back into one for {C1}",
+            facts=Facts(replied=True),
             seconds=0.00062,
             label="MASQUERADE",
         ),
@@ -158,9 +152,7 @@ def journeys() -> dict[str, Journey]:
                         iif="hwchiu0", oif="eth0"),
             ),
             hooks=_routed("request")[:2],
-            delivered=False,
-            reason="dropped by filter FORWARD policy DROP in host",
-            died_at="host:hwchiu0",
+            facts=Facts(),
             seconds=1.0,
             label="MASQUERADE + FORWARD DROP",
         ),

@@ -1,0 +1,211 @@
+"""The scenarios, each declared once: its stage, switches, probes, exercises and recorded cases.
+
+Everything else is derived from this list: the switches (`netkit.switches.
+SWITCHES`), the dashboard's groups and probe buttons (`netkit.dashboard`),
+the exercises (`netkit.exercises.EXERCISES`), the recordings the pure tests
+and the replay mode read (``tests/data/record.py``), and the benchmark's
+replay (``bench/bench_probe.py``). To add a scenario, append one `Scenario`
+(the README's "Adding a scenario" says how); nothing else needs an edit
+unless it brings a new node, which also needs a place on the lab map.
+
+A `Case` is one experiment with a known result: go to a stage, set some
+switches (and run a few commands that are not switches), send one probe,
+and expect an outcome. The recordings are made from the cases, and a live
+test checks the kernel still gives each case its recorded outcome.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from . import exercises, rules
+from .outcome import Result
+from .switches import Switch, policy_switch, rule_switch
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe an instructor sends from node `src` to address `dst`: a ping, or TCP to `port`."""
+
+    src: str
+    dst: str
+    title: str = ""
+    port: int | None = None
+
+    @property
+    def key(self) -> tuple:
+        """How tests and scripts pick its button: (src, dst), or (src, dst, port) for TCP."""
+        return (self.src, self.dst) if self.port is None else (self.src, self.dst, self.port)
+
+    @property
+    def target(self) -> str:
+        return self.dst if self.port is None else f"{self.dst}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One experiment with a known outcome (see the module's docstring)."""
+
+    name: str
+    stage: str
+    probe: Probe
+    label: str
+    result: Result
+    settings: tuple[tuple[str, object], ...] = ()    # (switch, value), set in this order
+    commands: tuple[tuple[str, str], ...] = ()       # (node, command), run after the switches
+
+
+@dataclass(frozen=True)
+class Scenario:
+    title: str                                       # "1 · container to container"
+    notebook: str                                    # "01-container-to-container"
+    stage: str                                       # where its notebook starts
+    switches: tuple[Switch, ...] = ()
+    probes: tuple[Probe, ...] = ()
+    exercises: tuple = ()                            # netkit.exercises.Exercise
+    cases: tuple[Case, ...] = ()
+
+
+C1_TO_C2 = Probe("c1", "10.55.66.3", "scenario 1: c1 to c2")
+C1_TO_INTERNET = Probe("c1", "8.8.8.8", "scenario 2: c1 to the internet")
+OUTSIDE_TO_2345 = Probe("outside", "172.17.9.103", "scenario 3: outside to the published port 2345", port=2345)
+HOST_TO_2345 = Probe("host", "172.17.9.103", "the host's own curl to port 2345", port=2345)
+C2_TO_2345 = Probe("c2", "172.17.9.103", "hairpin: c2 to the published port", port=2345)
+OUTSIDE_TO_8080 = Probe("outside", "172.17.9.103", "Docker's rules: outside to the published port 8080", port=8080)
+
+HAIRPIN_READY = (("c2", "ip route add default via 10.55.66.1"),
+                 ("host", rules.BRIDGED_ACCEPT.command("-I")))
+
+SCENARIOS: list[Scenario] = [
+    Scenario(
+        "1 · container to container", "01-container-to-container", "part3-start",
+        switches=(
+            Switch("bridge-nf-call-iptables", "bridge-nf-call-iptables", (1, 0), "host",
+                   {1: ["sysctl -w net.bridge.bridge-nf-call-iptables=1"],
+                    0: ["sysctl -w net.bridge.bridge-nf-call-iptables=0"]},
+                   read="cat /proc/sys/net/bridge/bridge-nf-call-iptables", parse="output"),
+            policy_switch("forward-policy", "FORWARD policy", "FORWARD"),
+        ),
+        probes=(C1_TO_C2,),
+        exercises=(exercises.BRIDGED_ACCEPT,),
+        cases=(
+            Case("s1-forward-drop", "part3-start", C1_TO_C2, "bridge-nf-call-iptables=1", Result.DROPPED),
+            Case("s1-nf-call-0", "part3-start", C1_TO_C2, "bridge-nf-call-iptables=0", Result.DELIVERED,
+                 settings=(("bridge-nf-call-iptables", 0),)),
+            Case("s1-forward-accept", "part3-start", C1_TO_C2, "FORWARD ACCEPT", Result.DELIVERED,
+                 settings=(("forward-policy", "ACCEPT"),)),
+        ),
+    ),
+    Scenario(
+        "2 · container to the internet", "02-container-to-internet", "part3-start",
+        switches=(
+            Switch("bridge-address", "hwchiu0 has 10.55.66.1", (True, False), "host",
+                   {True: ["ip addr add 10.55.66.1/24 dev hwchiu0"], False: ["ip addr del 10.55.66.1/24 dev hwchiu0"]},
+                   read="ip -4 addr show dev hwchiu0 | grep -q 'inet 10.55.66.1/24'"),
+            Switch("default-route", "c1 default route", (True, False), "c1",
+                   {True: ["ip route add default via 10.55.66.1"], False: ["ip route del default via 10.55.66.1"]},
+                   read="ip route show default | grep -q 'via 10.55.66.1'"),
+            rule_switch("masquerade", "MASQUERADE", (rules.MASQUERADE,)),
+            rule_switch("forward-rules", "FORWARD accepts", (rules.FORWARD_OUT, rules.FORWARD_IN)),
+        ),
+        probes=(C1_TO_INTERNET,),
+        exercises=(exercises.MASQUERADE, exercises.FORWARD_RULES),
+        cases=(
+            Case("s2-no-route", "part3-start", C1_TO_INTERNET, "no default route", Result.NO_ROUTE),
+            Case("s2-no-masquerade", "scenario2-gateway", C1_TO_INTERNET, "no MASQUERADE", Result.NO_ROUTE_BACK,
+                 settings=(("forward-policy", "ACCEPT"),)),
+            Case("s2-masquerade", "scenario2-gateway", C1_TO_INTERNET, "MASQUERADE", Result.DELIVERED,
+                 settings=(("forward-policy", "ACCEPT"), ("masquerade", True))),
+            Case("s2-forward-drop", "scenario2-gateway", C1_TO_INTERNET, "FORWARD DROP", Result.DROPPED,
+                 settings=(("masquerade", True),)),
+            Case("s2-forward-rules", "part3-end", C1_TO_INTERNET, "FORWARD accepts", Result.DELIVERED),
+        ),
+    ),
+    Scenario(
+        "3 · the outside to a container", "03-outside-to-container", "part4-start",
+        switches=(
+            rule_switch("dnat", "DNAT :2345 → c1:8000", (rules.DNAT,), verb="-A"),
+            rule_switch("eth1-forward-rules", "FORWARD eth1 ⇄ hwchiu0", (rules.ETH1_IN, rules.ETH1_OUT)),
+            rule_switch("output-dnat", "nat OUTPUT DNAT", (rules.OUTPUT_DNAT,), verb="-A"),
+            rule_switch("hairpin-masquerade", "hairpin MASQUERADE", (rules.HAIRPIN,)),
+        ),
+        probes=(OUTSIDE_TO_2345,),
+        exercises=(exercises.PUBLISH, exercises.LOCAL_ACCESS),
+        cases=(
+            Case("p4-dnat", "part4-published", OUTSIDE_TO_2345, "from outside", Result.DELIVERED),
+            Case("p4-no-dnat", "part4-start", OUTSIDE_TO_2345, "no DNAT", Result.REFUSED),
+            Case("p4-local-refused", "part4-published", HOST_TO_2345, "from the host", Result.REFUSED),
+            Case("p4-local-output", "part4-published", HOST_TO_2345, "nat OUTPUT rule", Result.DELIVERED,
+                 settings=(("output-dnat", True),)),
+            Case("p4-hairpin-br-netfilter", "part4-published", C2_TO_2345, "bridge-nf-call-iptables=1",
+                 Result.DELIVERED, commands=HAIRPIN_READY),
+            Case("p4-hairpin-broken", "part4-published", C2_TO_2345, "bridge-nf-call-iptables=0",
+                 Result.WRONG_SOURCE, settings=(("bridge-nf-call-iptables", 0),), commands=HAIRPIN_READY),
+            Case("p4-hairpin-masquerade", "part4-published", C2_TO_2345, "hairpin MASQUERADE", Result.DELIVERED,
+                 settings=(("bridge-nf-call-iptables", 0), ("hairpin-masquerade", True)), commands=HAIRPIN_READY),
+        ),
+    ),
+    Scenario(
+        "4 · what Docker writes", "04-what-docker-writes", "docker-29",
+        switches=(
+            rule_switch("docker-ct", "DOCKER-CT (replies)", (rules.DOCKER_CT,), verb="-A"),
+            rule_switch("docker-outbound", "DOCKER-FORWARD -i hwchiu0", (rules.DOCKER_OUTBOUND,), verb="-A"),
+            rule_switch("docker-published", "DOCKER: published port", (rules.DOCKER_PUBLISHED,)),
+            rule_switch("docker-raw-guard", "raw guard for c1", (rules.DOCKER_RAW_GUARD,), verb="-A"),
+            rule_switch("icc-false", "--icc=false", (rules.DOCKER_ICC,)),
+        ),
+        probes=(OUTSIDE_TO_8080,),
+        exercises=(exercises.DOCKER_USER,),
+        cases=(
+            Case("d29-published", "docker-29", OUTSIDE_TO_8080, "Docker 29: -p 8080:80", Result.DELIVERED),
+        ),
+    ),
+]
+
+
+# -- what is derived ---------------------------------------------------------------------------
+def switches() -> dict[str, Switch]:
+    return {sw.name: sw for scenario in SCENARIOS for sw in scenario.switches}
+
+
+def groups() -> dict[str, list[str]]:
+    """Each scenario's title and the names of its switches (the dashboard's groups)."""
+    return {scenario.title: [sw.name for sw in scenario.switches] for scenario in SCENARIOS if scenario.switches}
+
+
+def probes() -> list[Probe]:
+    return [probe for scenario in SCENARIOS for probe in scenario.probes]
+
+
+def all_exercises() -> dict:
+    return {ex.name: ex for scenario in SCENARIOS for ex in scenario.exercises}
+
+
+def cases() -> list[Case]:
+    return [case for scenario in SCENARIOS for case in scenario.cases]
+
+
+@contextmanager
+def registered(scenario: Scenario):
+    """Add `scenario` for the length of a `with` block (tests, and trying a scenario out in a notebook)."""
+    SCENARIOS.append(scenario)
+    try:
+        yield scenario
+    finally:
+        SCENARIOS.remove(scenario)
+
+
+def prepare(lab, case: Case) -> None:
+    """Bring `lab` to `case`: a fresh host at its stage, its switches set and its commands run."""
+    lab.reset(case.stage)
+    for name, value in case.settings:
+        lab.set(name, value)
+    for node, command in case.commands:
+        lab.run(node, command, check=True)
+
+
+def run_case(lab, case: Case):
+    """`prepare` the lab for `case`, send its probe, and return the Journey."""
+    prepare(lab, case)
+    return lab.probe(case.probe.src, case.probe.dst, port=case.probe.port, label=case.label)
