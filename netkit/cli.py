@@ -7,8 +7,9 @@
     netkit doctor                                what this machine allows, with fixes
 
 `exec` reaches any running lab of the same user, including one an open
-notebook holds: it enters the lab's host with nsenter and the node with
-`ip netns exec`, so the command's output and exit code are its own.
+notebook holds: it enters the lab's host with nsenter and the node as the
+lab itself does (`ip netns exec`, or nsenter in a container, see
+`agent.node_argv`), so the command's output and exit code are its own.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 
 from . import doctor, sandbox, topology
-from .agent import PATH
+from .agent import PATH, node_argv
 from .errors import NetkitError
 
 
@@ -64,10 +65,7 @@ def cmd_up(args) -> int:
 def exec_argv(record: sandbox.LabRecord, node: str, command: list[str]) -> list[str]:
     """The argv that runs `command` in `node` of the lab `record` describes."""
     topology.check_node(node)
-    argv = record.nsenter_argv() + ["--", "env", f"PATH={PATH}"]
-    if node != "host":
-        argv += ["ip", "netns", "exec", node]
-    return argv + command
+    return record.nsenter_argv() + ["--", "env", f"PATH={PATH}", *node_argv(node, command)]
 
 
 def cmd_exec(args) -> int:
