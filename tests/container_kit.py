@@ -53,6 +53,7 @@ QUIRKS = ["--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "npro
 RUN_QUIRKS = QUIRKS + ["--network", "none"]
 NAME_PREFIX = "netkit-test-"
 MACHINE_CA = "/etc/ssl/certs/ca-certificates.crt"
+IMAGE_LABEL = "org.opencontainers.image.title=netkit"
 
 PROGRAMS = {"podman": "podman", "runc": "runc", "mmdebstrap": "mmdebstrap", "newuidmap": "uidmap"}
 
@@ -141,10 +142,12 @@ def kit_image() -> str:
         _timed("build the image (podman build)",
                ["podman", "build", *QUIRKS, *trust, "--network", "host", "--force-rm", "--layers",
                 "--build-arg", f"BASE_IMAGE={base}", "-f", "container/Containerfile", "-t", tag, str(REPO)], 3600)
-        # Keep one image per machine: the ones built from older sources go.
+        # Keep one image per machine: the ones built from older sources go, and with them the
+        # layers only they used (the Containerfile labels every layer of its own).
         for line in podman("images", "--format", "{{.Repository}}:{{.Tag}}", KIT_REPO).stdout.split():
             if line != tag:
                 podman("rmi", line, check=False)
+        podman("image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}", check=False)
         return tag
 
 
@@ -195,6 +198,17 @@ def run(image: str, flags: list[str], command: list[str], *, volumes: dict[str, 
         argv += ["-e", f"{key}={value}"]
     try:
         return subprocess.run(argv + [image, *command], capture_output=True, text=True, timeout=timeout)
+    finally:
+        podman("rm", "--force", "--ignore", name, check=False)
+
+
+@contextmanager
+def started(image: str, flags: list[str]):
+    """A container of the image running its own command (JupyterLab) in the background; its name."""
+    name = NAME_PREFIX + uuid.uuid4().hex[:8]
+    try:
+        podman("run", "--detach", "--rm", "--name", name, *RUN_QUIRKS, *flags, image)
+        yield name
     finally:
         podman("rm", "--force", "--ignore", name, check=False)
 

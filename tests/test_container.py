@@ -19,6 +19,7 @@ first run bootstraps and builds them, which takes a few minutes.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -51,7 +52,6 @@ def test_the_readme_gives_one_command_per_runtime_with_only_flags_the_tests_know
 
 
 def test_the_image_installs_the_quickstarts_tools():
-    import re
     quickstart = (kit.REPO / "quickstart").read_text()
     wanted = set(re.search(r"APT_PACKAGES=\((.*?)\)", quickstart, re.S)[1].split())
     containerfile = (kit.REPO / "container" / "Containerfile").read_text()
@@ -121,6 +121,30 @@ def test_the_notebooks_run_inside_the_image_with_the_documented_podman_flags(ima
             text = "\n".join(str(out) for cell in book.cells for out in cell.get("outputs", []))
             assert "this looks like a Podman container" in text
             assert "not root, but user namespaces are allowed" in text and "MISSING" not in text
+
+
+def test_the_image_serves_jupyterlab_under_tini_and_prints_the_url_with_its_token(image):
+    flags, _, _, _ = kit.lab_flags(kit.documented_command("podman"))
+    with kit.started(image, flags) as name:
+        deadline, url = time.monotonic() + 120, None
+        while url is None and time.monotonic() < deadline:
+            logs = kit.podman("logs", name, check=False)
+            found = re.search(r"http://127\.0\.0\.1:8888/lab\?token=([0-9a-f]{32,})", logs.stdout + logs.stderr)
+            url = found and found.group(0)
+            time.sleep(1)
+        assert url, "JupyterLab printed no URL with a token:\n" + logs.stderr[-2000:]
+        token = url.rsplit("=", 1)[1]
+
+        def status(query: str) -> str:   # curl inside the container: its own loopback, nothing else
+            return kit.podman("exec", name, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                              f"http://127.0.0.1:8888/api/contents/00-check-your-machine.ipynb{query}").stdout
+
+        assert status(f"?token={token}") == "200" and status("") == "403"
+        processes = kit.podman("exec", name, "ps", "-o", "pid=,user=,comm=", "-e").stdout.split("\n")
+        assert processes[0].split() == ["1", "jovyan", "tini"], processes
+        started = time.monotonic()
+        kit.podman("stop", "--time", "20", name)           # tini passes SIGTERM on to JupyterLab
+        assert time.monotonic() - started < 15
 
 
 def test_without_the_flags_doctor_names_the_missing_one(image):
