@@ -1,7 +1,7 @@
 """The doctor's diagnosis of a container or pod, as pure functions of what it reads (no root needed).
 
 Recorded inputs come from real Podman containers (tests/data/record_containers.py wrote
-``recorded-container-*.json``: /proc/self/status, the security label, /proc/self/mountinfo,
+``tests/data/containers/*.json``: /proc/self/status, the security label, /proc/self/mountinfo,
 what the lab's unshare said, and the rows `netkit doctor` printed there). Docker, Kubernetes,
 AppArmor and SELinux cannot be had on these machines: their cases take a recorded Podman
 container and change what that runtime changes (its name, its label), each saying so.
@@ -20,8 +20,7 @@ from netkit import confinement
 from netkit.confinement import Evidence, diagnose, masked_paths, runtime_of
 
 DATA = Path(__file__).resolve().parent / "data"
-RECORDED = {path.stem.removeprefix("recorded-container-"): json.loads(path.read_text())
-            for path in sorted(DATA.glob("recorded-container-*.json"))}
+RECORDED = {path.stem: json.loads(path.read_text()) for path in sorted((DATA / "containers").glob("*.json"))}
 
 
 def evidence(case: str, **changes) -> Evidence:

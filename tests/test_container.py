@@ -147,6 +147,20 @@ def test_the_image_serves_jupyterlab_under_tini_and_prints_the_url_with_its_toke
         assert time.monotonic() - started < 15
 
 
+def test_a_terminal_in_the_container_reaches_the_lab_and_each_node_sees_its_own_sys(image):
+    flags, _, _, _ = kit.lab_flags(kit.documented_command("podman"))
+    script = ("netkit up --quiet --lab t && netkit exec --lab t c1 -- route -n && echo --- "
+              "&& netkit exec --lab t c1 -- ls /sys/class/net && echo --- "
+              "&& netkit exec --lab t host -- ls /sys/class/net && netkit down --lab t")
+    done = kit.run(image, flags, ["sh", "-c", script], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    route, c1_sys, host_sys = done.stdout.split("---\n")
+    assert "10.55.66.0      0.0.0.0         255.255.255.0   U     0      0        0 eth0" in route
+    assert c1_sys.split() == ["eth0", "lo"]                      # c1's own sysfs, not the host's
+    assert {"hwchiu0", "veth0", "veth1", "eth0"} <= set(host_sys.split())
+    assert "lab 't' is down" in host_sys
+
+
 def test_without_the_flags_doctor_names_the_missing_one(image):
     done = kit.run(image, [], ["netkit", "doctor"], timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr

@@ -4,7 +4,7 @@ Run as root from the repository (it builds the image first if needed, which take
 
     .venv/bin/python tests/data/record_containers.py
 
-For each way of starting the image below it writes ``recorded-container-<case>.json``:
+For each way of starting the image below it writes ``containers/<case>.json``:
 the evidence `netkit.confinement.gather` read inside the container (/proc/self/status,
 the security label, /proc/self/mountinfo, what the lab's unshare said) and the rows
 `netkit doctor` printed, with the kernel, Podman's version and the date.
@@ -59,7 +59,7 @@ def main() -> None:
             record = json.loads(done.stdout)
             record.update(case=case, what=what, flags=flags, env=env, podman=version,
                           kernel=os.uname().release, recorded=time.strftime("%Y-%m-%d"))
-            (HERE / f"recorded-container-{case}.json").write_text(json.dumps(record, indent=1) + "\n")
+            (HERE / "containers" / f"{case}.json").write_text(json.dumps(record, indent=1) + "\n")
             print(case, "ok" if record["ok"] else [row["name"] for row in record["rows"] if row["ok"] is False])
     finally:
         os.unlink(profile.name)
