@@ -42,11 +42,33 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
 
 
+def sys_read_only() -> bool:
+    """True where /sys is mounted read-only: in a container (Docker, Podman, a pod)."""
+    return bool(os.statvfs("/sys").f_flag & os.ST_RDONLY)
+
+
+NODE_SYSFS = 'mount -t sysfs -o ro netkit-sys /sys && exec "$@"'
+
+
+def sysfs_argv(mount: str = "mount") -> list[str]:
+    """The mount of the lab host's own /sys (read-only where /sys is, see `_mount_private_dirs`)."""
+    return [mount, "-t", "sysfs", *(["-o", "ro"] if sys_read_only() else []), "netkit-sys", "/sys"]
+
+
 def node_argv(node: str, argv: list[str]) -> list[str]:
-    """The argv that runs `argv` inside `node` (from the agent's namespace)."""
+    """The argv that runs `argv` inside `node` (from the agent's namespace).
+
+    `ip netns exec` enters the node and mounts a /sys showing the node's interfaces.
+    In a container the lab's own /sys is read-only; `ip netns exec` unmounts it and
+    asks for a read-write sysfs, which the kernel refuses inside a user namespace,
+    so there the node is entered with nsenter and gets a read-only sysfs instead.
+    """
     if node == "host":
         return argv
-    return ["ip", "netns", "exec", node, *argv]
+    if not sys_read_only():
+        return ["ip", "netns", "exec", node, *argv]
+    return ["nsenter", f"--net=/run/netns/{node}", "--", "unshare", "--mount", "--",
+            "sh", "-c", NODE_SYSFS, f"netkit-{node}", *argv]
 
 
 def run(node: str, command: str | None = None, timeout: float = 10.0, stdin: str | None = None, *,
@@ -481,7 +503,8 @@ def _build_error(step: topology.Step, result: dict) -> NetkitError:
     if "bridge-nf-call-iptables" in step.command and ("No such file" in said or "cannot stat" in said):
         return SandboxError(
             "the kernel module br_netfilter is not loaded, so bridged frames cannot go through "
-            "iptables (scenario 1 of the article needs that); fix: sudo modprobe br_netfilter")
+            "iptables (scenario 1 of the article needs that); fix: sudo modprobe br_netfilter (in a container: "
+            "on the machine or VM it runs on; `netkit doctor` says more)")
     return CommandError(f"building the lab failed at step {step}: {said or 'exit ' + str(result['returncode'])}")
 
 
@@ -534,15 +557,21 @@ def _read_requests(stream, requests, agent: Agent, state_file: _StateFile) -> No
 def _mount_private_dirs() -> None:
     """A /run of the lab's own (for /run/netns) and a /sys that shows the lab's interfaces.
 
-    mount(2) through ctypes: two fewer processes on the way to the lab's first command.
+    mount(2) through ctypes: two fewer processes on the way to the lab's first command. In a
+    container /sys is read-only, and inside a user namespace the kernel refuses a read-write sysfs over
+    a read-only one; the lab only reads /sys, so it then mounts its own read-only too (and enters nodes
+    as `node_argv` says).
     """
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
-    for source, target, kind, data in (("netkit-run", "/run", "tmpfs", b"mode=755"),
-                                       ("netkit-sys", "/sys", "sysfs", None)):
-        if libc.mount(source.encode(), target.encode(), kind.encode(), 0, data) != 0:
+    MS_RDONLY = 0x1
+    sysfs_flags = MS_RDONLY if sys_read_only() else 0
+    for source, target, kind, flags, data in (("netkit-run", "/run", "tmpfs", 0, b"mode=755"),
+                                              ("netkit-sys", "/sys", "sysfs", sysfs_flags, None)):
+        if libc.mount(source.encode(), target.encode(), kind.encode(), flags, data) != 0:
             err = ctypes.get_errno()
-            raise SandboxError(f"the lab could not mount its private {target}: {os.strerror(err)}")
+            raise SandboxError(f"the lab could not mount its private {target}: {os.strerror(err)}; "
+                               "`netkit doctor` says what this machine (or container) withholds, and the fix")
     os.makedirs("/run/netns", exist_ok=True)
 
 

@@ -9,7 +9,8 @@
 `exec` reaches any running lab of the same user, including one an open
 notebook holds. It checks that the lab's pid 1 is still the process its
 state file names, opens that process's namespaces, checks again, and only
-then enters them (nsenter, then `ip netns exec` for a node), so the command's
+then enters them (nsenter, then the node as the lab itself does: `ip netns
+exec`, or nsenter in a container, see `agent.node_argv`), so the command's
 output and exit code are its own and a recycled pid is never entered.
 
 Every verb works on the caller's own labs. Root may name another user's lab
@@ -24,7 +25,7 @@ import sys
 import time
 
 from . import doctor, keeper, state, topology
-from .agent import PATH
+from .agent import PATH, node_argv
 from .errors import LabNotFound, NetkitError, UnknownNode
 from .sandbox import which
 
@@ -77,9 +78,7 @@ def exec_argv(record: state.LabRecord, node: str, command: list[str], fds: dict[
         argv += [f"--user=/proc/self/fd/{fds['user']}", "--preserve-credentials"]
     argv += [f"--mount=/proc/self/fd/{fds['mnt']}", f"--net=/proc/self/fd/{fds['net']}",
              f"--pid=/proc/self/fd/{fds['pid']}", "--", "env", f"PATH={PATH}"]
-    if node != "host":
-        argv += ["ip", "netns", "exec", node]
-    return argv + command
+    return argv + node_argv(node, command)
 
 
 def _open_namespaces(record: state.LabRecord) -> dict[str, int]:

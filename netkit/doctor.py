@@ -3,6 +3,12 @@
 Each check says what it found and, when something is missing, the fix. The
 checks only read: they start throwaway namespaces at most, and never change
 the machine.
+
+The namespaces check starts what a lab's host starts (the same unshare, the
+same /proc and /sys mounts) and lets it end at once. Inside a container
+(Docker, Podman, a Kubernetes pod) a failure is handed to
+`netkit.confinement`, which names each piece the container withholds and the
+run flag or pod setting that gives it back.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sandbox
+from . import agent, confinement, sandbox
 
 
 @dataclass(frozen=True)
@@ -46,33 +52,60 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
         return (0, 0)
 
 
-def check_privileges() -> Check:
-    unshare = sandbox.which("unshare") or "unshare"
-    if os.geteuid() == 0:
-        ok, said = _try([unshare, "--net", "--mount", "--pid", "--fork", "true"])
-        if ok:
-            return Check("namespaces", True, "running as root: the lab uses network, mount and pid namespaces")
-        return Check("namespaces", False, f"root cannot create namespaces here ({said})",
-                     "this looks like a container without CAP_SYS_ADMIN: use a VM or laptop, "
-                     "or start the container with --privileged")
-    ok, said = _try([unshare, "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "true"])
+def try_lab_start() -> tuple[bool, str]:
+    """Start what a lab's host starts (its unshare, its /proc and its /sys), then let it end."""
+    userns = sandbox.needs_user_namespace()
+    ok, said = _try(sandbox.unshare_argv(userns) + agent.sysfs_argv(sandbox.which("mount") or "mount"))
+    # One line: mount(8) adds a hint about dmesg that says nothing here.
+    return ok, " ".join(line.strip() for line in said.splitlines() if not line.strip().startswith("dmesg("))
+
+
+def check_namespaces() -> list[Check]:
+    """Whether the lab's host can start here; in a container, each piece it withholds, with its fix."""
+    runtime, clue = confinement.where()
+    rows = []
+    if runtime:
+        rows.append(Check("container", True, f"this looks like {confinement.NAMES[runtime]} ({clue}): how it "
+                                             "was started decides what the lab may do"))
+    ok, said = try_lab_start()
     if ok:
-        return Check("namespaces", True, "not root, but user namespaces are allowed: the lab runs rootless")
-    return Check("namespaces", False, f"not root and user namespaces are refused ({said})",
-                 "run as root (sudo), or allow user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
-                 "(Debian), sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), "
-                 "sudo sysctl -w user.max_user_namespaces=15000")
+        if os.geteuid() == 0:
+            return rows + [Check("namespaces", True,
+                                 "running as root: the lab uses network, mount and pid namespaces")]
+        return rows + [Check("namespaces", True, "not root, but user namespaces are allowed: the lab runs rootless")]
+    if runtime:
+        return rows + [Check(m.piece, False, m.found, m.fix)
+                       for m in confinement.diagnose(confinement.gather(said))]
+    if os.geteuid() == 0:
+        return [Check("namespaces", False, f"root cannot create namespaces here ({said})",
+                      "this looks like a container without CAP_SYS_ADMIN: use a VM or laptop, "
+                      "or start the container with the flags in the README's container section")]
+    return [Check("namespaces", False, f"not root and user namespaces are refused ({said})",
+                  "run as root (sudo), or allow user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
+                  "(Debian), sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), "
+                  "sudo sysctl -w user.max_user_namespaces=15000")]
+
+
+def check_privileges() -> Check:
+    """One answer about namespaces: the first thing missing, or that all is well."""
+    rows = check_namespaces()
+    return next((row for row in rows if row.ok is False), rows[-1])
 
 
 def check_br_netfilter() -> Check:
     if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
         return Check("br_netfilter", True,
                      "loaded: bridged frames can be sent through iptables (scenario 1 works as in the article)")
+    runtime, _ = confinement.where()
+    fix = "sudo modprobe br_netfilter (and add br_netfilter to /etc/modules-load.d/ to keep it)"
+    if runtime:
+        fix = (f"a container cannot load kernel modules: load br_netfilter on the "
+               f"{'node' if runtime == 'kubernetes' else 'machine (or VM) the container runs on'}: {fix}; "
+               "Docker Desktop: see the README's container section")
     return Check("br_netfilter", False,
                  "not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. A Docker 28+ host "
                  "does not load it unless run with --icc=false or --userland-proxy=false, so there "
-                 "scenario 1's first ping simply works",
-                 "sudo modprobe br_netfilter (and add br_netfilter to /etc/modules-load.d/ to keep it)")
+                 "scenario 1's first ping simply works", fix)
 
 
 def check_kernel(release: str | None = None) -> Check:
@@ -115,7 +148,7 @@ def check_tools() -> list[Check]:
 
 def run_checks() -> list[Check]:
     """Every check, in the order a person would fix them."""
-    return [check_privileges(), check_br_netfilter(), check_kernel(), check_iptables(), *check_tools()]
+    return [*check_namespaces(), check_br_netfilter(), check_kernel(), check_iptables(), *check_tools()]
 
 
 def can_run(checks: list[Check]) -> bool:

@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import confinement
 from .errors import LabError, LabNotFound, NetkitError, SandboxError, from_wire
 from .state import Claim, Identity, LabRecord, check_name
 
@@ -64,6 +65,15 @@ def missing_tools(tools: dict[str, str]) -> dict[str, str]:
 
 def needs_user_namespace() -> bool:
     return os.geteuid() != 0
+
+
+def unshare_argv(userns: bool) -> list[str]:
+    """The unshare that starts a lab's host (and that `netkit doctor` tries): its namespaces and /proc."""
+    argv = [which("unshare") or "unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc",
+            "--propagation", "private", "--kill-child"]
+    if userns:
+        argv[1:1] = ["--user", "--map-root-user"]
+    return argv
 
 
 def _children(pid: int) -> list[int]:
@@ -109,10 +119,7 @@ class Sandbox:
             raise SandboxError(
                 "this machine lacks " + ", ".join(sorted(missing)) + "; fix: sudo apt-get install "
                 + " ".join(sorted(set(missing.values()))) + " (or run the README's setup command)")
-        argv = [which("unshare"), "--net", "--mount", "--pid", "--fork", "--mount-proc",
-                "--propagation", "private", "--kill-child"]
-        if self.userns:
-            argv[1:1] = ["--user", "--map-root-user"]
+        argv = unshare_argv(self.userns)
         # pid 1 of the lab is a shell that reaps orphans and waits for the agent; the agent
         # keeps the pipe as its stdin (a background job would otherwise get /dev/null). The shell
         # parks the pipe on a spare descriptor: a digit (all sh reads) none of the passed ones uses.
@@ -165,8 +172,19 @@ class Sandbox:
         self.ended.wait(5)
         said = " ".join(self._stderr[-3:]) or f"exit {self.proc.returncode}"
         # EPERM/EACCES: user namespaces forbidden; ENOSPC: user.max_user_namespaces reached (e.g. 0)
-        if any(text in said for text in ("Operation not permitted", "Permission denied",
-                                         "No space left on device")):
+        refused = any(text in said for text in ("Operation not permitted", "Permission denied",
+                                                "No space left on device"))
+        runtime, _ = confinement.where()
+        if refused and runtime:
+            # In a container, say which flag is missing (a host that refuses user namespaces is
+            # told so below, as anywhere else).
+            missing = confinement.diagnose(confinement.gather(said))
+            if [m.piece for m in missing] != ["user ns"]:
+                return SandboxError(
+                    f"{confinement.NAMES[runtime]} withholds what the lab needs: "
+                    + "; ".join(f"{m.piece} (fix: {m.fix})" for m in missing)
+                    + ". `netkit doctor` (or notebook 00) says more")
+        if refused:
             if self.userns:
                 return SandboxError(
                     "this machine does not let an unprivileged user create the lab's namespaces "
@@ -176,8 +194,8 @@ class Sandbox:
                     "sudo sysctl -w user.max_user_namespaces=15000; `netkit doctor` checks which applies")
             return SandboxError(
                 f"root could not create the lab's namespaces (unshare said: {said}); this looks like a "
-                "container without CAP_SYS_ADMIN: run the kit on a VM or laptop, or give the container "
-                "--privileged; `netkit doctor` says more")
+                "container without CAP_SYS_ADMIN: run the kit on a VM or laptop, or start the container as "
+                "the README's section \"On macOS or Windows (a container)\" says; `netkit doctor` says more")
         return SandboxError(f"the lab's host process did not start: {said}; `netkit doctor` says what is missing")
 
     def _find_init_pid(self) -> int:
