@@ -107,6 +107,34 @@ MN_UNSHARE = ["--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-chi
               "--propagation", "private"]
 
 
+# The article's topology built by a plain shell script with `ip`, in a throwaway
+# net+mount+pid namespace (like Mininet), until c1 pings c2: the floor for any kit.
+PLAIN_SCRIPT = r"""
+set -e
+mount -t tmpfs none /run; mkdir -p /run/netns
+ip link set lo up
+ip netns add c1; ip netns add c2
+ip link add hwchiu0 type bridge; ip link set hwchiu0 up
+ip link add veth0 type veth peer name eth0 netns c1; ip link set veth0 master hwchiu0; ip link set veth0 up
+ip link add veth1 type veth peer name eth0 netns c2; ip link set veth1 master hwchiu0; ip link set veth1 up
+ip -n c1 addr add 10.55.66.2/24 dev eth0; ip -n c1 link set eth0 up; ip -n c1 link set lo up
+ip -n c2 addr add 10.55.66.3/24 dev eth0; ip -n c2 link set eth0 up; ip -n c2 link set lo up
+iptables -P FORWARD ACCEPT
+ip netns exec c1 ping -c1 -W1 10.55.66.3 >/dev/null
+"""
+
+
+def plain_script(stats: Stats, record: bool = True) -> None:
+    key = "plain ip script: launch -> first ping ok"
+    started = time.monotonic()
+    done = subprocess.run(["unshare", *MN_UNSHARE, "sh", "-c", PLAIN_SCRIPT], capture_output=True, text=True,
+                          timeout=CHILD_TIMEOUT)
+    if done.returncode != 0:
+        stats.error("plain", f"the plain script failed: {done.stderr.strip()[-300:]}")
+    elif record:
+        stats.add(key, ms(time.monotonic() - started))
+
+
 # --------------------------------------------------------------------------
 # /proc helpers
 def children(pid: int) -> list[int]:
@@ -458,6 +486,49 @@ def resets(stats: Stats, name: str, runs: int, labs: list) -> None:
         lab.close()
 
 
+def every_stage(stats: Stats, name: str, runs: int, labs: list) -> None:
+    """lab.reset(stage) for every stage, at a student's pace (the lab idle, a second between resets)."""
+    from netkit import topology
+    lab = Lab(name=name)
+    labs.append(lab)
+    try:
+        lab.reset()                     # the first reset starts the spare the next ones build on
+        for _ in range(runs):
+            for stage in topology.STAGES:
+                settle(lab)
+                time.sleep(1.0)
+                t0 = time.monotonic()
+                lab.reset(stage)
+                stats.add(f'reset("{stage}")', ms(time.monotonic() - t0))
+                if lab.run("c1", "true").returncode != 0:
+                    stats.error("reset", f"the lab does not answer after reset({stage!r})")
+    finally:
+        lab.close()
+
+
+def switches_and_pictures(stats: Stats, name: str, runs: int, labs: list) -> None:
+    """lab.state() (every switch, one round trip), and a panel's toggle until its new picture is ready."""
+    from netkit.widgets import Panel
+    lab = Lab(name=name)
+    labs.append(lab)
+    try:
+        panel = Panel(lab, ["forward-policy", "bridge-nf-call-iptables"], probe=("c1", "10.55.66.3"), view="map")
+        settle(lab)
+        for _ in range(runs):
+            t0 = time.monotonic()
+            lab.state()
+            stats.add("lab.state(): every switch read from the kernel", ms(time.monotonic() - t0))
+            for value in ("ACCEPT", "DROP"):
+                t0 = time.monotonic()
+                panel.controls["forward-policy"].value = value      # what a click does
+                stats.add("panel toggle -> kernel changed, probe sent, new picture ready (in-process)",
+                          ms(time.monotonic() - t0))
+                if panel.journey.delivered != (value == "ACCEPT"):
+                    stats.error("toggle", f"after FORWARD {value} the probe says {panel.journey.reason}")
+    finally:
+        lab.close()
+
+
 def memory(stats: Stats, prefix: str, k: int, labs: list) -> None:
     me = os.getpid()
     owner_before = pss_kib(me)
@@ -580,11 +651,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # warm-ups: page cache, Python bytecode caches
         cold_start(stats, args.python, f"{prefix}warm", record=False)
+        plain_script(stats, record=False)
         if mn:
             mininet_run(stats, mn, record=False)
-        # 1 + 5: interleaved, so drift in machine load hits both alike
+        # 1 + 5: interleaved, so drift in machine load hits all alike
         for i in range(args.runs):
             cold_start(stats, args.python, f"{prefix}cold{i}")
+            plain_script(stats)
             if mn:
                 mininet_run(stats, mn)
         if mn:  # one more, untimed, sampling memory
@@ -594,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
             start_close(stats, prefix, i, step_times, labs)
         # 2
         resets(stats, f"{prefix}reset", args.runs, labs)
+        every_stage(stats, f"{prefix}stages", max(1, args.runs // 2), labs)
+        switches_and_pictures(stats, f"{prefix}toggle", args.runs, labs)
         # 4
         memory(stats, prefix, args.labs, labs)
     except KeyboardInterrupt:
@@ -613,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
         "warm Lab() in-process", "  Lab(): sandbox start (unshare, agent up)", "  Lab(): build steps",
         "Lab() returns -> lab idle (background warm-up)",
         'lab.reset("part3-start")', 'lab.reset("part3-end")',
+        *[f'reset("{stage}")' for stage in __import__("netkit.topology").topology.STAGES],
+        "lab.state(): every switch read from the kernel",
+        "panel toggle -> kernel changed, probe sent, new picture ready (in-process)",
+        "plain ip script: launch -> first ping ok",
         "lab.close(), fresh lab (right after Lab())", "  close() -> all lab processes gone, fresh lab (right after Lab())",
         "lab.close(), settled lab", "  close() -> all lab processes gone, settled lab",
         f"memory per lab, {args.labs} labs running (summed PSS)", "  processes per lab",
@@ -631,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
         for ours, theirs, label in pairs:
             a, b = stats.median(ours), stats.median(theirs)
             print(f"ratio (medians) {label}: " + (f"{a / b:.2f}" if a and b else "-"))
+    a, b = stats.median("cold: launch -> first ping ok"), stats.median("plain ip script: launch -> first ping ok")
+    print("ratio (medians) netkit launch -> first ping / plain ip script: " + (f"{a / b:.2f}" if a and b else "-"))
         if hasattr(stats, "mn_procs"):
             print(f"Mininet's processes at its memory peak: {stats.mn_procs}")
     if hasattr(stats, "lab_procs"):

@@ -124,7 +124,9 @@ def main() -> None:
     rows.append((f"replay of all {len(replay_plan())} cases of the scenarios: reset, switches, probe, "
                  "outcome checked (Lab() to close)", replay(max(3, args.runs // 3))))
     if not args.no_notebooks:
-        rows += notebooks()
+        books = notebooks()
+        rows += books
+        rows.append(("papermill, all notebooks (sum)", [sum(v[0] for _, v in books)]))
     print("| figure | median ms | min ms | max ms | n |")
     print("|---|---:|---:|---:|---:|")
     for label, values in rows:

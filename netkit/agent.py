@@ -232,7 +232,7 @@ class Agent:
                 waiting.append((step, self._launch(step.node, step.command[:-1].strip())))
             elif batch.tool == "ip":
                 argv, lines = build.ip_argv(batch)
-                self._step_run(batch, run("host", argv=argv, stdin=lines), r"Command failed -:(\d+)")
+                self._step_run(batch, run(batch.node, argv=argv, stdin=lines), r"Command failed -:(\d+)")
             elif batch.tool == "iptables":
                 text, origin = build.restore_input([s.command for s in batch.steps])
                 result = run(batch.node, argv=["iptables-restore", "--noflush"], stdin=text)

@@ -5,8 +5,7 @@ Every step is echoed exactly as the command a person would type
 ``iptables -t nat -A POSTROUTING ...``). To be quick, consecutive steps of
 one tool in one node run together, through that tool's own batch mode:
 
-- ``ip`` steps as one ``ip -batch -`` (a node's as ``ip -n NODE -batch -``,
-  which enters only its network namespace);
+- ``ip`` steps as one ``ip -batch -``, in the steps' node;
 - ``iptables`` steps as one ``iptables-restore --noflush`` transaction:
   the same rules, chains and policies, written in the form
   ``iptables-save`` prints;
@@ -67,10 +66,10 @@ def batches(steps) -> list[Batch]:
 
 
 def ip_argv(batch: Batch) -> tuple[list[str], str]:
-    """(argv, stdin) of one `ip -batch` for the batch's steps."""
+    """(argv, stdin) of one `ip -batch`, run in the batch's node (entered as every command is: see
+    `netkit.agent.node_argv`; `ip -n` would remount /sys, which a container's user namespace refuses)."""
     lines = "".join(step.command[len("ip "):] + "\n" for step in batch.steps)
-    argv = ["ip", "-batch", "-"] if batch.node == "host" else ["ip", "-n", batch.node, "-batch", "-"]
-    return argv, lines
+    return ["ip", "-batch", "-"], lines
 
 
 def sysctl_argv(batch: Batch) -> list[str]:

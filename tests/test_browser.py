@@ -26,6 +26,7 @@ import re
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -292,6 +293,21 @@ RED_PIXELS = """img => {
 }"""
 
 
+CLICK_TO_PICTURE = """([img, button]) => new Promise(resolve => {
+    const started = performance.now();
+    const before = img.src;
+    const watch = new MutationObserver(() => {
+        if (img.src === before) return;
+        watch.disconnect();
+        const drawn = () => resolve(performance.now() - started);
+        if (img.complete) drawn(); else img.addEventListener('load', drawn, {once: true});
+    });
+    watch.observe(img, {attributes: true, attributeFilter: ['src']});
+    button.click();
+    setTimeout(() => { watch.disconnect(); resolve(-1); }, 20000);
+})"""
+
+
 def expect_picture(container, delivered: bool, timeout: float = 30) -> None:
     """Wait until the picture on the page shows the probe `delivered` or not.
 
@@ -377,6 +393,18 @@ def test_jupyterlab_panel_toggle_changes_what_students_see(page, name, tmp_path)
         expect_picture(panel, delivered=False)
         assert lab_says(name, "cat /proc/sys/net/bridge/bridge-nf-call-iptables") == "1"
         shot(panel, "05-jupyterlab-panel-back-to-1")
+
+        # How long a student waits, in the page itself: from the click to the new picture drawn.
+        timings = []
+        for value in ("0", "1") * 4:
+            button = switch.get_by_role("button", name=value, exact=True).element_handle()
+            took = page.evaluate(CLICK_TO_PICTURE, [picture(panel).element_handle(), button])
+            assert took > 0, f"the picture did not change after clicking {value}"
+            timings.append(round(took))
+            expect_picture(panel, delivered=value == "0")
+        (ARTIFACTS / "toggle-timings.json").write_text(json.dumps({"ms": timings}))
+        print(f"\ntoggle -> new picture in the browser: median {statistics.median(timings)} ms, "
+              f"max {max(timings)} ms, {timings}")
     finally:
         killed = server.stop()
     assert not killed, f"processes of the server outlived it and were killed: {killed}"

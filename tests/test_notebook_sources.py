@@ -52,3 +52,53 @@ def test_an_edit_on_one_side_only_is_caught(tmp_path):
     assert tool.differences(source) == []
     assert "A new credit line." in source.read_text()
     assert "An added sentence." not in source.with_suffix(".ipynb").read_text()
+
+
+def test_jupyterlab_opens_every_notebook_with_its_kernel_whichever_file_is_newer(tmp_path):
+    """Git keeps no file times: a fresh clone may have every .ipynb newer than its .md. Jupytext must still
+    open each one (it refuses an outdated source unless told the .md is the source), with its kernel."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    root = tmp_path / "notebooks"
+    shutil.copytree(REPO / "notebooks", root)
+    later = time.time() + 60
+    for book in root.glob("*.ipynb"):
+        os.utime(book, (later, later))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    argv = [str(Path(sys.executable).parent / "jupyter"), "server", "--no-browser", f"--port={port}",
+            "--port-retries=0", "--ip=127.0.0.1", "--IdentityProvider.token=t0ken", f"--ServerApp.root_dir={root}"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        opened = {}
+        for book in sorted(root.glob("*.ipynb")):
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/{book.name}?token=t0ken",
+                                                timeout=10) as answer:
+                        opened[book.name] = json.load(answer)["content"]
+                    break
+                except OSError as exc:     # not up yet; an HTTP error (the 400) is raised at once
+                    if getattr(exc, "code", None) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        for name, content in opened.items():
+            assert content["metadata"]["kernelspec"]["name"] == "python3", name
+            source = nbformat.read(str(REPO / "notebooks" / name), as_version=4)
+            assert [c["source"] for c in content["cells"]] == [c.source for c in source.cells], name
+    finally:
+        server.terminate()
+        server.wait(20)

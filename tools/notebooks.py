@@ -28,6 +28,7 @@ import jupytext
 import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 SHARED = re.compile(r"(<!-- shared: ([a-z0-9-]+) -->\n)(.*?)(\n<!-- /shared -->)", re.S)
 
 
@@ -41,6 +42,15 @@ def shared_text(name: str, root: Path = NOTEBOOKS) -> str:
 def refreshed(text: str, root: Path = NOTEBOOKS) -> str:
     """`text` (a source) with every shared block holding its shared file's current text."""
     return SHARED.sub(lambda m: m[1] + shared_text(m[2], root) + m[4], text)
+
+
+def canonical(text: str, root: Path = NOTEBOOKS) -> str:
+    """A source as Jupytext writes it, with its header naming the kernel (so JupyterLab opens the pair with
+    its kernel) and its shared blocks refreshed."""
+    book = jupytext.reads(refreshed(text, root), fmt="md:myst")
+    book.metadata["kernelspec"] = KERNEL
+    config = jupytext.config.load_jupytext_configuration_file(str(root / "jupytext.toml"))
+    return jupytext.writes(book, fmt="md:myst", config=config)
 
 
 def notebook(source: Path) -> nbformat.NotebookNode:
@@ -73,6 +83,8 @@ def differences(source: Path) -> list[str]:
     text = source.read_text()
     if refreshed(text, source.parent) != text:
         problems.append(f"{source.name}: a shared block differs from notebooks/shared/ (run tools/notebooks.py sync)")
+    elif jupytext.reads(text, fmt="md:myst").metadata.get("kernelspec") != KERNEL:
+        problems.append(f"{source.name}: its header does not name the kernel (run tools/notebooks.py sync)")
     target = source.with_suffix(".ipynb")
     if not target.exists():
         return problems + [f"{target.name} is missing (run tools/notebooks.py sync)"]
@@ -91,7 +103,7 @@ def differences(source: Path) -> list[str]:
 def sync(root: Path = NOTEBOOKS) -> None:
     for source in sources(root):
         text = source.read_text()
-        fresh = refreshed(text, root)
+        fresh = canonical(text, root)
         if fresh != text:
             source.write_text(fresh)
         nbformat.write(notebook(source), str(source.with_suffix(".ipynb")))
