@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from . import progress
 from .journey import Journey
 
 
@@ -51,7 +52,9 @@ class Exercise:
             lab.set(name, value)
 
     def check(self, lab) -> Feedback:
-        return self.checker(lab)
+        feedback = self.checker(lab)
+        progress.record(self.name, feedback.ok)   # for a class's progress board (see netkit.progress)
+        return feedback
 
     def solve(self, lab) -> None:
         for rule in self.solution:
