@@ -165,9 +165,12 @@ def serve(args, entries: list[rosters.Entry]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.remove and args.students is not None:
+            raise rosters.RosterError("--remove takes the roster the class was made from (--roster FILE), "
+                                      "not --students")
         entries = entries_from(args)
         if args.remove:
-            return remove(args, entries)
+            return 0 if args.check_only else remove(args, entries)
         checks.preflight(entries, args.admin, args.ip, args.port)
         limits.parse_size(args.mem_limit)
         if args.check_only:
