@@ -118,7 +118,8 @@ const words = cell => {{
 const esc = s => s.replace(/[&<>"]/g, c => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
 async function refresh() {{
   try {{
-    const answer = await fetch("{api}", {{credentials: "same-origin", cache: "no-store"}});
+    const answer = await fetch("{api}", {{credentials: "same-origin", cache: "no-store",
+                                          headers: {{"X-XSRFToken": "{xsrf}"}}}});
     if (!answer.ok) {{ document.getElementById("when").textContent = "could not read the board: HTTP " + answer.status; return; }}
     const data = await answer.json();
     const head = data.exercises.map(e => "<th>" + esc(e) + "</th>").join("");
@@ -159,8 +160,10 @@ def make_app(students: list[str], prefix: str):
         def get(self) -> None:
             self.admin()
             data = board(students)
+            # The hub takes a cookie from a script's fetch only with the page's xsrf token beside it.
             self.finish(PAGE.format(when=_clock(data["at"]), every=REFRESH_SECONDS, table=table_html(data),
-                                    api=url_path_join(prefix, "api/board")))
+                                    api=url_path_join(prefix, "api/board"),
+                                    xsrf=html.escape(self.xsrf_token.decode(), quote=True)))
 
     class Api(Admins):
         @web.authenticated

@@ -120,7 +120,11 @@ class Kernel:
         self.user, self.id = user, kernel_id
         self.session = uuid.uuid4().hex
         self.loop = asyncio.new_event_loop()
-        self.socket = self.loop.run_until_complete(self._connect())
+        self.socket = self._wait(self._connect())
+
+    def _wait(self, coroutine):
+        asyncio.set_event_loop(self.loop)   # tornado's futures ask for the thread's current loop
+        return self.loop.run_until_complete(coroutine)
 
     async def _connect(self):
         from tornado.httpclient import HTTPRequest
@@ -166,7 +170,7 @@ class Kernel:
         return out
 
     def execute(self, code: str, timeout: float = 120) -> dict:
-        return self.loop.run_until_complete(self._execute(code, timeout))
+        return self._wait(self._execute(code, timeout))
 
     def run(self, code: str, timeout: float = 120) -> str:
         """Run `code`; return what it printed; KernelError with the traceback if it raised."""

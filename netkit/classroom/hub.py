@@ -110,6 +110,8 @@ def configure(c, settings: Settings) -> None:
     c.Spawner.cmd = [str(install.venv(prefix) / "bin" / "jupyterhub-singleuser")]
     c.Spawner.notebook_dir = "~/notebooks"
     c.Spawner.default_url = "/lab"
+    # No news toast and no update check: a workshop's servers ask nothing of the internet.
+    c.Spawner.args = ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     c.Spawner.mem_limit = settings.mem_limit
     c.ClassSpawner.pids_limit = settings.pids_limit
     c.ClassSpawner.class_name = settings.class_name
