@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,9 @@ def serve(args, entries: list[rosters.Entry]) -> int:
     print(f"making {len(entries)} account(s):")
     for entry in entries:
         accounts.ensure(entry, install.notebooks(), admin=entry.username in args.admin)
+    for admin in set(args.admin) - set(names):   # an instructor's own account: add the notebooks, change nothing else
+        given = accounts.give_notebooks(pwd.getpwnam(admin), install.notebooks(), admin=True)
+        print(f"  gave {admin} {len(given)} notebook(s) in ~/notebooks (the dashboard among them)")
     settings = Settings(students=[n for n in names if n not in args.admin], admins=list(args.admin),
                         ip=args.ip, port=args.port, state_dir=args.state_dir, prefix=str(install.PREFIX),
                         mem_limit=memory, idle_timeout=args.idle_timeout, class_name=class_name(args.port),
