@@ -15,10 +15,12 @@ runs from the shared environment.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pwd
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -89,9 +91,12 @@ def remove(args, entries: list[rosters.Entry]) -> int:
     for entry in entries:
         if not accounts.remove(entry.username):
             print(f"  {entry.username}: no account made by netkit")
-    if limits.available() is None:
-        limits.remove_class(class_name(args.port))
     state = Path(args.state_dir)
+    name = class_name(args.port)
+    if (state / "settings.json").exists():   # the port the class really ran on
+        name = json.loads((state / "settings.json").read_text()).get("class_name", name)
+    if limits.available() is None:
+        limits.remove_class(name)
     if (state / "settings.json").exists():
         shutil.rmtree(state)
         print(f"  removed the hub's state {state}")
@@ -103,7 +108,9 @@ def wait_ready(url: str, hub: subprocess.Popen, timeout: float = 180) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and hub.poll() is None:
         try:
-            with urllib.request.urlopen(f"{url}/hub/login", timeout=5) as answer:
+            # Our own hub on this machine: a self-signed certificate is fine for this check.
+            context = ssl._create_unverified_context() if url.startswith("https:") else None
+            with urllib.request.urlopen(f"{url}/hub/login", timeout=5, context=context) as answer:
                 if answer.status == 200:
                     return True
         except (urllib.error.URLError, OSError):
@@ -175,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         entries = entries_from(args)
         if args.remove:
             return 0 if args.check_only else remove(args, entries)
+        if bool(args.ssl_cert) != bool(args.ssl_key) or not all(
+                Path(f).is_file() for f in (args.ssl_cert, args.ssl_key) if f):
+            raise checks.ClassError("give both --ssl-cert and --ssl-key, each an existing file "
+                                    "(the certificate and its private key, PEM)")
         checks.preflight(entries, args.admin, args.ip, args.port)
         limits.parse_size(args.mem_limit)
         if args.check_only:
