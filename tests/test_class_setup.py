@@ -224,3 +224,18 @@ def test_the_memory_limit_is_enforced_by_the_kernel():
         limits.remove_class(name)
     assert not any(d.exists() for d in group.dirs)
     assert not any(p.exists() for p in limits.Group.parent_dirs(name))
+
+
+def test_quickstart_class_refuses_a_bad_roster_before_installing_anything(place):
+    """The instructor's command: its checks run before apt, npm or the shared environment."""
+    tmp, state = place
+    users = names(1)
+    roster = tmp / "roster.csv"
+    roster.write_text(f"{users[0]}\n")
+    port = free_port()
+    done = subprocess.run([str(REPO / "quickstart"), "class", "--roster", str(roster), "--port", str(port),
+                           "--state-dir", str(state)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "line 1: no comma; write username,password" in done.stderr
+    assert "==>" not in done.stdout            # nothing was installed: quickstart says each install step
+    assert_nothing_made(users, state, port)

@@ -1,7 +1,7 @@
 """Class mode for real: one hub, three students and an instructor, real PAM logins, real labs.
 
-One hub serves every test of this module (`class_hub`): ``python -m
-netkit.classroom`` (what ``./quickstart class`` runs) on a free loopback port,
+One hub serves every test of this module (`class_hub`): ``./quickstart class``
+itself, as an instructor types it, on a free loopback port,
 with a roster of three throwaway students (``nkt-<random>-N``) and an admin.
 Each student logs in through the hub's login form over HTTP (the ``_xsrf``
 field, PAM checking the password), and code runs in that student's own
@@ -141,8 +141,9 @@ def class_hub(tmp_path_factory):
     port, state = free_port(), place / "state"
     log = ARTIFACTS / "hub" / "class-hub.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "netkit.classroom", "--roster", str(roster), "--port", str(port),
-            "--admin", admin[0], "--state-dir", str(state), "--mem-limit", "1500M", "--no-install"]
+    # The instructor's command itself (it execs Debian's python3 -m netkit.classroom after its checks).
+    argv = [str(REPO / "quickstart"), "class", "--roster", str(roster), "--port", str(port),
+            "--admin", admin[0], "--state-dir", str(state), "--mem-limit", "1500M"]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
