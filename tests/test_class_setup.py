@@ -239,3 +239,27 @@ def test_quickstart_class_refuses_a_bad_roster_before_installing_anything(place)
     assert "line 1: no comma; write username,password" in done.stderr
     assert "==>" not in done.stdout            # nothing was installed: quickstart says each install step
     assert_nothing_made(users, state, port)
+
+
+def test_the_hub_config_says_what_the_class_needs_and_runs_the_instructors_extra_last(tmp_path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from netkit.classroom.hub import BOARD, CULLER, EXTRA, Settings, write_config
+    state = tmp_path / "state"
+    settings = Settings(students=["ana", "ben"], admins=["teacher"], state_dir=str(state), port=8123,
+                        mem_limit=1 << 30, idle_timeout=600)
+    config = write_config(settings)
+    (state / EXTRA).write_text("c.Spawner.start_timeout = 77\n")
+    c = PyFileConfigLoader(str(config)).load_config()
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8123"
+    assert c.JupyterHub.hub_ip == "127.0.0.1" and c.ConfigurableHTTPProxy.api_url.startswith("http://127.0.0.1:")
+    assert c.JupyterHub.authenticator_class == "pam"
+    assert c.Authenticator.allowed_users == {"ana", "ben", "teacher"} and c.Authenticator.admin_users == {"teacher"}
+    assert c.JupyterHub.spawner_class == "netkit.classroom.spawner.ClassSpawner"
+    assert c.Spawner.mem_limit == 1 << 30 and c.Spawner.start_timeout == 77      # the extra file ran last
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services[BOARD]["environment"]["NETKIT_CLASS_STUDENTS"] == "ana,ben"  # the admin is not a row
+    assert "--timeout=600" in services[CULLER]["command"]
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == [CULLER] and "delete:servers" in role["scopes"]
+    assert oct(state.stat().st_mode & 0o777) == "0o700"                        # the cookie secret lives there

@@ -64,9 +64,17 @@ def free_port() -> int:
 
 
 CONFIG = """# Written by netkit.classroom: the settings are in settings.json beside this file.
+import os
 from netkit.classroom.hub import Settings, configure
-configure(get_config(), Settings.load({settings!r}))
+c = get_config()
+configure(c, Settings.load({settings!r}))
+# The instructor's own additions (SystemdSpawner, a different authenticator...), run last:
+extra = {extra!r}
+if os.path.exists(extra):
+    exec(compile(open(extra).read(), extra, "exec"), {{"c": c, "get_config": get_config}})
 """
+EXTRA = "extra_config.py"
+"""In the state directory: JupyterHub config lines of the instructor's, run after netkit's (`c` is the config)."""
 
 
 def write_config(settings: Settings) -> Path:
@@ -76,7 +84,7 @@ def write_config(settings: Settings) -> Path:
     settings.internal_ports = {"hub": free_port(), "proxy_api": free_port(), "board": free_port()}
     path = settings.save()
     config = state / "jupyterhub_config.py"
-    config.write_text(CONFIG.format(settings=str(path)))
+    config.write_text(CONFIG.format(settings=str(path), extra=str(state / EXTRA)))
     return config
 
 
