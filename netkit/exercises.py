@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from collections.abc import Mapping
 
-from . import rules
+from . import progress, rules
 from .journey import Journey
 from .outcome import Result
 
@@ -55,7 +55,9 @@ class Exercise:
             lab.set(name, value)
 
     def check(self, lab) -> Feedback:
-        return self.checker(lab)
+        feedback = self.checker(lab)
+        progress.record(self.name, feedback.ok)   # for a class's progress board (see netkit.progress)
+        return feedback
 
     def solve(self, lab) -> None:
         for rule in self.solution:

@@ -1,0 +1,138 @@
+"""The class's Unix accounts: made from the roster, given the notebooks, removed with everything they ran.
+
+Every account made here carries `checks.MARK` in its comment field, and only
+such accounts are ever changed or removed: a name that belongs to a real
+user is refused before anything is made (`checks.check_names`). Homes are
+mode 0700, so no student reads another's notebooks, progress or lab state.
+
+Removing an account first ends every process that runs as it (found by uid
+in /proc, killed by pid, until none is left), then ``userdel --remove``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .checks import MARK, ClassError, ours
+from .roster import Entry
+
+STUDENT_NOTEBOOKS = "[0-9][0-9]-*.ipynb"
+INSTRUCTOR_NOTEBOOKS = ("dashboard.ipynb",)
+FOLDER = "notebooks"
+"""The folder in each home that holds the notebooks (the server opens there)."""
+
+
+def _run(argv: list[str], stdin: str | None = None) -> None:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ClassError(f"{argv[0]} failed (exit {done.returncode}): {done.stderr.strip()}")
+
+
+def ensure(entry: Entry, notebooks: Path, *, admin: bool = False, trace=print) -> pwd.struct_passwd:
+    """Make (or refresh) the account for `entry`: password, home 0700, the notebooks in ~/notebooks."""
+    try:
+        pwd.getpwnam(entry.username)
+        existed = True
+    except KeyError:
+        existed = False
+    if existed and not ours(entry.username):
+        raise ClassError(f"{entry.username!r} is an account netkit did not make; it was left alone")
+    if not existed:
+        _run(["useradd", "--create-home", "--shell", "/bin/bash", "--user-group",
+              "--comment", MARK, entry.username])
+        trace(f"  made the account {entry.username}")
+    _run(["chpasswd"], stdin=f"{entry.username}:{entry.password}\n")
+    user = pwd.getpwnam(entry.username)
+    home = Path(user.pw_dir)
+    os.chmod(home, 0o700)
+    give_notebooks(user, notebooks, admin=admin)
+    return user
+
+
+def give_notebooks(user: pwd.struct_passwd, notebooks: Path, *, admin: bool = False) -> list[Path]:
+    """Copy the notebooks a student runs (and the dashboard, for an admin) into ~/notebooks.
+
+    A notebook already there is kept: it may hold the student's own work.
+    """
+    folder = Path(user.pw_dir) / FOLDER
+    if folder.is_symlink():
+        raise ClassError(f"{folder} is a symbolic link; remove it and run the command again")
+    folder.mkdir(exist_ok=True)
+    os.chown(folder, user.pw_uid, user.pw_gid)
+    names = sorted(notebooks.glob(STUDENT_NOTEBOOKS))
+    if admin:
+        names += [notebooks / name for name in INSTRUCTOR_NOTEBOOKS if (notebooks / name).exists()]
+    given = []
+    for source in names:
+        target = folder / source.name
+        if target.exists() or target.is_symlink():
+            continue
+        shutil.copyfile(source, target, follow_symlinks=False)
+        os.chown(target, user.pw_uid, user.pw_gid)
+        os.chmod(target, 0o644)
+        given.append(target)
+    return given
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of every process whose real or effective uid is `uid`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry.name}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("Uid:"):
+                real, effective = line.split()[1:3]
+                if uid in (int(real), int(effective)) and "\nState:\tZ" not in status:
+                    found.append(int(entry.name))
+                break
+    return found
+
+
+def end_processes(uid: int, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process of `uid`, by pid, until none is left; returns the pids killed."""
+    if uid == 0:
+        raise ClassError("refusing to end the processes of uid 0")
+    killed: list[int] = []
+    deadline = time.monotonic() + timeout
+    while (pids := processes_of(uid)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    left = processes_of(uid)
+    if left:
+        raise ClassError(f"processes of uid {uid} would not end: {left}")
+    return killed
+
+
+def remove(name: str, *, trace=print) -> bool:
+    """End every process of the class account `name` and delete it with its home; False if not ours."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        return False
+    if not ours(name):
+        trace(f"  left {name} alone: netkit did not make that account")
+        return False
+    end_processes(user.pw_uid)
+    _run(["userdel", "--remove", name])
+    # userdel leaves what the user owned outside the home, e.g. the lab state dir /tmp/netkit-<uid>.
+    state = Path(f"/tmp/netkit-{user.pw_uid}")
+    if state.is_dir() and not state.is_symlink() and state.lstat().st_uid == user.pw_uid:
+        shutil.rmtree(state, ignore_errors=True)
+    trace(f"  removed the account {name} and its home")
+    return True

@@ -1,0 +1,199 @@
+"""The progress board: a JupyterHub service page that shows the instructor who is stuck where.
+
+    /services/netkit-progress/           the board (HTML; refreshes itself every few seconds)
+    /services/netkit-progress/api/board  the same as JSON
+
+One row per student, one column per exercise of `netkit.exercises.EXERCISES`:
+passed (and when), tried but not yet (how many checks, the last one when), or
+not started. The rows come from each student's own progress file
+(`netkit.progress`, ``~/.netkit/progress.jsonl``), read as its owner wrote it.
+
+Who may look: the hub's admins only. The page is a HubOAuth service, so the
+hub asks who is there; the hub gives its admins the scope to reach services
+and students none, so a student gets 403 from the hub or from here. The
+handler checks ``admin`` again itself. The service runs as root (students'
+homes are mode 0700), reads nothing but one file per listed student, opened
+without following a symbolic link at its last step and only if that student
+owns it, and shows nothing from it but exercise names it knows, states and
+times.
+
+Started by the hub (`netkit.classroom.hub`) with ``NETKIT_CLASS_STUDENTS``
+(comma-separated names) in its environment.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import pwd
+import signal
+import time
+
+from .. import progress
+from ..exercises import EXERCISES
+
+PROGRESS_FILE = ".netkit/progress.jsonl"
+"""Where, in each home, the class's servers record exercise checks (ClassSpawner sets NETKIT_PROGRESS)."""
+REFRESH_SECONDS = 3
+
+
+def student_attempts(name: str) -> list[progress.Attempt]:
+    """What `name`'s checks recorded, if `name` is an account and owns its file."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        return []
+    return progress.read(os.path.join(user.pw_dir, PROGRESS_FILE), owner=user.pw_uid)
+
+
+def board(students: list[str], attempts_of=student_attempts, exercises=None) -> dict:
+    """The board as plain data: exercises in order, and per student a cell per exercise."""
+    names = list(EXERCISES if exercises is None else exercises)
+    rows = []
+    for student in students:
+        states = progress.summary(attempts_of(student))
+        cells = {}
+        for exercise in names:
+            status = states.get(exercise, progress.NOT_STARTED)
+            cells[exercise] = {"state": status.state, "attempts": status.attempts, "last": status.last,
+                               "passed_at": status.passed_at}
+        last = max((s.last for s in states.values() if s.last), default=None)
+        rows.append({"student": student, "cells": cells, "last": last,
+                     "passed": sum(c["state"] == "passed" for c in cells.values())})
+    return {"exercises": names, "students": rows, "at": time.time()}
+
+
+def _clock(when: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(when)) if when else ""
+
+
+def cell_text(cell: dict) -> str:
+    """What a cell says, in words (the page draws the same with colours)."""
+    if cell["state"] == "passed":
+        return f"passed {_clock(cell['passed_at'])}"
+    if cell["state"] == "tried":
+        tries = "try" if cell["attempts"] == 1 else "tries"
+        return f"not yet: {cell['attempts']} {tries}, last {_clock(cell['last'])}"
+    return "not started"
+
+
+def table_html(data: dict) -> str:
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in data["exercises"])
+    rows = []
+    for row in data["students"]:
+        cells = "".join(
+            f'<td class="{row["cells"][e]["state"].replace(" ", "-")}">{html.escape(cell_text(row["cells"][e]))}</td>'
+            for e in data["exercises"])
+        rows.append(f'<tr data-student="{html.escape(row["student"])}"><th>{html.escape(row["student"])}</th>'
+                    f'<td class="count">{row["passed"]}/{len(data["exercises"])}</td>{cells}</tr>')
+    return (f'<table id="board"><thead><tr><th>student</th><th>passed</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>netkit: class progress</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; font-size: 14px; }}
+th, td {{ border: 1px solid #ccc; padding: 6px 10px; text-align: left; }}
+td.passed {{ background: #d4f4e2; color: #00603c; }}
+td.tried {{ background: #ffe3c2; color: #8a4500; font-weight: bold; }}
+td.not-started {{ color: #999; }}
+td.count {{ text-align: center; }}
+#when {{ color: #555; }}
+</style></head>
+<body>
+<h2>netkit: class progress</h2>
+<p>Passed, <b style="color:#8a4500">not yet</b> (checked but not passed: who may be stuck), or not started.
+<span id="when">read at {when}</span>; this page reads the students' checks again every {every} s.</p>
+<div id="table">{table}</div>
+<script>
+const words = cell => {{
+  const clock = t => t ? new Date(t * 1000).toTimeString().slice(0, 8) : "";
+  if (cell.state === "passed") return "passed " + clock(cell.passed_at);
+  if (cell.state === "tried") return "not yet: " + cell.attempts + (cell.attempts === 1 ? " try" : " tries") + ", last " + clock(cell.last);
+  return "not started";
+}};
+const esc = s => s.replace(/[&<>"]/g, c => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
+async function refresh() {{
+  try {{
+    const answer = await fetch("{api}", {{credentials: "same-origin", cache: "no-store",
+                                          headers: {{"X-XSRFToken": "{xsrf}"}}}});
+    if (!answer.ok) {{ document.getElementById("when").textContent = "could not read the board: HTTP " + answer.status; return; }}
+    const data = await answer.json();
+    const head = data.exercises.map(e => "<th>" + esc(e) + "</th>").join("");
+    const rows = data.students.map(r => '<tr data-student="' + esc(r.student) + '"><th>' + esc(r.student) + '</th><td class="count">'
+      + r.passed + "/" + data.exercises.length + "</td>" + data.exercises.map(e => '<td class="' + r.cells[e].state.replace(" ", "-") + '">'
+      + esc(words(r.cells[e])) + "</td>").join("") + "</tr>").join("");
+    document.getElementById("table").innerHTML = '<table id="board"><thead><tr><th>student</th><th>passed</th>' + head
+      + "</tr></thead><tbody>" + rows + "</tbody></table>";
+    document.getElementById("when").textContent = "read at " + new Date(data.at * 1000).toTimeString().slice(0, 8);
+  }} catch (error) {{
+    document.getElementById("when").textContent = "could not read the board: " + error;
+  }}
+}}
+setInterval(refresh, {every} * 1000);
+</script>
+</body></html>
+"""
+
+
+def make_app(students: list[str], prefix: str):
+    """The tornado application of the service, for the hub to proxy at `prefix`."""
+    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+    from jupyterhub.utils import url_path_join
+    from tornado import web
+
+    class Admins(HubOAuthenticated, web.RequestHandler):
+        def admin(self) -> dict:
+            user = self.current_user
+            if not user or not user.get("admin"):
+                raise web.HTTPError(403, "the progress board is for the hub's admins only")
+            return user
+
+        def set_default_headers(self) -> None:
+            self.set_header("Cache-Control", "no-store")
+
+    class Page(Admins):
+        @web.authenticated
+        def get(self) -> None:
+            self.admin()
+            data = board(students)
+            # The hub takes a cookie from a script's fetch only with the page's xsrf token beside it.
+            self.finish(PAGE.format(when=_clock(data["at"]), every=REFRESH_SECONDS, table=table_html(data),
+                                    api=url_path_join(prefix, "api/board"),
+                                    xsrf=html.escape(self.xsrf_token.decode(), quote=True)))
+
+    class Api(Admins):
+        @web.authenticated
+        def get(self) -> None:
+            self.admin()
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(board(students)))
+
+    return web.Application([
+        (prefix, Page),
+        (url_path_join(prefix, "api/board"), Api),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+    ], cookie_secret=os.urandom(32))
+
+
+def main() -> None:
+    from urllib.parse import urlparse
+
+    from tornado.ioloop import IOLoop
+    students = [s for s in os.environ.get("NETKIT_CLASS_STUDENTS", "").split(",") if s]
+    prefix = os.environ["JUPYTERHUB_SERVICE_PREFIX"]
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    app = make_app(students, prefix)
+    app.listen(url.port, url.hostname)
+    print(f"netkit progress board for {len(students)} student(s) at {prefix}", flush=True)
+    loop = IOLoop.current()
+    for signum in (signal.SIGINT, signal.SIGTERM):   # the hub stops its services with SIGINT, then SIGTERM
+        signal.signal(signum, lambda *_: loop.add_callback_from_signal(loop.stop))
+    loop.start()
+
+
+if __name__ == "__main__":
+    main()
