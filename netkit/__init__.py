@@ -14,10 +14,10 @@ from .errors import (
 )
 
 _LAZY = {"Lab": "lab", "Node": "lab", "CommandResult": "lab", "NODES": "topology", "POINTS": "topology",
-         "STAGES": "topology"}
+         "STAGES": "topology", "use_language": "i18n", "language": "i18n"}
 
 __all__ = [
-    "Lab", "Node", "CommandResult", "NODES", "POINTS", "STAGES",
+    "Lab", "Node", "CommandResult", "NODES", "POINTS", "STAGES", "use_language", "language",
     "NetkitError", "BadArgument", "SandboxError", "StateError", "LabError", "LabInUse", "LabNotFound",
     "UnknownNode", "UnknownStage", "CommandError", "CommandNotFound", "RuleError",
 ]

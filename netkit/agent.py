@@ -35,6 +35,7 @@ import time
 
 from . import arguments, build, links, topology
 from .errors import BadArgument, CommandError, NetkitError, SandboxError, UnknownStage, to_wire
+from .i18n import LANGUAGES, N_, _, use_language
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """Nodes get root's PATH, so `route`, `iptables` and `sysctl` are found as in the article."""
@@ -91,7 +92,8 @@ def run(node: str, command: str | None = None, timeout: float = 10.0, stdin: str
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         )
     except OSError as exc:
-        raise CommandError(f"[{node}] {shown} could not start: {exc.strerror}", node=node, command=shown,
+        raise CommandError(_("[{node}] {shown} could not start: {strerror}")
+                           .format(node=node, shown=shown, strerror=exc.strerror), node=node, command=shown,
                            errno=exc.errno) from None
     kept = {"stdout": bytearray(), "stderr": bytearray()}
     total = {"stdout": 0, "stderr": 0}
@@ -181,16 +183,17 @@ class Agent:
             self.cancel.clear()
             self.current = rid
             try:
+                use_language(request.get("lang") if request.get("lang") in LANGUAGES else None)
                 op, args = request.get("op"), request.get("args", {})
                 handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
                 if handler is None or not isinstance(args, dict):
-                    raise BadArgument(f"the lab's host has no operation {op!r}")
+                    raise BadArgument(_("the lab's host has no operation {op!r}").format(op=op))
                 try:
                     result = handler(**args)
                 except TypeError as exc:
                     if "argument" not in str(exc):
                         raise
-                    raise BadArgument(f"{op}: {exc}") from None
+                    raise BadArgument(_("{op}: {exc}").format(op=op, exc=exc)) from None
                 self.emit({"id": rid, "ok": True, "result": result})
             except NetkitError as exc:
                 self.emit({"id": rid, "ok": False, "error": to_wire(exc)})
@@ -217,8 +220,9 @@ class Agent:
         or from the stage it was built at when that stage is on the way (a spare built ahead)."""
         steps = topology.steps_after(self.stage, stage)
         if steps is None:
-            raise UnknownStage(f"this lab was built at {self.stage!r}, which is not on the way to {stage!r}; "
-                               "use lab.reset(stage)")
+            raise UnknownStage(_("this lab was built at {stage!r}, which is not on the way to {stage2!r}; "
+                                 "use lab.reset(stage)")
+                               .format(stage=self.stage, stage2=stage))
         started = time.monotonic()
         index = 0
         waiting: list[tuple[topology.Step, subprocess.Popen]] = []
@@ -285,9 +289,9 @@ class Agent:
             self.links_settled.wait(2.0)
         if argv is not None:
             if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-                raise BadArgument("argv must be a list of strings, e.g. ['iptables', '-S']")
+                raise BadArgument(_("argv must be a list of strings, e.g. ['iptables', '-S']"))
             for word in argv:
-                arguments.text(word, what="argument", example="'-S'", empty=True)
+                arguments.text(word, what=N_("argument"), example="'-S'", empty=True)
             return run(node, None, timeout, stdin, argv=argv, cancel=self.cancel)
         return run(node, arguments.command(command), timeout, stdin, cancel=self.cancel)
 
@@ -296,7 +300,7 @@ class Agent:
         per node; for the others their own read command. Returns {name: what was found}."""
         if not isinstance(specs, list) or not all(isinstance(s, dict) and isinstance(s.get("name"), str)
                                                   for s in specs):
-            raise BadArgument("specs must be a list of switch specs, as Switch.spec() makes them")
+            raise BadArgument(_("specs must be a list of switch specs, as Switch.spec() makes them"))
         saved: dict[str, dict] = {}
         found = {}
         for spec in specs:
@@ -346,8 +350,8 @@ class Agent:
         proc.wait()
         proc.log.seek(0)
         said = proc.log.read().decode(errors="replace").strip()[-500:]
-        raise CommandError(f"[{node}] {command} did not start listening on port {port}: "
-                           f"{said or f'exit {proc.returncode}'}", node=node, command=command)
+        raise CommandError(_("[{node}] {command} did not start listening on port {port}: {value}")
+                           .format(node=node, command=command, port=port, value=said or _('exit status {code}').format(code=proc.returncode)), node=node, command=command)
 
     def op_probe(self, src: str, dst: str, proto: str = "icmp", timeout: float = 0.5,
                  ident: int | None = None, packet: str | None = None, port: int | None = None) -> dict:
@@ -361,16 +365,17 @@ class Agent:
         if proto == "tcp":
             return self.prober().tcp(src, dst, arguments.port(port), timeout, cancel=self.cancel)
         if proto != "icmp":
-            raise BadArgument(f"probes speak icmp or tcp, not {proto!r}")
+            raise BadArgument(_("probes speak icmp or tcp, not {proto!r}").format(proto=proto))
         if isinstance(ident, bool) or not isinstance(ident, int) or not 0 < ident < 0xFFFF:
-            raise BadArgument(f"ident={ident!r} is not an ICMP echo identifier (1 to 65534); "
-                              "send probes with lab.probe(), which builds the echo with scapy")
+            raise BadArgument(_("ident={ident!r} is not an ICMP echo identifier (1 to 65534); send probes "
+                                "with lab.probe(), which builds the echo with scapy")
+                              .format(ident=ident))
         try:
             echo = bytes.fromhex(packet)
         except (TypeError, ValueError):
-            raise BadArgument("packet must be the ICMP echo as hex, as lab.probe() sends it") from None
+            raise BadArgument(_("packet must be the ICMP echo as hex, as lab.probe() sends it")) from None
         if not 8 <= len(echo) <= 1400:
-            raise BadArgument("packet must be an ICMP echo of 8 to 1400 bytes")
+            raise BadArgument(_("packet must be an ICMP echo of 8 to 1400 bytes"))
         return self.prober().icmp(src, dst, timeout, ident, echo, cancel=self.cancel)
 
     def prober(self):
@@ -383,21 +388,22 @@ class Agent:
             return self._prober
 
     def op_tcpdump(self, point: str, node: str, command: str, expression: str = "icmp",
-                   timeout: float = 10.0) -> dict:
+                   timeout: float = 10.0, verbose: bool = False) -> dict:
         """Run tcpdump on `point` while `command` runs in `node`: the article's two windows."""
         where, ifname = topology.split_point(point)
         topology.check_node(node)
         command = arguments.command(command)
         expression = arguments.expression(expression)
         timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
-        shown = f"tcpdump -n -i {ifname} {expression}".strip()
+        flags = "-vvvnn" if verbose else "-n"
+        shown = f"tcpdump {flags} -i {ifname} {expression}".strip()
 
         def during() -> dict:
             return run(node, command, timeout, cancel=self.cancel)
 
         if self._tcpdump_works is not False:
             try:
-                answer = _tcpdump(where, ifname, expression, during)
+                answer = _tcpdump(where, ifname, expression, during, verbose)
                 self._tcpdump_works = True
             except _CannotDropPrivileges:
                 self._tcpdump_works = False
@@ -407,10 +413,11 @@ class Agent:
         # refuses to run at all; netkit's own capture prints the same lines, and says so.
         from .capture import OWN_CAPTURE_FILTERS, watch_point
         if expression.strip() not in OWN_CAPTURE_FILTERS:
-            raise BadArgument(f"tcpdump cannot run in this lab (it cannot drop privileges inside a user namespace), "
-                              f"and netkit's own capture understands only the filters "
-                              f"{', '.join(repr(f) for f in OWN_CAPTURE_FILTERS if f)} or none, not {expression!r}")
-        lines = watch_point(where, ifname, expression, during)
+            raise BadArgument(_("tcpdump cannot run in this lab (it cannot drop privileges inside a user "
+                                "namespace), and netkit's own capture understands only the filters {items} "
+                                "or none, not {expression!r}")
+                              .format(items=', '.join((repr(f) for f in OWN_CAPTURE_FILTERS if f)), expression=expression))
+        lines = watch_point(where, ifname, expression, during, verbose)
         note = ("(netkit's own capture, in tcpdump's format: tcpdump cannot drop privileges "
                 "inside a user namespace)\n")
         return {"capture": {"node": where, "command": shown, "stdout": "".join(lines), "stderr": note,
@@ -457,9 +464,10 @@ class _CannotDropPrivileges(Exception):
     pass
 
 
-def _tcpdump(node: str, ifname: str, expression: str, during) -> dict:
+def _tcpdump(node: str, ifname: str, expression: str, during, verbose: bool = False) -> dict:
     """tcpdump on node:ifname while `during()` runs; its output once it has stopped."""
-    argv = node_argv(node, ["tcpdump", "-l", "-n", "-i", ifname, "--", *expression.split()])
+    flags = ["-vvv", "-nn"] if verbose else ["-n"]
+    argv = node_argv(node, ["tcpdump", "-l", *flags, "-i", ifname, "--", *expression.split()])
     dump = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     lines: list[tuple[str, str]] = []
@@ -483,7 +491,8 @@ def _tcpdump(node: str, ifname: str, expression: str, during) -> dict:
         said = "".join(text for _, text in lines).strip()
         if "Couldn't change to" in said:
             raise _CannotDropPrivileges(said)
-        raise CommandError(f"tcpdump could not listen on {node}:{ifname}: {said or 'no answer'}")
+        raise CommandError(_("tcpdump could not listen on {node}:{ifname}: {value}")
+                           .format(node=node, ifname=ifname, value=said or _('no answer')))
     result = during()
     time.sleep(0.1)  # tcpdump prints what it saw a moment after the kernel passed it on
     os.killpg(dump.pid, signal.SIGINT)
@@ -502,10 +511,11 @@ def _build_error(step: topology.Step, result: dict) -> NetkitError:
     said = (result["stderr"] or result["stdout"]).strip()
     if "bridge-nf-call-iptables" in step.command and ("No such file" in said or "cannot stat" in said):
         return SandboxError(
-            "the kernel module br_netfilter is not loaded, so bridged frames cannot go through "
-            "iptables (scenario 1 of the article needs that); fix: sudo modprobe br_netfilter (in a container: "
-            "on the machine or VM it runs on; `netkit doctor` says more)")
-    return CommandError(f"building the lab failed at step {step}: {said or 'exit ' + str(result['returncode'])}")
+            _("the kernel module br_netfilter is not loaded, so bridged frames cannot go through iptables "
+              "(scenario 1 of the article needs that); fix: sudo modprobe br_netfilter (in a container: on "
+              "the machine or VM it runs on; `netkit doctor` says more)"))
+    return CommandError(_("building the lab failed at step {step}: {value}")
+                        .format(step=step, value=said or _('exit status {code}').format(code=result['returncode'])))
 
 
 class _StateFile:
@@ -570,8 +580,9 @@ def _mount_private_dirs() -> None:
                                               ("netkit-sys", "/sys", "sysfs", sysfs_flags, None)):
         if libc.mount(source.encode(), target.encode(), kind.encode(), flags, data) != 0:
             err = ctypes.get_errno()
-            raise SandboxError(f"the lab could not mount its private {target}: {os.strerror(err)}; "
-                               "`netkit doctor` says what this machine (or container) withholds, and the fix")
+            raise SandboxError(_("the lab could not mount its private {target}: {strerror}; `netkit doctor` "
+                                 "says what this machine (or container) withholds, and the fix")
+                               .format(target=target, strerror=os.strerror(err)))
     os.makedirs("/run/netns", exist_ok=True)
 
 

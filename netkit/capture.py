@@ -128,7 +128,7 @@ OWN_CAPTURE_FILTERS = {"": None, "icmp": socket.IPPROTO_ICMP, "tcp": socket.IPPR
 """The filters netkit's own capture understands (where tcpdump cannot run), by IP protocol."""
 
 
-def watch_point(node: str, ifname: str, expression: str, during) -> list[str]:
+def watch_point(node: str, ifname: str, expression: str, during, verbose: bool = False) -> list[str]:
     """What one point saw while `during()` ran, as tcpdump -n prints it (icmp, tcp or all IPv4)."""
     proto = OWN_CAPTURE_FILTERS[expression.strip()]
     sock = socket_in(node, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL), bind=(ifname, ETH_P_ALL))
@@ -159,5 +159,11 @@ def watch_point(node: str, ifname: str, expression: str, during) -> list[str]:
         if packet is None or (proto is not None and packet["proto"] != proto):
             continue
         stamp = time.strftime("%H:%M:%S", time.localtime(when)) + f".{int(when % 1 * 1e6):06d}"
-        lines.append(f"{stamp} IP {explain.describe(packet)}\n")
+        if verbose:   # as tcpdump -vvvnn prints the IP header, on a line of its own
+            names = {1: "ICMP", 6: "TCP", 17: "UDP"}
+            kind = names.get(packet["proto"], str(packet["proto"]))
+            lines.append(f"{stamp} IP (ttl {packet['ttl']}, proto {kind} ({packet['proto']}), "
+                         f"length {packet['length'] + 20})\n    {explain.describe(packet)}\n")
+        else:
+            lines.append(f"{stamp} IP {explain.describe(packet)}\n")
     return lines

@@ -28,6 +28,7 @@ from . import doctor, keeper, state, topology
 from .agent import PATH, node_argv
 from .errors import LabNotFound, NetkitError, UnknownNode
 from .sandbox import which
+from .i18n import _
 
 NAMESPACES = ("user", "mnt", "net", "pid")
 
@@ -84,7 +85,7 @@ def exec_argv(record: state.LabRecord, node: str, command: list[str], fds: dict[
 def _open_namespaces(record: state.LabRecord) -> dict[str, int]:
     """The lab's namespaces, opened through its pid 1 and checked to be that process's before and after."""
     if not record.init.current():
-        raise LabNotFound(f"the lab {record.name!r} has just ended", name=record.name)
+        raise LabNotFound(_("the lab {name!r} has just ended").format(name=record.name), name=record.name)
     fds = {}
     for kind in NAMESPACES:
         if kind == "user" and not record.userns:
@@ -93,23 +94,24 @@ def _open_namespaces(record: state.LabRecord) -> dict[str, int]:
     if not record.init.current():   # the pid was reused while we opened: these are someone else's
         for fd in fds.values():
             os.close(fd)
-        raise LabNotFound(f"the lab {record.name!r} has just ended", name=record.name)
+        raise LabNotFound(_("the lab {name!r} has just ended").format(name=record.name), name=record.name)
     return fds
 
 
 def cmd_exec(args) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        raise NetkitError("give the command after --, e.g. netkit exec c1 -- route -n")
+        raise NetkitError(_("give the command after --, e.g. netkit exec c1 -- route -n"))
     topology.check_node(args.node)
     with state.state_dir_of(args.user) as where:
         record = state.require(state.check_name(args.lab), where)
     if args.node not in topology.nodes_at(record.stage):
         joins = next(st.name for st in topology.STAGES.values() if args.node in st.adds)
         raise UnknownNode(
-            f"the lab {args.lab!r} is at stage {record.stage}, where there is no node {args.node!r}; it joins at "
-            f"stage {joins}: lab.reset({joins!r}) in the notebook, or netkit down --lab {args.lab} && "
-            f"netkit up --lab {args.lab} --stage {joins}")
+            _("the lab {lab!r} is at stage {stage}, where there is no node {node!r}; it joins at stage "
+              "{joins}: lab.reset({joins!r}) in the notebook, or netkit down --lab {lab} && netkit up --lab "
+              "{lab} --stage {joins}")
+            .format(lab=args.lab, stage=record.stage, node=args.node, joins=joins))
     if args.user:
         print(f"(lab {args.lab!r} of user {where.user})", file=sys.stderr)
     fds = _open_namespaces(record)

@@ -84,8 +84,8 @@ class Dashboard:
 
         self.probe_buttons: dict[tuple, w.Button] = {}
         for probe in self.probes:
-            button = w.Button(description=f"probe {probe.src} → {probe.target}", tooltip=probe.title,
-                              icon="paper-plane", layout=w.Layout(width="220px"))
+            button = w.Button(description=f"{probe.src} → {probe.target}", tooltip=probe.title,
+                              icon="paper-plane", layout=w.Layout(width="auto"))
             button.on_click(lambda _, probe=probe: self._act(lambda: self.probe(probe)))
             self.probe_buttons[probe.key] = button
 
@@ -102,11 +102,12 @@ class Dashboard:
 
         self.title = w.HTML()
         self.message = w.HTML()
+        self.refusal = w.HTML()          # a switch or probe the lab refused, shown where the click was
         self.outcome = w.HTML()
         self.typed = w.HTML()
         self.picture = w.Image(format="svg+xml", layout=w.Layout(max_width="900px"))
         self._drawn = None
-        switches = w.VBox(rows + [_heading("the lab"), w.HBox([self.stage, self.reset_button]),
+        switches = w.VBox(rows + [self.refusal, _heading("the lab"), w.HBox([self.stage, self.reset_button]),
                                   self.refresh_button],
                           layout=w.Layout(min_width="480px"))
         view = w.VBox([w.HBox(list(self.probe_buttons.values()), layout=w.Layout(flex_flow="row wrap")),
@@ -116,13 +117,13 @@ class Dashboard:
         self.refresh()
 
     # -- what the controls do -----------------------------------------------------
-    def _act(self, action) -> None:
-        """Run a button's action; show a refusal on the page instead of losing it in a log."""
-        self.message.value = ""
+    def _act(self, action, where=None) -> None:
+        """Run a button's action; show a refusal on the page, next to what was clicked, in plain words."""
+        self.message.value = self.refusal.value = ""
         try:
             action()
         except NetkitError as error:
-            self.message.value = refusal_html(error)
+            (where or self.message).value = refusal_html(error)
 
     def _flipped(self, name: str):
         def on_change(change) -> None:
@@ -134,9 +135,12 @@ class Dashboard:
                     typed = self.lab.set(name, change["new"])
                     self.typed.value = "".join(
                         f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
+                except NetkitError as error:
+                    raise NetkitError(f"{SWITCHES[name].title}: the lab refused it at stage {self.lab.stage} "
+                                      f"({error}). The toggle shows what the lab has now.") from None
                 finally:
                     self.refresh()   # whatever happened, show what the kernel says now
-            self._act(flip)
+            self._act(flip, where=self.refusal)
         return on_change
 
     def read(self) -> dict:
@@ -157,25 +161,43 @@ class Dashboard:
     def refresh(self) -> dict:
         """Read every switch back from the lab and send the current probe again."""
         state = self.read()
+        if self.current.src not in self.lab.nodes:   # a reset to a stage without that probe's node
+            self.current = next((p for p in self.probes if p.src in self.lab.nodes), self.current)
         self.probe(self.current)
         return state
 
     def probe(self, probe: Probe | None = None):
-        """Send `probe` (default: the last one sent) and draw its journey on the lab map."""
+        """Send `probe` (default: the last one sent) and draw its journey on the lab map.
+
+        A probe from a node the lab does not have at its stage is refused in plain words, and the last
+        probe that could be sent stays the one the toggles send again.
+        """
         from . import plots
-        self.current = probe or self.current
-        probe = self.current
+        probe = probe or self.current
+        if probe.src not in self.lab.nodes:
+            joins = next((st.name for st in topology.STAGES.values() if probe.src in st.adds), "?")
+            raise NetkitError(f"{probe.src} is not in the lab at stage {self.lab.stage}: it joins at stage "
+                              f"{joins}. Choose that stage below and press \"reset to stage\".")
         extra = {} if probe.port is None else {"port": probe.port}
         self.journey = self.lab.probe(probe.src, probe.dst, **extra)
+        self.current = probe
         self.outcome.value = outcome_html(self.journey, probe.src, probe.target)
         bridge = topology.BRIDGE_ADDRESS if self.state.get("bridge-address") else None
         key = picture_key(self.journey, bridge)
         if key != self._drawn:                     # redraw only what changed
             self.picture.value = svg(plots.lab_map(self.journey, bridge_address=bridge))
             self._drawn = key
-        for key, button in self.probe_buttons.items():
-            button.button_style = "primary" if key == self.current.key else ""
+        self._mark_buttons()
         return self.journey
+
+    def _mark_buttons(self) -> None:
+        """The current probe's button highlighted; a probe whose node this stage lacks disabled, saying why."""
+        for probe in self.probes:
+            button = self.probe_buttons[probe.key]
+            button.button_style = "primary" if probe.key == self.current.key else ""
+            button.disabled = probe.src not in self.lab.nodes
+            button.tooltip = probe.title if not button.disabled else \
+                f"{probe.title} (needs {probe.src}, which this stage does not have)"
 
     def _read_again(self) -> None:
         self.typed.value = ""     # nothing typed: what shows now is what the lab says

@@ -1,20 +1,31 @@
-"""Exercises: the student types the command, `check()` probes the lab and says right or wrong.
+"""Exercises: a task the notebook did not just show, hints the student asks for, and a check that probes.
 
-A check never compares strings: it sends a probe and asks the journey
-whether the kernel now does what the exercise asks, so any correct rule
-passes (``-A`` or ``-I``, by interface or by address). When it is wrong it
-gives a hint drawn from what the probe saw. Solutions are there to read
-(`exercise.solution`), and `exercise.solve(lab)` types them, for the tests.
+A check never compares strings: it sends probes and reads their outcomes
+(`netkit.outcome`), so any correct answer passes (``-A`` or ``-I``, by
+interface or by address). It also sends a *canary*, a probe that must stay
+dropped, and reads the switches the task says to leave alone, so that a
+rule which only works by opening everything (an ACCEPT with no match, the
+policy changed through a rule, the sysctl turned off) is refused, with why.
+
+Hints come one at a time, when asked for (``exercise.hint(lab)``), from least
+to most: what the probe sees now, which chain to look at, the shape of the
+rule, and last the answer. The first never contains a rule.
+
+    ex = EXERCISES["icmp-only"]
+    ex.prepare(lab)          # the lab as the task starts
+    ex                       # the task
+    lab.iptables("...")      # the student's attempt
+    ex.check(lab)            # Right, or Not yet and what the probes saw
+    ex.hint(lab)             # the next hint
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
-
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from . import progress, rules
+from . import progress
 from .journey import Journey
 from .outcome import Result
 
@@ -40,175 +51,342 @@ class Feedback:
 
 
 @dataclass(frozen=True)
+class Hint:
+    level: int
+    of: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"Hint {self.level} of {self.of}: {self.text}"
+
+    def _repr_html_(self) -> str:
+        body = html.escape(self.text).replace("\n", "<br>")
+        if self.level == self.of:
+            body = f"<pre style='margin:4px 0'>{html.escape(self.text)}</pre>"
+        return (f'<div style="border-left:6px solid #0072B2;padding:6px 12px;font-size:14px">'
+                f'<b style="color:#0072B2">Hint {self.level} of {self.of}.</b> {body}</div>')
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a set-up or of a model answer, as a person types it, in a node."""
+
+    node: str
+    command: str
+
+    def apply(self, lab) -> None:
+        if self.command.startswith("iptables "):
+            lab.iptables(self.command[len("iptables "):], node=self.node)
+        elif self.command.endswith("&"):
+            lab.start(self.node, self.command[:-1].strip(), port=8000)
+        else:
+            lab.change(self.node, self.command)
+
+    def __str__(self) -> str:
+        return self.command if self.node == "host" else f"(in {self.node}) {self.command}"
+
+
+def what_the_probe_saw(journey: Journey) -> str:
+    """The probe's outcome in words, naming where and by what kind of decision it stopped, never a rule."""
+    o = journey.outcome
+    target = f"{journey.dst}:{journey.dport}" if journey.dport else journey.dst
+    head = f"{journey.src} → {target}"
+    if o.result is Result.DELIVERED:
+        return f"{head} gets its answer."
+    if o.result is Result.DROPPED:
+        v = o.verdict
+        by = "the chain's policy" if v.rule == "policy" else "a rule"
+        way = f", going in {v.iif or '?'} and out {v.oif or '?'}" if v.iif or v.oif else ""
+        packet = "request" if o.packet == "request" else "reply"
+        return (f"{head}: the {packet} is dropped in the host, in the {v.table} table's {v.chain} chain, "
+                f"by {by}{way}. It was last seen at {o.last}.")
+    if o.result in (Result.NO_ROUTE, Result.SEND_ERROR):
+        return f"{head}: {journey.src} cannot send it at all ({o.error}): look at {journey.src}'s routing table."
+    if o.result is Result.NO_ROUTE_BACK:
+        return (f"{head}: {journey.dst} gets the request but has no way back to the source address it "
+                f"carries ({journey.hop(o.next).request.src if o.next and journey.hop(o.next).request else '?'}).")
+    if o.result is Result.REFUSED:
+        who = "the host itself" if o.node == "host" else o.answered_by
+        return f"{head}: {who} answers with a reset: nothing there takes the connection."
+    if o.result is Result.WRONG_SOURCE:
+        return f"{head}: the answer comes back from {o.answered_by}, an address {journey.src} never called."
+    return f"{head}: no answer; the request was last seen at {o.last or journey.src}."
+
+
 class Exercise:
-    name: str
-    task: str
-    stage: str
-    setup: tuple[tuple[str, object], ...]   # switches to set before the student starts
-    solution: tuple[str, ...]               # iptables arguments, as lab.iptables takes them
-    checker: object = field(repr=False, default=None)
+    """One exercise: its task, where it starts, its check, its hints and a model answer."""
+
+    def __init__(self, name: str, title: str, task: str, stage: str, checker, *, probe: tuple,
+                 setup: tuple[tuple[str, object], ...] = (), steps: tuple[Step, ...] = (),
+                 solution: tuple[Step, ...] = (), where: str = "", shape: str = "") -> None:
+        self.name, self.title, self.task, self.stage = name, title, task, stage
+        self.checker = checker
+        self.probe = probe              # (src, dst) or (src, dst, port): what hint 1 looks at
+        self.setup, self.steps, self.solution = setup, steps, solution
+        self.hints = (where, shape)
+        self._given = 0
+
+    def __repr__(self) -> str:
+        return f"<Exercise {self.name}: {self.title}>"
+
+    def _repr_html_(self) -> str:
+        return (f'<div style="border-left:6px solid #E69F00;padding:6px 12px;font-size:14px">'
+                f'<b>Exercise: {html.escape(self.title)}</b><br>{html.escape(self.task)}<br>'
+                f'<span style="color:#555">Check with <code>{self.name_in_code}.check(lab)</code>; ask for a hint '
+                f'with <code>{self.name_in_code}.hint(lab)</code> (four, from gentle to the answer).</span></div>')
+
+    @property
+    def name_in_code(self) -> str:
+        return self.name.upper().replace("-", "_")
 
     def prepare(self, lab) -> None:
-        """Put the lab where the exercise starts (its stage and switches)."""
+        """Put the lab where the exercise starts (its stage, switches and set-up steps); hints start over."""
         lab.reset(self.stage)
         for name, value in self.setup:
             lab.set(name, value)
+        for step in self.steps:
+            step.apply(lab)
+        self._given = 0
 
     def check(self, lab) -> Feedback:
         feedback = self.checker(lab)
         progress.record(self.name, feedback.ok)   # for a class's progress board (see netkit.progress)
         return feedback
 
+    def hint(self, lab) -> Hint:
+        """The next hint: what the probe sees now, which chain, the rule's shape, then the answer."""
+        self._given = min(self._given + 1, 4)
+        if self._given == 1:
+            src, dst, *port = self.probe
+            journey = lab.probe(src, dst, port=port[0] if port else None)
+            text = "What the probe sees now: " + what_the_probe_saw(journey)
+        elif self._given == 4:
+            text = "The answer (one way of several):\n" + self.show_solution()
+        else:
+            text = self.hints[self._given - 2]
+        return Hint(self._given, 4, text)
+
     def solve(self, lab) -> None:
-        for rule in self.solution:
-            lab.iptables(rule)
+        for step in self.solution:
+            step.apply(lab)
 
     def show_solution(self) -> str:
-        return "\n".join(f'lab.iptables("{rule}")' for rule in self.solution)
+        lines = []
+        for step in self.solution:
+            if step.command.startswith("iptables ") and step.node == "host":
+                lines.append(f'lab.iptables("{step.command[len("iptables "):]}")')
+            else:
+                lines.append(f'lab.change("{step.node}", "{step.command}")')
+        return "\n".join(lines)
 
 
-def _bridged_accept(lab) -> Feedback:
-    if lab.get("forward-policy") != "DROP" or lab.get("bridge-nf-call-iptables") != 1:
-        return Feedback(False, "Leave the FORWARD policy at DROP and bridge-nf-call-iptables at 1: the "
-                               "exercise asks for a rule that accepts c1 -> c2 while Docker's whitelist stays.")
-    journey = lab.probe("c1", "10.55.66.3")
+# -- checks ------------------------------------------------------------------------------------
+def _kept(lab, **wanted) -> Feedback | None:
+    """A refusal if a switch the task says to leave alone was changed."""
+    words = {"forward-policy": ("the FORWARD policy", "DROP"),
+             "bridge-nf-call-iptables": ("bridge-nf-call-iptables", 1)}
+    for name, value in wanted.items():
+        name = name.replace("_", "-")
+        if lab.get(name) != value:
+            what, _ = words[name]
+            return Feedback(False, f"{what} must stay at {value}: the task is to let exactly this traffic "
+                                   "through with a rule, the way Docker does, not to switch the filter off. Put it "
+                                   "back (lab.set(...) or the command that sets it) and try again.")
+    return None
+
+
+def _too_open(canary: Journey, what: str) -> Feedback:
+    return Feedback(False, f"your rule lets more through than the task asks: {what} got through too "
+                           f"({canary.src} → {canary.dst}{':' + str(canary.dport) if canary.dport else ''}). A rule "
+                           "with no match (or one that matches everything) is the DROP policy switched off in "
+                           "disguise. Narrow it down: which packets, which way, which protocol?", canary)
+
+
+def _check_icmp_only(lab) -> Feedback:
+    refused = _kept(lab, forward_policy="DROP", bridge_nf_call_iptables=1)
+    if refused is not None:
+        return refused
+    ping = lab.probe("c1", "10.55.66.3")
+    back = lab.probe("c2", "10.55.66.2")
+    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)   # a TCP connection: must stay dropped
+    if canary.outcome.result is not Result.DROPPED:
+        return _too_open(canary, "a TCP connection from c1 to c2")
+    if not ping.delivered:
+        return Feedback(False, what_the_probe_saw(ping) + " Ask for a hint if you are stuck.", ping)
+    if not back.delivered:
+        return Feedback(False, "c1 reaches c2, but " + what_the_probe_saw(back) + " The task asks for both ways.",
+                        back)
+    return Feedback(True, "c1 and c2 ping each other, and a TCP connection between them is still dropped by "
+                          "FORWARD's policy: exactly ICMP gets through.", ping)
+
+
+def _check_c2_out(lab) -> Feedback:
+    refused = _kept(lab, forward_policy="DROP")
+    if refused is not None:
+        return refused
+    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)   # between the containers: still dropped
+    if canary.outcome.result is not Result.DROPPED:
+        return _too_open(canary, "a TCP connection from c1 to c2")
+    journey = lab.probe("c2", "8.8.8.8")
+    if journey.delivered and lab.probe("c1", "8.8.8.8").delivered:
+        source = next((r.after for r in journey.outcome.rewrites if r.packet == "request" and r.field == "src"),
+                      None)
+        return Feedback(True, f"c2 reaches 8.8.8.8, leaving eth0 as {source}, and c1 still does.", journey)
     if journey.delivered:
-        accepted = [v for v in journey.verdicts if v.chain == "FORWARD" and v.verdict == "ACCEPT"
-                    and v.rule != "policy"]
-        rule = accepted[0].command if accepted else "your rule"
-        return Feedback(True, f"c1 reaches c2; the request was accepted by `{rule}`.", journey)
-    dropped = journey.dropped_by
-    hint = ("Look at the verdict's interfaces: a bridged frame enters FORWARD with hwchiu0 as both "
-            "the in and the out interface (-i hwchiu0 -o hwchiu0)")
-    if dropped is not None:
-        return Feedback(False, f"the ping is still {journey.reason}. {hint}.", journey)
-    return Feedback(False, f"the ping still fails: {journey.reason}. {hint}.", journey)
+        return Feedback(False, "c2 gets through now, but c1 no longer does: keep what c1 had.", journey)
+    return Feedback(False, what_the_probe_saw(journey) + " Ask for a hint if you are stuck.", journey)
 
 
-def _masquerade(lab) -> Feedback:
-    journey = lab.probe("c1", "8.8.8.8")
-    if journey.delivered and journey.addresses("host:eth0") == "10.0.2.15 > 8.8.8.8":
-        return Feedback(True, "8.8.8.8 answers: on eth0 the request leaves as 10.0.2.15 > 8.8.8.8, "
-                              "and conntrack turns the reply back into one for 10.55.66.2.", journey)
-    if journey.dropped_by is not None:
-        return Feedback(False, f"{journey.reason}. This exercise starts with FORWARD ACCEPT; "
-                               "did a rule of yours drop it?", journey)
-    if journey.seen("internet:eth0"):
-        seen = journey.addresses("internet:eth0")
-        return Feedback(False, f"8.8.8.8 got the request as {seen}, and it has no route back to "
-                               "10.55.66.2. Rewrite the source address as the packet leaves eth0: "
-                               "a rule in the nat table's POSTROUTING chain with the target MASQUERADE.",
-                        journey)
-    return Feedback(False, f"{journey.reason}. Check c1's default route and hwchiu0's address.", journey)
+def _check_replies_only(lab) -> Feedback:
+    refused = _kept(lab, forward_policy="DROP")
+    if refused is not None:
+        return refused
+    out = lab.probe("c1", "8.8.8.8")
+    canary = lab.probe("internet", "10.55.66.2")                     # a new connection from outside: dropped
+    if canary.outcome.result is not Result.DROPPED:
+        return Feedback(False, "a new ping from the internet straight to c1 still gets through (internet → "
+                               "10.55.66.2, delivered): something in FORWARD lets in more than replies. Ask for a "
+                               "hint if you are stuck.", canary)
+    if not out.delivered:
+        return Feedback(False, "nothing from the internet reaches c1 any more, but neither do the replies: "
+                        + what_the_probe_saw(out), out)
+    return Feedback(True, "c1's ping to 8.8.8.8 gets its reply, and a ping the internet starts towards c1 is "
+                          "dropped: only replies come in.", out)
 
 
-def _forward_rules(lab) -> Feedback:
-    if lab.get("forward-policy") != "DROP":
-        return Feedback(False, "Set the FORWARD policy back to DROP (lab.iptables('-P FORWARD DROP')): "
-                               "the exercise is to accept c1's traffic with rules, as Docker does.")
-    journey = lab.probe("c1", "8.8.8.8")
-    if journey.delivered:
-        return Feedback(True, "c1 reaches 8.8.8.8 with FORWARD still DROP: your rules accepted the request "
-                              "and the reply.", journey)
-    dropped = journey.dropped_by
-    if dropped is not None:
-        way = f"{dropped.iif} -> {dropped.oif}"
-        which = "request" if dropped.kind == "request" else "reply"
-        return Feedback(False, f"the {which} was {journey.reason}; it was going {way}. "
-                               f"A rule with -i {dropped.iif} -o {dropped.oif} -j ACCEPT would let it pass.",
-                        journey)
-    return Feedback(False, f"{journey.reason}. Is MASQUERADE still on?", journey)
+def _check_publish_c2(lab) -> Feedback:
+    refused = _kept(lab, forward_policy="DROP")
+    if refused is not None:
+        return refused
+    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)   # between the containers: still dropped
+    if canary.outcome.result is not Result.DROPPED:
+        return _too_open(canary, "a TCP connection from c1 to c2")
+    journey = lab.probe("outside", "172.17.9.103", port=3456)
+    to_c1 = lab.probe("outside", "172.17.9.103", port=2345)
+    moved = next((e for e in journey.conntrack if e.dnat), None)
+    if journey.delivered and moved is not None and moved.reply[0] == "10.55.66.3" and to_c1.delivered:
+        return Feedback(True, f"172.17.9.103:3456 leads to c2's server ({moved.where('reply', 0)}), and 2345 "
+                              "still leads to c1.", journey)
+    if journey.delivered and moved is not None and moved.reply[0] != "10.55.66.3":
+        return Feedback(False, f"port 3456 leads to {moved.where('reply', 0)}, not to c2's server.", journey)
+    if not to_c1.delivered:
+        return Feedback(False, "port 2345 no longer reaches c1: leave the article's rule as it was.", to_c1)
+    return Feedback(False, what_the_probe_saw(journey) + " Ask for a hint if you are stuck.", journey)
 
 
-BRIDGED_ACCEPT = Exercise(
-    "bridged-accept",
-    "Keep FORWARD at DROP and bridge-nf-call-iptables at 1, and let c1 ping c2 with one iptables rule.",
-    "part3-start", (), (rules.BRIDGED_ACCEPT.args("-I"),), _bridged_accept)
-
-MASQUERADE = Exercise(
-    "masquerade",
-    "c1 has a default route and FORWARD is ACCEPT, but 8.8.8.8 never answers. Write the rule that makes "
-    "the host rewrite c1's source address as the packet leaves eth0.",
-    "scenario2-gateway", (("forward-policy", "ACCEPT"),),
-    (rules.MASQUERADE.args("-I"),), _masquerade)
-
-FORWARD_RULES = Exercise(
-    "forward-rules",
-    "MASQUERADE is on and FORWARD is back to DROP. Write the FORWARD rules that let c1 reach 8.8.8.8 "
-    "and the replies come back, without changing the policy.",
-    "scenario2-gateway", (("masquerade", True),),
-    (rules.FORWARD_OUT.args("-I"), rules.FORWARD_IN.args("-I")), _forward_rules)
-
-def _publish(lab) -> Feedback:
-    journey = lab.probe("outside", "172.17.9.103", port=2345)
-    if journey.delivered:
-        return Feedback(True, "the outside machine reaches c1's web server through 172.17.9.103:2345: "
-                              f"{journey.reason}.", journey)
-    if journey.outcome.result is Result.REFUSED and journey.outcome.node == "host":
-        return Feedback(False, "the host answered the SYN itself with a reset: nothing rewrote the destination. "
-                               "A rule in the nat table's PREROUTING chain with -j DNAT --to-destination "
-                               "10.55.66.2:8000 sends it on to c1.", journey)
-    dropped = journey.dropped_by
-    if dropped is not None:
-        which = "SYN" if dropped.kind == "request" else "answer"
-        return Feedback(False, f"the {which} was {journey.reason}, going {dropped.iif} -> {dropped.oif}. "
-                               f"A FORWARD rule -i {dropped.iif} -o {dropped.oif} -j ACCEPT lets it pass "
-                               "(the answer needs the other way too).", journey)
-    return Feedback(False, f"{journey.reason}.", journey)
+def _check_local_access(lab) -> Feedback:
+    other = lab.probe("host", "172.17.9.103", port=2345)              # another port: not c2's business
+    if any(e.dnat and e.reply[0] == "10.55.66.3" for e in other.conntrack):
+        return Feedback(False, "your rule sends more than port 3456 to c2: the host's connection to port 2345 "
+                               "went to c2 too. Match only the published port.", other)
+    journey = lab.probe("host", "172.17.9.103", port=3456)
+    moved = next((e for e in journey.conntrack if e.dnat), None)
+    if journey.delivered and moved is not None and moved.reply[0] == "10.55.66.3":
+        return Feedback(True, f"the host's own connection to 172.17.9.103:3456 now reaches c2 "
+                              f"({moved.where('reply', 0)}).", journey)
+    return Feedback(False, what_the_probe_saw(journey) + " Ask for a hint if you are stuck.", journey)
 
 
-def _local(lab) -> Feedback:
-    journey = lab.probe("host", "172.17.9.103", port=2345)
-    if journey.delivered:
-        return Feedback(True, f"curl on the host now reaches c1: {journey.reason}.", journey)
-    return Feedback(False, f"{journey.reason}. A connection the host opens itself never meets nat PREROUTING: "
-                           "its NAT is decided in nat OUTPUT. Copy the DNAT rule there "
-                           "(-t nat -A OUTPUT ...).", journey)
-
-
-PUBLISH = Exercise(
-    "publish",
-    "Publish c1's web server (port 8000) on the host's port 2345, so that the outside machine gets the "
-    "page at 172.17.9.103:2345: what `docker run -p 2345:8000` does. FORWARD stays at DROP.",
-    "part4-start", (),
-    (rules.DNAT.args("-A"), rules.ETH1_IN.args("-I"), rules.ETH1_OUT.args("-I")), _publish)
-
-LOCAL_ACCESS = Exercise(
-    "local-access",
-    "Port 2345 is published, yet `curl 172.17.9.103:2345` run on the host itself is refused. "
-    "Make it work with one rule.",
-    "part4-published", (),
-    (rules.OUTPUT_DNAT.args("-A"),), _local)
-
-def _docker_user(lab) -> Feedback:
+def _check_docker_user(lab) -> Feedback:
     journey = lab.probe("outside", "172.17.9.103", port=8080)
     outgoing = lab.probe("c1", "8.8.8.8")
+    web = lab.probe("c1", "8.8.8.8", port=80)                          # c1's own TCP: must not be dropped
+    if outgoing.delivered and web.outcome.result is Result.DROPPED:
+        return Feedback(False, "your rule also drops c1's own TCP connections to the internet "
+                               f"({what_the_probe_saw(web)}): make it match the outside machine's traffic only.",
+                        web)
     dropped = journey.dropped_by
     if dropped is not None and dropped.chain == "DOCKER-USER" and outgoing.delivered:
-        return Feedback(True, f"the outside machine is kept away by `{dropped.command}`, and c1 still "
-                              "reaches the internet.", journey)
+        return Feedback(True, f"the outside machine is kept away by `{dropped.command}`, and c1 still reaches the "
+                              "internet.", journey)
     if not outgoing.delivered:
-        return Feedback(False, f"c1 can no longer reach 8.8.8.8 ({outgoing.reason}): make the rule match the "
-                               "outside machine only.", outgoing)
+        return Feedback(False, f"c1 can no longer reach 8.8.8.8 ({what_the_probe_saw(outgoing)}): the rule "
+                               "matches more than the outside machine's connection.", outgoing)
     if journey.delivered:
-        rules = lab.run("host", "iptables -S DOCKER-USER").stdout
-        if "--dport 8080" in rules:
-            return Feedback(False, "your rule never matches: by the time a packet reaches FORWARD (and "
-                                   "DOCKER-USER) the DNAT has already changed its port to 8000. Match the "
-                                   "container's port, or the original one with -m conntrack --ctorigdstport 8080.",
-                            journey)
-        return Feedback(False, "the outside machine still gets the page. Add a rule to DOCKER-USER that drops "
-                               "what comes from 172.17.9.10.", journey)
-    return Feedback(False, f"the connection fails, but not in DOCKER-USER: {journey.reason}. Put the rule "
-                           "there: Docker never touches that chain, so it survives Docker's restarts.", journey)
+        return Feedback(False, "the outside machine still gets the page: no rule in DOCKER-USER matched its "
+                               "packets as they look when they get there. Ask for a hint if you are stuck.", journey)
+    return Feedback(False, "the connection fails, but not in DOCKER-USER: " + what_the_probe_saw(journey)
+                    + " Put the rule in DOCKER-USER: Docker never touches that chain.", journey)
 
+
+# -- the exercises -----------------------------------------------------------------------------
+ICMP_ONLY = Exercise(
+    "icmp-only", "only ICMP between c1 and c2",
+    "Keep the FORWARD policy at DROP and bridge-nf-call-iptables at 1. Let c1 and c2 ping each other, both "
+    "ways, and nothing else: a TCP connection from c1 to c2 must still be dropped.",
+    "part3-start", _check_icmp_only, probe=("c1", "10.55.66.3"),
+    solution=(Step("host", "iptables -I FORWARD -i hwchiu0 -o hwchiu0 -p icmp -j ACCEPT"),),
+    where="A rule in the filter table's FORWARD chain, met before the policy (insert it at the top with -I). "
+          "Look again at the interfaces the drop names: that is how a bridged frame looks to FORWARD.",
+    shape="iptables -I FORWARD -i <bridge> -o <bridge> -p <protocol> -j <target>")
+
+C2_OUT = Exercise(
+    "c2-out", "c2 to the internet too",
+    "c1 reaches 8.8.8.8. Let c2 reach it too, with FORWARD still at DROP. (c2 has no default route yet, and "
+    "the host does nothing for c2's packets on the way out.)",
+    "part3-end", _check_c2_out, probe=("c2", "8.8.8.8"),
+    solution=(Step("c2", "ip route add default via 10.55.66.1"),
+              Step("host", "iptables -t nat -I POSTROUTING -s 10.55.66.3/32 -o eth0 -j MASQUERADE")),
+    where="Two things c1 got in this notebook and c2 did not: a line in c2's own routing table, and a rule in "
+          "the nat table's POSTROUTING chain, where the host rewrites what leaves eth0.",
+    shape="in c2: ip route add default via <gateway>\non the host: iptables -t nat -I POSTROUTING -s <c2> "
+          "-o <uplink> -j <source NAT target>")
+
+REPLIES_ONLY = Exercise(
+    "replies-only", "let only replies in",
+    "The internet now knows the way to 10.55.66.0/24 (through the host), and the article's rule "
+    "`-i eth0 -o hwchiu0 -j ACCEPT` lets it open connections to the containers. Replace that rule with one "
+    "that lets in only the replies to what the containers sent. c1 must still reach 8.8.8.8; FORWARD stays "
+    "at DROP.",
+    "part3-end", _check_replies_only, probe=("internet", "10.55.66.2"),
+    steps=(Step("internet", "ip route add 10.55.66.0/24 via 10.0.2.15"),),
+    solution=(Step("host", "iptables -D FORWARD -i eth0 -o hwchiu0 -j ACCEPT"),
+              Step("host", "iptables -I FORWARD -i eth0 -o hwchiu0 -m conntrack --ctstate RELATED,ESTABLISHED "
+                           "-j ACCEPT")),
+    where="Still FORWARD, the direction eth0 → hwchiu0. What tells a reply from a new connection is conntrack: "
+          "it remembers what c1 sent, and iptables can ask it about a packet's state (the conntrack match).",
+    shape="iptables -D FORWARD <the article's rule>\niptables -I FORWARD -i <uplink> -o <bridge> -m conntrack "
+          "--ctstate <states of a reply> -j ACCEPT")
+
+PUBLISH_C2 = Exercise(
+    "publish-c2", "publish c2's server on port 3456",
+    "c2 now serves a page on its port 8000 too. Publish it on the host's port 3456, so that the outside machine "
+    "reaches c2 at 172.17.9.103:3456, while 2345 still leads to c1. FORWARD stays at DROP.",
+    "part4-published", _check_publish_c2, probe=("outside", "172.17.9.103", 3456),
+    steps=(Step("c2", "ip route replace default via 10.55.66.1"), Step("c2", "python3 -m http.server 8000 &")),
+    solution=(Step("host", "iptables -t nat -A PREROUTING -p tcp -m tcp --dport 3456 -j DNAT "
+                           "--to-destination 10.55.66.3:8000"),),
+    where="The nat table's PREROUTING chain, where the destination of what arrives is decided before routing. "
+          "The FORWARD rules for eth1 already accept traffic to the bridge, whichever container it is for.",
+    shape="iptables -t nat -A PREROUTING -p tcp -m tcp --dport <published port> -j DNAT --to-destination "
+          "<container>:<its port>")
+
+LOCAL_ACCESS = Exercise(
+    "local-access", "the host's own curl to c2",
+    "Port 3456 is published to c2's server now, yet `curl 172.17.9.103:3456` run on the host itself is "
+    "refused. Make it reach c2.",
+    "part4-published", _check_local_access, probe=("host", "172.17.9.103", 3456),
+    steps=(Step("c2", "ip route replace default via 10.55.66.1"), Step("c2", "python3 -m http.server 8000 &"),
+           Step("host", "iptables -t nat -A PREROUTING -p tcp -m tcp --dport 3456 -j DNAT "
+                        "--to-destination 10.55.66.3:8000")),
+    solution=(Step("host", "iptables -t nat -A OUTPUT -p tcp -m tcp --dport 3456 -j DNAT "
+                           "--to-destination 10.55.66.3:8000"),),
+    where="A connection the host opens itself never passes nat PREROUTING first: its destination NAT is bound in "
+          "nat OUTPUT, the chain for the host's own packets.",
+    shape="iptables -t nat -A OUTPUT -p tcp -m tcp --dport <port> -j DNAT --to-destination <container>:<port>")
 
 DOCKER_USER = Exercise(
-    "docker-user",
+    "docker-user", "a rule of your own in DOCKER-USER",
     "Keep the outside machine (172.17.9.10) away from the published port 8080 with a rule in DOCKER-USER, "
     "the chain Docker leaves to you. c1 must still reach the internet.",
-    "docker-29", (),
-    ("-I DOCKER-USER -s 172.17.9.10/32 -p tcp -m conntrack --ctorigdstport 8080 -j DROP",), _docker_user)
+    "docker-29", _check_docker_user, probe=("outside", "172.17.9.103", 8080),
+    solution=(Step("host", "iptables -I DOCKER-USER -s 172.17.9.10/32 -p tcp -m conntrack --ctorigdstport 8080 "
+                           "-j DROP"),),
+    where="DOCKER-USER, in the filter table: FORWARD jumps there first. Remember what a packet looks like by the "
+          "time it reaches FORWARD: nat PREROUTING has already rewritten its destination.",
+    shape="iptables -I DOCKER-USER -s <the outside machine> -p tcp <a match on the port as it is now, or on the "
+          "port the client asked for (-m conntrack --ctorigdstport)> -j DROP")
+
 
 class _Registered(Mapping):
     """Every exercise of every registered scenario (`netkit.scenarios`), by name."""

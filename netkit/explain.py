@@ -25,6 +25,7 @@ import socket
 import struct
 
 from . import topology
+from .i18n import _
 from .journey import ConntrackEntry, Hop, Journey, Sighting, Verdict
 from .outcome import Facts, Outcome, Result, decide
 
@@ -102,9 +103,12 @@ def visits(events: list[dict]) -> list[dict]:
     ``("policy", verdict)``, verdicts in capitals (``JUMP DOCKER-USER``). The
     kernel sends the packet's headers with the first event of each base chain;
     a user chain reached by a jump shows the packet of the chain that jumped.
+    Visits keep the order the packet made them: coming back from a jump into
+    a chain starts a new visit of it, so decisions read in the order they were
+    taken.
     """
     found: list[dict] = []
-    current: dict[tuple[str, str, str], dict] = {}
+    current: dict[str, tuple[tuple[str, str, str], dict]] = {}   # trace id -> the chain it is in now, its visit
     last: dict[tuple[str, str], dict] = {}     # (trace id, table) -> the packet's fields seen last
     for event in events:
         key = (event["id"], event["table"], event["chain"])
@@ -112,12 +116,13 @@ def visits(events: list[dict]) -> list[dict]:
             last[key[:2]] = _header_fields(event)
             visit = None                           # headers: a new traversal of this chain
         else:
-            visit = current.get(key)
+            now = current.get(event["id"])
+            visit = now[1] if now and now[0] == key else None   # back from a jump: a new visit, in order
         if visit is None:
             visit = {"trace": event["id"], "table": event["table"], "chain": event["chain"], "decisions": [],
                      **last.get(key[:2], {})}
             found.append(visit)
-            current[key] = visit
+        current[event["id"]] = (key, visit)
         verdict = (event.get("verdict") or "").upper()
         if event["type"] == "policy":
             visit["decisions"].append(("policy", verdict))
@@ -134,7 +139,7 @@ def _rule_text(rules: dict, table: str, chain: str, handle: int | None) -> str:
     for rule_handle, iptables in rules.get(f"{table} {chain}", []):
         if rule_handle == handle:
             return iptables
-    return f"nft rule (handle {handle}) in {table} {chain}"
+    return f"nft rule (handle {handle}) in {table} {chain}"   # data, not prose: the same in every language
 
 
 def _target(rule: str, verdict: str) -> str:
@@ -193,7 +198,7 @@ def build(raw: dict) -> Journey:
         seen[kind] = Sighting(point=record["point"], kind=kind, src=packet["src"], dst=packet["dst"],
                               time=round(record["time"], 6), summary=describe(packet),
                               sport=packet.get("sport"), dport=packet.get("dport"), frame=record["frame"],
-                              flags=packet.get("flags"))
+                              flags=packet.get("flags"), ttl=packet.get("ttl"))
     watched = raw.get("points") or topology.BASE_POINTS
     order = list(path) + [p for p in watched if p not in path]
     hops = tuple(Hop(point=p, on_path=p in path, request=sightings.get(p, {}).get("request"),
@@ -274,7 +279,7 @@ def _hooks(found: list[dict]) -> list[tuple[str, str, str, str]]:
 
 # -- the sentence -----------------------------------------------------------------------
 def sentence(journey: Journey) -> str:
-    """What happened to the probe, in plain words, written from its outcome."""
+    """What happened to the probe, in plain words, written from its outcome (in the language in use)."""
     o: Outcome = journey.outcome
     src, dst = journey.src, journey.dst
     target = f"{dst}:{journey.dport}" if journey.proto == "tcp" else dst
@@ -283,49 +288,55 @@ def sentence(journey: Journey) -> str:
     if o.result is Result.DELIVERED:
         return _delivered(journey, target)
     if o.result is Result.NO_ROUTE:
-        return f"{src} has no route to {dst} ({o.error})"
+        return _("{src} has no route to {dst} ({error})").format(src=src, dst=dst, error=o.error)
     if o.result is Result.SEND_ERROR:
-        return f"{src} could not reach {dst}: {o.error}"
+        return _("{src} could not reach {dst}: {error}").format(src=src, dst=dst, error=o.error)
     if o.result is Result.DROPPED:
-        return f"dropped by {o.verdict}"
+        return _("dropped by {verdict}").format(verdict=o.verdict)
     if o.result is Result.WRONG_SOURCE:
         answer = journey.hop(o.last).reply
         sender = f"{answer.src}:{answer.sport}" if answer is not None else o.answered_by
-        return (f"the answer came from {sender}, not from {target} which {src} called, so {src} could not "
-                f"match it to its connection: the reply went straight back without passing the host's "
-                f"conntrack, which would have undone the DNAT (hairpin NAT is missing)")
+        return _("the answer came from {sender}, not from {target} which {src} called, so {src} could not "
+                 "match it to its connection: the reply went straight back without passing the host's "
+                 "conntrack, which would have undone the DNAT (hairpin NAT is missing)"
+                 ).format(sender=sender, target=target, src=src)
     if o.result is Result.REFUSED:
-        here = " (the host itself)" if o.node == "host" else ""
-        return (f"connection refused: {o.answered_by}{here} answered the SYN with a reset, since nothing "
-                f"listens on port {journey.dport} there")
+        if o.node == "host":
+            return _("connection refused: {address} (the host itself) answered the SYN with a reset, since "
+                     "nothing listens on port {port} there").format(address=o.answered_by, port=journey.dport)
+        return _("connection refused: {address} answered the SYN with a reset, since nothing listens on port "
+                 "{port} there").format(address=o.answered_by, port=journey.dport)
     if o.result is Result.NO_ROUTE_BACK:
         seen = journey.hop(o.next).request if o.next else None
         back_to = seen.src if seen else journey.src_address
-        return f"{dst} got the request but its reply never came back: it has no route to {back_to}"
+        return _("{dst} got the request but its reply never came back: it has no route to {back_to}"
+                 ).format(dst=dst, back_to=back_to)
     if o.result is Result.REPLY_LOST:
-        return f"the reply was lost after {o.last}"
+        return _("the reply was lost after {point}").format(point=o.last)
     if o.result is Result.NEVER_LEFT:
-        return f"the request never left {src}"
-    waited = journey.timeout
-    return f"no reply within {waited:g} s; the request was last seen at {o.last}"
+        return _("the request never left {src}").format(src=src)
+    return _("no reply within {seconds:g} s; the request was last seen at {point}").format(
+        seconds=journey.timeout, point=o.last)
 
 
 def _delivered(journey: Journey, target: str) -> str:
     o = journey.outcome
     if journey.proto == "tcp":
         moved = next((e for e in journey.conntrack if e.dnat), None)
-        text = f"{target} accepted the connection (the SYN got a SYN-ACK back to {journey.src})"
+        text = _("{target} accepted the connection (the SYN got a SYN-ACK back to {src})").format(
+            target=target, src=journey.src)
         if moved is not None:
-            text += (f"; conntrack rewrote the destination {moved.where('original', 1)} to "
-                     f"{moved.where('reply', 0)} (DNAT)")
+            text += _("; conntrack rewrote the destination {before} to {after} (DNAT)").format(
+                before=moved.where("original", 1), after=moved.where("reply", 0))
             if moved.reply[1] != moved.original[0]:
-                text += (f" and the source {moved.original[0]} to {moved.reply[1]} (MASQUERADE), so the "
-                         f"answer comes back through the host, and undid both on the reply")
+                text += _(" and the source {before} to {after} (MASQUERADE), so the answer comes back through "
+                          "the host, and undid both on the reply").format(before=moved.original[0], after=moved.reply[1])
             else:
-                text += ", and the reply's source back"
+                text += _(", and the reply's source back")
         return text
-    text = f"{journey.dst} answered and the reply came back to {journey.src}"
+    text = _("{dst} answered and the reply came back to {src}").format(dst=journey.dst, src=journey.src)
     source = next((r for r in o.rewrites if r.packet == "request" and r.field == "src"), None)
     if source is not None:
-        text += f"; conntrack rewrote {source.before} to {source.after} on the way out and back on the way in"
+        text += _("; conntrack rewrote {before} to {after} on the way out and back on the way in").format(
+            before=source.before, after=source.after)
     return text

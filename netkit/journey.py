@@ -33,6 +33,7 @@ class Sighting:
     dport: int | None = None
     frame: str = ""            # the captured Ethernet frame, hex
     flags: int | None = None   # TCP flags, as a number (0x04 is a reset)
+    ttl: int | None = None     # the IP header's time to live where it was seen (routing takes one off)
 
     @property
     def reset(self) -> bool:
@@ -87,6 +88,11 @@ class Verdict:
         if self.rule == "policy":
             return f"{self.table} {self.chain} policy {self.verdict} in {self.node}"
         return f"{self.table} {self.chain} rule `{self.command}` ({self.verdict}) in {self.node}"
+
+
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+FINAL = ("ACCEPT", "DROP", "REJECT", "RETURN", "CONTINUE", "MASQUERADE", "SNAT", "DNAT", "REDIRECT", "QUEUE")
+"""Verdicts that end a chain's say (any other verdict of a rule is the name of the chain it jumped to)."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,29 @@ class Journey:
     def passed(self, hook: str, kind: str = "request") -> bool:
         """Did the request (or reply) pass netfilter's `hook` (PREROUTING, INPUT, FORWARD, ...) in the host?"""
         return any(h[0] == kind and h[1] == hook.upper() for h in self.hooks)
+
+    def path(self, kind: str = "request") -> list[str]:
+        """The chains the request (or reply) went through in the host, a line per table and hook, each
+        ending with what decided there: ``filter FORWARD → DOCKER-USER → DOCKER-FORWARD → ACCEPT``."""
+        segments: list[list] = []           # [table, chains, the last verdict]
+        for v in self.verdicts:
+            if v.kind != kind:
+                continue
+            entering = v.chain in HOOKS and (not segments or (segments[-1][0], segments[-1][1][0]) != (v.table, v.chain))
+            if entering or not segments:
+                segments.append([v.table, [v.chain], v])
+            segment = segments[-1]
+            if v.chain not in segment[1]:
+                segment[1].append(v.chain)
+            if v.verdict not in FINAL and v.verdict not in segment[1]:
+                segment[1].append(v.verdict)             # a jump: the chain it entered
+            segment[2] = v
+        lines = []
+        for table, chains, last in segments:
+            end = f"policy {last.verdict}" if last.rule == "policy" else last.verdict
+            where = f" (in {last.chain})" if last.chain != chains[-1] else ""
+            lines.append(f"{table} {' → '.join(chains)} → {end}{where}")
+        return lines
 
     @property
     def replied(self) -> bool:
@@ -337,11 +366,16 @@ class Journey:
             parts.append(f"<tr><td>{h.escape(hop.point)}</td>{''.join(cells)}{died}</tr>")
         parts.append("</table>")
         if self.verdicts:
+            paths = "".join(
+                f"<div style='font-size:13px'>the {kind}'s way through netfilter: "
+                + "; ".join(f"<code>{h.escape(line)}</code>" for line in self.path(kind)) + "</div>"
+                for kind in ("request", "reply") if self.path(kind))
             rows = "".join(
                 f'<li style="color:{bad if v.dropped else "inherit"}">{v.kind}: {h.escape(str(v))}'
                 + (f" <span style='color:{grey}'>[{h.escape(v.iif)} → {h.escape(v.oif)}]</span>" if v.iif or v.oif else "")
                 + "</li>" for v in self.verdicts)
-            parts.append(f"<div style='font-size:13px'>netfilter verdicts in the host:<ul>{rows}</ul></div>")
+            parts.append(paths + f"<details style='font-size:13px'><summary>every netfilter decision "
+                                 f"({len(self.verdicts)})</summary><ul>{rows}</ul></details>")
         for kind in ("request", "reply"):
             passed = [hook[1] for hook in self.hooks if hook[0] == kind]
             if passed:

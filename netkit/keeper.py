@@ -40,6 +40,7 @@ from . import topology
 from .errors import LabError, NetkitError, from_wire, to_wire
 from .sandbox import Sandbox
 from .state import KEEPER, Claim, Identity, StateDir, _held, _lock, check_name, reaps_children
+from .i18n import _
 
 SOCKET = KEEPER + ".sock"
 GRACE = 1.0
@@ -100,7 +101,8 @@ def connect(state: StateDir, seconds: float = 15.0) -> socket.socket:
         sock = _connect(state)
         if sock is not None:
             return sock
-    raise LabError(f"the netkit keeper did not start within {seconds:g} s; see {state.path / (KEEPER + '.log')}")
+    raise LabError(_("the netkit keeper did not start within {seconds:g} s; see {value}")
+                   .format(seconds=seconds, value=state.path / (KEEPER + '.log')))
 
 
 def _lines(sock: socket.socket):
@@ -132,8 +134,8 @@ def up(name: str, stage: str, on_event=None, state: StateDir | None = None) -> d
                 if message.get("ok"):
                     return message["record"]
                 raise from_wire(message["error"])
-        raise LabError("the netkit keeper stopped before the lab was up; see "
-                       f"{state.path / (KEEPER + '.log')}")
+        raise LabError(_("the netkit keeper stopped before the lab was up; see {value}")
+                       .format(value=state.path / (KEEPER + '.log')))
     finally:
         if own:
             state.close()
@@ -191,7 +193,7 @@ class Keeper:
                     record = self._up(conn, request.get("name"), request.get("stage"))
                     self._send(conn, {"ok": True, "record": record})
                 else:
-                    raise LabError(f"the keeper has no operation {request.get('op')!r}")
+                    raise LabError(_("the keeper has no operation {get!r}").format(get=request.get('op')))
             except NetkitError as exc:
                 try:
                     self._send(conn, {"ok": False, "error": to_wire(exc)})
@@ -205,7 +207,7 @@ class Keeper:
         topology.stage(stage)
         with self.lock:
             if self.quitting:
-                raise LabError("the netkit keeper is exiting; run `netkit up` again")
+                raise LabError(_("the netkit keeper is exiting; run `netkit up` again"))
         claim = Claim(name, self.state)
         try:
             box = Sandbox(name, claim, on_event=lambda event: self._send(conn, event))

@@ -94,6 +94,18 @@ NOT_FOUND = re.compile(r"^(?:sh: \d+: )?(\S+): (?:not found|command not found)$"
 """How the shell (dash, bash) says a program does not exist: `sh: 1: pnig: not found`."""
 
 
+class Typed(list):
+    """The commands a change typed, each a CommandResult; shown as the commands, as a terminal would."""
+
+    def __repr__(self) -> str:
+        return "\n".join(f"{r.node}$ {r.command}" for r in self) or "(nothing typed: it was so already)"
+
+    def _repr_html_(self) -> str:
+        if not self:
+            return "<code>(nothing typed: it was so already)</code>"
+        return "<br>".join(f"<code>{html.escape(r.node)}$ {html.escape(r.command)}</code>" for r in self)
+
+
 class Node:
     """One node of a lab, like Mininet's ``net['h1']``: ``lab['c1'].run('route -n')``."""
 
@@ -322,6 +334,13 @@ class Lab:
         state = "closed" if self.closed else f"stage {self.stage!r}, pid {self.pid}"
         return f"<Lab {self.name!r}: {state}>"
 
+    def _repr_html_(self) -> str:
+        if self.closed:
+            return f"<b>lab {html.escape(self.name)}</b> has ended."
+        return (f"<b>lab {html.escape(self.name)}</b> is ready at stage <code>{html.escape(self.stage)}</code>: "
+                f"nodes {', '.join(self.nodes)}. A terminal reaches it with "
+                f"<code>netkit exec --lab {html.escape(self.name)} c1 -- route -n</code>.")
+
     # -- commands -------------------------------------------------------------
     def run(self, node: str, command: str, *, timeout: float = 10.0, check: bool = False,
             stdin: str | None = None) -> CommandResult:
@@ -411,13 +430,15 @@ class Lab:
         return self._call("start", node=node, command=command, port=port)
 
     def tcpdump(self, point: str, node: str, command: str, *, expression: str = "icmp",
-                timeout: float = 10.0) -> CommandResult:
+                timeout: float = 10.0, verbose: bool = False) -> CommandResult:
         """What ``tcpdump -n -i IF EXPRESSION`` at `point` prints while `command` runs in `node`.
 
         The article's two terminal windows in one call: tcpdump is listening
         before the command starts and stops a moment after it ends.
         `expression` is a capture filter (e.g. 'icmp', 'tcp port 8000'), never
         an option: what tcpdump saw is printed, nothing is written to a file.
+        ``verbose=True`` is the article's ``tcpdump -vvvnn``: each packet's IP
+        header too, its TTL among them.
         """
         where, _ = topology.split_point(point)
         topology.check_node(where, self.stage)
@@ -426,7 +447,7 @@ class Lab:
         expression = arguments.expression(expression)
         timeout = arguments.timeout(timeout, maximum=arguments.RUN_TIMEOUT_MAX)
         answer = self._call("tcpdump", point=point, node=node, command=command, expression=expression,
-                            timeout=timeout, wait=timeout + 10)
+                            timeout=timeout, verbose=bool(verbose), wait=timeout + 10)
         return CommandResult(**answer["capture"])
 
     # -- switches: the steps an instructor flips ------------------------------------
@@ -448,7 +469,7 @@ class Lab:
         found = self._call("switches", specs=[sw.spec() for sw in switches])
         return {sw.name: sw.value_from(found[sw.name]) for sw in switches}
 
-    def set(self, name: str, value) -> list[CommandResult]:
+    def set(self, name: str, value) -> "Typed":
         """Turn a switch to `value` by typing its commands; nothing is typed if it is there already."""
         from .switches import switch
         sw = switch(name)
@@ -456,8 +477,8 @@ class Lab:
             raise BadArgument(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}",
                               switch=name, value=repr(value))
         if self.get(name) == value:
-            return []
-        return [self.change(sw.node, command) for command in sw.commands[value]]
+            return Typed()
+        return Typed(self.change(sw.node, command) for command in sw.commands[value])
 
     def change(self, node: str, command: str) -> CommandResult:
         """Make one change to the network (a step), echo it, and fail loudly if refused."""

@@ -36,6 +36,7 @@ from pathlib import Path
 from . import confinement
 from .errors import LabError, LabNotFound, NetkitError, SandboxError, from_wire
 from .state import Claim, Identity, LabRecord, check_name
+from .i18n import _, language
 
 REQUIRED_TOOLS = {
     # program: the Debian/Ubuntu package that brings it
@@ -117,8 +118,9 @@ class Sandbox:
         missing = missing_tools(REQUIRED_TOOLS)
         if missing:
             raise SandboxError(
-                "this machine lacks " + ", ".join(sorted(missing)) + "; fix: sudo apt-get install "
-                + " ".join(sorted(set(missing.values()))) + " (or run the README's setup command)")
+                _("this machine lacks {tools}; fix: sudo apt-get install {packages} (or run the README's "
+                  "setup command)").format(tools=", ".join(sorted(missing)),
+                                           packages=" ".join(sorted(set(missing.values())))))
         argv = unshare_argv(self.userns)
         # pid 1 of the lab is a shell that reaps orphans and waits for the agent; the agent
         # keeps the pipe as its stdin (a background job would otherwise get /dev/null). The shell
@@ -145,7 +147,7 @@ class Sandbox:
         self.top = Identity.of(self.proc.pid)
         self.init = Identity.of(self.init_pid)
         if self.top is None or self.init is None:
-            raise SandboxError("the lab's host process started but could not be read in /proc")
+            raise SandboxError(_("the lab's host process started but could not be read in /proc"))
 
     def _drain_stderr(self) -> None:
         for line in self.proc.stderr:
@@ -181,22 +183,26 @@ class Sandbox:
             missing = confinement.diagnose(confinement.gather(said))
             if [m.piece for m in missing] != ["user ns"]:
                 return SandboxError(
-                    f"{confinement.NAMES[runtime]} withholds what the lab needs: "
-                    + "; ".join(f"{m.piece} (fix: {m.fix})" for m in missing)
-                    + ". `netkit doctor` (or notebook 00) says more")
+                    _("{runtime} withholds what the lab needs: {missing}. `netkit doctor` (or notebook 00) "
+                      "says more").format(runtime=confinement.NAMES[runtime],
+                                          missing="; ".join(_("{piece} (fix: {fix})").format(piece=m.piece, fix=m.fix)
+                                                            for m in missing)))
         if refused:
             if self.userns:
                 return SandboxError(
-                    "this machine does not let an unprivileged user create the lab's namespaces "
-                    f"(unshare said: {said}); fix one of: run as root (sudo), or allow user namespaces: "
-                    "sudo sysctl -w kernel.unprivileged_userns_clone=1 (Debian), "
-                    "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), "
-                    "sudo sysctl -w user.max_user_namespaces=15000; `netkit doctor` checks which applies")
+                    _("this machine does not let an unprivileged user create the lab's namespaces (unshare "
+                      "said: {said}); fix one of: run as root (sudo), or allow user namespaces: sudo sysctl "
+                      "-w kernel.unprivileged_userns_clone=1 (Debian), sudo sysctl -w "
+                      "kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), sudo sysctl -w "
+                      "user.max_user_namespaces=15000; `netkit doctor` checks which applies")
+                    .format(said=said))
             return SandboxError(
-                f"root could not create the lab's namespaces (unshare said: {said}); this looks like a "
-                "container without CAP_SYS_ADMIN: run the kit on a VM or laptop, or start the container as "
-                "the README's section \"On macOS or Windows (a container)\" says; `netkit doctor` says more")
-        return SandboxError(f"the lab's host process did not start: {said}; `netkit doctor` says what is missing")
+                _("root could not create the lab's namespaces (unshare said: {said}); this looks like a "
+                  "container without CAP_SYS_ADMIN: run the kit on a VM or laptop, or start the container as "
+                  'the README\'s section "On macOS or Windows (a container)" says; `netkit doctor` says more')
+                .format(said=said))
+        return SandboxError(_("the lab's host process did not start: {said}; `netkit doctor` says what is "
+                              "missing").format(said=said))
 
     def _find_init_pid(self) -> int:
         deadline = time.monotonic() + 5
@@ -205,7 +211,7 @@ class Sandbox:
             if kids:
                 return kids[0]
             time.sleep(0.005)
-        raise SandboxError("the lab's host process started but its pid could not be read from /proc")
+        raise SandboxError(_("the lab's host process started but its pid could not be read from /proc"))
 
     @property
     def state_path(self) -> Path:
@@ -232,7 +238,7 @@ class Sandbox:
                 raise self.gone()
             rid = self._next_id
             self._next_id += 1
-            self._send({"id": rid, "op": op, "args": args})
+            self._send({"id": rid, "op": op, "args": args, "lang": language()})   # the host answers in it
             try:
                 return self._answer(rid, deadline=time.monotonic() + wait + MARGIN, op=op)
             except KeyboardInterrupt:
@@ -253,8 +259,9 @@ class Sandbox:
             if left <= 0:
                 if rid:
                     self._send({"cancel": rid}, quiet=True)
-                raise LabError(f"the lab {self.name!r} did not answer {op!r} in time; it has been asked to stop "
-                               "that work. If the next call is slow too, start again with lab.reset()",
+                raise LabError(_("the lab {name!r} did not answer {op!r} in time; it has been asked to stop "
+                                 "that work. If the next call is slow too, start again with lab.reset()")
+                               .format(name=self.name, op=op),
                                name=self.name, op=op)
             try:
                 message = self._answers.get(timeout=min(left, 0.2))
@@ -275,12 +282,14 @@ class Sandbox:
 
     def gone(self, unexpected: bool = False) -> LabNotFound:
         if self.closed_here:
-            return LabNotFound(f"the lab {self.name!r} has ended (it was closed here); start a new one with Lab()",
+            return LabNotFound(_("the lab {name!r} has ended (it was closed here); start a new one with Lab()")
+                               .format(name=self.name),
                                name=self.name)
         said = " ".join(self._stderr[-3:])
         return LabNotFound(
-            f"the lab {self.name!r} has ended (stopped from outside, e.g. `netkit down`, or its host process "
-            f"died{': ' + said if said and unexpected else ''}); start a new one with Lab()", name=self.name)
+            _("the lab {name!r} has ended (stopped from outside, e.g. `netkit down`, or its host process "
+              "died{value}); start a new one with Lab()")
+            .format(name=self.name, value=': ' + said if said and unexpected else ''), name=self.name)
 
     # -- stop -------------------------------------------------------------
     def hand_over(self) -> None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import exercises, rules
+from .i18n import N_
 from .outcome import Result
 from .switches import Switch, policy_switch, rule_switch
 
@@ -67,98 +68,98 @@ class Scenario:
     cases: tuple[Case, ...] = ()
 
 
-C1_TO_C2 = Probe("c1", "10.55.66.3", "scenario 1: c1 to c2")
-C1_TO_INTERNET = Probe("c1", "8.8.8.8", "scenario 2: c1 to the internet")
-OUTSIDE_TO_2345 = Probe("outside", "172.17.9.103", "scenario 3: outside to the published port 2345", port=2345)
-HOST_TO_2345 = Probe("host", "172.17.9.103", "the host's own curl to port 2345", port=2345)
-C2_TO_2345 = Probe("c2", "172.17.9.103", "hairpin: c2 to the published port", port=2345)
-OUTSIDE_TO_8080 = Probe("outside", "172.17.9.103", "Docker's rules: outside to the published port 8080", port=8080)
+C1_TO_C2 = Probe("c1", "10.55.66.3", N_("scenario 1: c1 to c2"))
+C1_TO_INTERNET = Probe("c1", "8.8.8.8", N_("scenario 2: c1 to the internet"))
+OUTSIDE_TO_2345 = Probe("outside", "172.17.9.103", N_("scenario 3: outside to the published port 2345"), port=2345)
+HOST_TO_2345 = Probe("host", "172.17.9.103", N_("the host's own curl to port 2345"), port=2345)
+C2_TO_2345 = Probe("c2", "172.17.9.103", N_("hairpin: c2 to the published port"), port=2345)
+OUTSIDE_TO_8080 = Probe("outside", "172.17.9.103", N_("Docker's rules: outside to the published port 8080"), port=8080)
 
 HAIRPIN_READY = (("c2", "ip route add default via 10.55.66.1"),
                  ("host", rules.BRIDGED_ACCEPT.command("-I")))
 
 SCENARIOS: list[Scenario] = [
     Scenario(
-        "1 · container to container", "01-container-to-container", "part3-start",
+        N_("1 · container to container"), "01-container-to-container", "part3-start",
         switches=(
-            Switch("bridge-nf-call-iptables", "bridge-nf-call-iptables", (1, 0), "host",
+            Switch("bridge-nf-call-iptables", N_("bridge-nf-call-iptables"), (1, 0), "host",
                    {1: ["sysctl -w net.bridge.bridge-nf-call-iptables=1"],
                     0: ["sysctl -w net.bridge.bridge-nf-call-iptables=0"]},
                    read="cat /proc/sys/net/bridge/bridge-nf-call-iptables", parse="output"),
-            policy_switch("forward-policy", "FORWARD policy", "FORWARD"),
+            policy_switch("forward-policy", N_("FORWARD policy"), "FORWARD"),
         ),
         probes=(C1_TO_C2,),
-        exercises=(exercises.BRIDGED_ACCEPT,),
+        exercises=(exercises.ICMP_ONLY,),
         cases=(
-            Case("s1-forward-drop", "part3-start", C1_TO_C2, "bridge-nf-call-iptables=1", Result.DROPPED),
-            Case("s1-nf-call-0", "part3-start", C1_TO_C2, "bridge-nf-call-iptables=0", Result.DELIVERED,
+            Case("s1-forward-drop", "part3-start", C1_TO_C2, N_("bridge-nf-call-iptables=1"), Result.DROPPED),
+            Case("s1-nf-call-0", "part3-start", C1_TO_C2, N_("bridge-nf-call-iptables=0"), Result.DELIVERED,
                  settings=(("bridge-nf-call-iptables", 0),)),
-            Case("s1-forward-accept", "part3-start", C1_TO_C2, "FORWARD ACCEPT", Result.DELIVERED,
+            Case("s1-forward-accept", "part3-start", C1_TO_C2, N_("FORWARD ACCEPT"), Result.DELIVERED,
                  settings=(("forward-policy", "ACCEPT"),)),
         ),
     ),
     Scenario(
-        "2 · container to the internet", "02-container-to-internet", "part3-start",
+        N_("2 · container to the internet"), "02-container-to-internet", "part3-start",
         switches=(
-            Switch("bridge-address", "hwchiu0 has 10.55.66.1", (True, False), "host",
+            Switch("bridge-address", N_("hwchiu0 has 10.55.66.1"), (True, False), "host",
                    {True: ["ip addr add 10.55.66.1/24 dev hwchiu0"], False: ["ip addr del 10.55.66.1/24 dev hwchiu0"]},
                    read="ip -4 addr show dev hwchiu0 | grep -q 'inet 10.55.66.1/24'"),
-            Switch("default-route", "c1 default route", (True, False), "c1",
+            Switch("default-route", N_("c1 default route"), (True, False), "c1",
                    {True: ["ip route add default via 10.55.66.1"], False: ["ip route del default via 10.55.66.1"]},
                    read="ip route show default | grep -q 'via 10.55.66.1'"),
-            rule_switch("masquerade", "MASQUERADE", (rules.MASQUERADE,)),
-            rule_switch("forward-rules", "FORWARD accepts", (rules.FORWARD_OUT, rules.FORWARD_IN)),
+            rule_switch("masquerade", N_("MASQUERADE"), (rules.MASQUERADE,)),
+            rule_switch("forward-rules", N_("FORWARD accepts"), (rules.FORWARD_OUT, rules.FORWARD_IN)),
         ),
         probes=(C1_TO_INTERNET,),
-        exercises=(exercises.MASQUERADE, exercises.FORWARD_RULES),
+        exercises=(exercises.C2_OUT, exercises.REPLIES_ONLY),
         cases=(
-            Case("s2-no-route", "part3-start", C1_TO_INTERNET, "no default route", Result.NO_ROUTE),
-            Case("s2-no-masquerade", "scenario2-gateway", C1_TO_INTERNET, "no MASQUERADE", Result.NO_ROUTE_BACK,
+            Case("s2-no-route", "part3-start", C1_TO_INTERNET, N_("no default route"), Result.NO_ROUTE),
+            Case("s2-no-masquerade", "scenario2-gateway", C1_TO_INTERNET, N_("no MASQUERADE"), Result.NO_ROUTE_BACK,
                  settings=(("forward-policy", "ACCEPT"),)),
-            Case("s2-masquerade", "scenario2-gateway", C1_TO_INTERNET, "MASQUERADE", Result.DELIVERED,
+            Case("s2-masquerade", "scenario2-gateway", C1_TO_INTERNET, N_("MASQUERADE"), Result.DELIVERED,
                  settings=(("forward-policy", "ACCEPT"), ("masquerade", True))),
-            Case("s2-forward-drop", "scenario2-gateway", C1_TO_INTERNET, "FORWARD DROP", Result.DROPPED,
+            Case("s2-forward-drop", "scenario2-gateway", C1_TO_INTERNET, N_("FORWARD DROP"), Result.DROPPED,
                  settings=(("masquerade", True),)),
-            Case("s2-forward-rules", "part3-end", C1_TO_INTERNET, "FORWARD accepts", Result.DELIVERED),
+            Case("s2-forward-rules", "part3-end", C1_TO_INTERNET, N_("FORWARD accepts"), Result.DELIVERED),
         ),
     ),
     Scenario(
-        "3 · the outside to a container", "03-outside-to-container", "part4-start",
+        N_("3 · the outside to a container"), "03-outside-to-container", "part4-start",
         switches=(
-            rule_switch("dnat", "DNAT :2345 → c1:8000", (rules.DNAT,), verb="-A"),
-            rule_switch("eth1-forward-rules", "FORWARD eth1 ⇄ hwchiu0", (rules.ETH1_IN, rules.ETH1_OUT)),
-            rule_switch("output-dnat", "nat OUTPUT DNAT", (rules.OUTPUT_DNAT,), verb="-A"),
-            rule_switch("hairpin-masquerade", "hairpin MASQUERADE", (rules.HAIRPIN,)),
+            rule_switch("dnat", N_("DNAT :2345 → c1:8000"), (rules.DNAT,), verb="-A"),
+            rule_switch("eth1-forward-rules", N_("FORWARD eth1 ⇄ hwchiu0"), (rules.ETH1_IN, rules.ETH1_OUT)),
+            rule_switch("output-dnat", N_("nat OUTPUT DNAT"), (rules.OUTPUT_DNAT,), verb="-A"),
+            rule_switch("hairpin-masquerade", N_("hairpin MASQUERADE"), (rules.HAIRPIN,)),
         ),
         probes=(OUTSIDE_TO_2345,),
-        exercises=(exercises.PUBLISH, exercises.LOCAL_ACCESS),
+        exercises=(exercises.PUBLISH_C2, exercises.LOCAL_ACCESS),
         cases=(
-            Case("p4-dnat", "part4-published", OUTSIDE_TO_2345, "from outside", Result.DELIVERED),
-            Case("p4-no-dnat", "part4-start", OUTSIDE_TO_2345, "no DNAT", Result.REFUSED),
-            Case("p4-local-refused", "part4-published", HOST_TO_2345, "from the host", Result.REFUSED),
-            Case("p4-local-output", "part4-published", HOST_TO_2345, "nat OUTPUT rule", Result.DELIVERED,
+            Case("p4-dnat", "part4-published", OUTSIDE_TO_2345, N_("from outside"), Result.DELIVERED),
+            Case("p4-no-dnat", "part4-start", OUTSIDE_TO_2345, N_("no DNAT"), Result.REFUSED),
+            Case("p4-local-refused", "part4-published", HOST_TO_2345, N_("from the host"), Result.REFUSED),
+            Case("p4-local-output", "part4-published", HOST_TO_2345, N_("nat OUTPUT rule"), Result.DELIVERED,
                  settings=(("output-dnat", True),)),
-            Case("p4-hairpin-br-netfilter", "part4-published", C2_TO_2345, "bridge-nf-call-iptables=1",
+            Case("p4-hairpin-br-netfilter", "part4-published", C2_TO_2345, N_("bridge-nf-call-iptables=1"),
                  Result.DELIVERED, commands=HAIRPIN_READY),
-            Case("p4-hairpin-broken", "part4-published", C2_TO_2345, "bridge-nf-call-iptables=0",
+            Case("p4-hairpin-broken", "part4-published", C2_TO_2345, N_("bridge-nf-call-iptables=0"),
                  Result.WRONG_SOURCE, settings=(("bridge-nf-call-iptables", 0),), commands=HAIRPIN_READY),
-            Case("p4-hairpin-masquerade", "part4-published", C2_TO_2345, "hairpin MASQUERADE", Result.DELIVERED,
+            Case("p4-hairpin-masquerade", "part4-published", C2_TO_2345, N_("hairpin MASQUERADE"), Result.DELIVERED,
                  settings=(("bridge-nf-call-iptables", 0), ("hairpin-masquerade", True)), commands=HAIRPIN_READY),
         ),
     ),
     Scenario(
-        "4 · what Docker writes", "04-what-docker-writes", "docker-29",
+        N_("4 · what Docker writes"), "04-what-docker-writes", "docker-29",
         switches=(
-            rule_switch("docker-ct", "DOCKER-CT (replies)", (rules.DOCKER_CT,), verb="-A"),
-            rule_switch("docker-outbound", "DOCKER-FORWARD -i hwchiu0", (rules.DOCKER_OUTBOUND,), verb="-A"),
-            rule_switch("docker-published", "DOCKER: published port", (rules.DOCKER_PUBLISHED,)),
-            rule_switch("docker-raw-guard", "raw guard for c1", (rules.DOCKER_RAW_GUARD,), verb="-A"),
-            rule_switch("icc-false", "--icc=false", (rules.DOCKER_ICC,)),
+            rule_switch("docker-ct", N_("DOCKER-CT (replies)"), (rules.DOCKER_CT,), verb="-A"),
+            rule_switch("docker-outbound", N_("DOCKER-FORWARD -i hwchiu0"), (rules.DOCKER_OUTBOUND,), verb="-A"),
+            rule_switch("docker-published", N_("DOCKER: published port"), (rules.DOCKER_PUBLISHED,)),
+            rule_switch("docker-raw-guard", N_("raw guard for c1"), (rules.DOCKER_RAW_GUARD,), verb="-A"),
+            rule_switch("icc-false", N_("--icc=false"), (rules.DOCKER_ICC,)),
         ),
         probes=(OUTSIDE_TO_8080,),
         exercises=(exercises.DOCKER_USER,),
         cases=(
-            Case("d29-published", "docker-29", OUTSIDE_TO_8080, "Docker 29: -p 8080:80", Result.DELIVERED),
+            Case("d29-published", "docker-29", OUTSIDE_TO_8080, N_("Docker 29: -p 8080:80"), Result.DELIVERED),
         ),
     ),
 ]

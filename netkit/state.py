@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BadArgument, LabInUse, LabNotFound, StateError
+from .i18n import _
 
 RUNTIME_ENV = "NETKIT_RUNTIME_DIR"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
@@ -58,8 +59,8 @@ def check_name(name) -> str:
     """`name` if it can name a lab, else BadArgument saying what a name may be."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise BadArgument(
-            f"{name!r} is not a lab name; use 1 to 40 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit, e.g. Lab(name='netkit')", value=repr(name)[:100])
+            _("{name!r} is not a lab name; use 1 to 40 letters, digits, '.', '_' or '-', starting with a "
+              "letter or digit, e.g. Lab(name='netkit')").format(name=name), value=repr(name)[:100])
     return name
 
 
@@ -129,34 +130,39 @@ def _default_dir(uid: int) -> Path:
 
 
 def _fix(path: Path) -> str:
-    return (f"remove it (rm -r {path}) if it is not yours to keep, or point netkit at a directory of your own: "
-            "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
+    return _("remove it (rm -r {path}) if it is not yours to keep, or point netkit at a directory of your own: "
+             "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run").format(path=path)
 
 
 def _checked(path: Path, uid: int, info: os.stat_result) -> None:
     """StateError unless `info` (an lstat of `path`) is a private directory of `uid`."""
     if stat.S_ISLNK(info.st_mode):
         target = os.readlink(path)
-        dangling = "" if os.path.exists(path) else ", which points nowhere"
-        raise StateError(f"the lab state directory {path} is a symlink (to {target}{dangling}); netkit does "
-                         f"not follow it, since whoever made it could redirect your lab's files: {_fix(path)}",
+        dangling = "" if os.path.exists(path) else _(", which points nowhere")
+        raise StateError(_("the lab state directory {path} is a symlink (to {target}{dangling}); netkit does "
+                           "not follow it, since whoever made it could redirect your lab's files: {fix}")
+                         .format(path=path, target=target, dangling=dangling, fix=_fix(path)),
                          path=str(path))
     if not stat.S_ISDIR(info.st_mode):
-        raise StateError(f"the lab state directory {path} is a file, not a directory: {_fix(path)}",
+        raise StateError(_("the lab state directory {path} is a file, not a directory: {fix}")
+                         .format(path=path, fix=_fix(path)),
                          path=str(path))
     if info.st_uid != uid:
-        raise StateError(f"the lab state directory {path} belongs to uid {info.st_uid}, not to uid {uid}: "
-                         f"its owner could claim or fake that user's labs; {_fix(path)}", path=str(path))
+        raise StateError(_("the lab state directory {path} belongs to uid {st_uid}, not to uid {uid}: its "
+                           "owner could claim or fake that user's labs; {fix}")
+                         .format(path=path, st_uid=info.st_uid, uid=uid, fix=_fix(path)), path=str(path))
     if info.st_mode & 0o077:
-        raise StateError(f"the lab state directory {path} is open to other users (mode "
-                         f"{stat.S_IMODE(info.st_mode):04o}); a lab's files must be private: chmod 700 {path}, "
-                         "or use a directory of your own: export NETKIT_RUNTIME_DIR=$HOME/.netkit-run",
+        raise StateError(_("the lab state directory {path} is open to other users (mode {mode:04o}); a "
+                           "lab's files must be private: chmod 700 {path}, or use a directory of your own: "
+                           "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
+                         .format(path=path, mode=stat.S_IMODE(info.st_mode)),
                          path=str(path))
 
 
 def _make(path: Path, uid: int) -> None:
     if uid != os.geteuid():
-        raise LabNotFound(f"uid {uid} has no lab state directory ({path} does not exist), so no labs",
+        raise LabNotFound(_("uid {uid} has no lab state directory ({path} does not exist), so no labs")
+                          .format(uid=uid, path=path),
                           path=str(path))
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -164,11 +170,11 @@ def _make(path: Path, uid: int) -> None:
     except FileExistsError:
         pass  # made meanwhile (or a file is in the way): the check that follows says which
     except NotADirectoryError:
-        raise StateError(f"cannot make the lab state directory {path}: a part of that path is a file; "
-                         "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run", path=str(path)) from None
+        raise StateError(_("cannot make the lab state directory {path}: a part of that path is a file; "
+                           "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run").format(path=path), path=str(path)) from None
     except PermissionError:
-        raise StateError(f"cannot make the lab state directory {path}: permission denied; "
-                         "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run", path=str(path)) from None
+        raise StateError(_("cannot make the lab state directory {path}: permission denied; export "
+                           "NETKIT_RUNTIME_DIR=$HOME/.netkit-run").format(path=path), path=str(path)) from None
 
 
 class StateDir:
@@ -186,18 +192,21 @@ class StateDir:
             _make(self.path, self.uid)
             info = os.lstat(self.path)
         except NotADirectoryError:
-            raise StateError(f"the lab state directory {self.path} cannot exist: a part of that path is a "
-                             "file; export NETKIT_RUNTIME_DIR=$HOME/.netkit-run", path=str(self.path)) from None
+            raise StateError(_("the lab state directory {path} cannot exist: a part of that path is a file; "
+                               "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
+                             .format(path=self.path), path=str(self.path)) from None
         _checked(self.path, self.uid, info)
         try:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            raise StateError(f"cannot open the lab state directory {self.path}: {exc.strerror}; "
-                             + _fix(self.path), path=str(self.path)) from None
+            raise StateError(_("cannot open the lab state directory {path}: {strerror}; {fix}")
+                             .format(path=self.path, strerror=exc.strerror, fix=_fix(self.path)),
+                             path=str(self.path)) from None
         opened = os.fstat(self.fd)
         if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
             os.close(self.fd)
-            raise StateError(f"the lab state directory {self.path} changed while netkit opened it; try again",
+            raise StateError(_("the lab state directory {path} changed while netkit opened it; try again")
+                             .format(path=self.path),
                              path=str(self.path))
 
     @property
@@ -213,15 +222,16 @@ class StateDir:
             fd = os.open(filename, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise StateError(f"{self.path / filename} is a symlink; netkit does not follow links in its state "
-                                 f"directory: remove it (rm {self.path / filename})", path=str(self.path / filename)
+                raise StateError(_("{value} is a symlink; netkit does not follow links in its state "
+                                   "directory: remove it (rm {value})")
+                                 .format(value=self.path / filename), path=str(self.path / filename)
                                  ) from None
             raise
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_uid != self.uid:
             os.close(fd)
-            raise StateError(f"{self.path / filename} is not a plain file of uid {self.uid}; remove it "
-                             f"(rm -r {self.path / filename})", path=str(self.path / filename))
+            raise StateError(_("{value} is not a plain file of uid {uid}; remove it (rm -r {value})")
+                             .format(value=self.path / filename, uid=self.uid), path=str(self.path / filename))
         return fd
 
     def same_file(self, fd: int, filename: str) -> bool:
@@ -257,10 +267,11 @@ def state_dir_of(user: str | None = None) -> StateDir:
     try:
         entry = pwd.getpwuid(int(user)) if str(user).isdigit() else pwd.getpwnam(user)
     except KeyError:
-        raise BadArgument(f"there is no user {user!r} on this machine; give a login name, e.g. --user alice",
+        raise BadArgument(_("there is no user {user!r} on this machine; give a login name, e.g. --user alice")
+                          .format(user=user),
                           value=str(user)) from None
     if entry.pw_uid != os.geteuid() and os.geteuid() != 0:
-        raise BadArgument(f"only root may look at another user's labs; {user!r} is not you")
+        raise BadArgument(_("only root may look at another user's labs; {user!r} is not you").format(user=user))
     return StateDir(entry.pw_uid)
 
 
@@ -361,13 +372,13 @@ class Claim:
                 os.ftruncate(fd, 0)    # what a dead lab left, if anything
                 return fd
             os.close(fd)               # deleted or replaced between our open and our lock: again
-        raise LabInUse(f"could not claim the lab name {self.name!r}: its state file keeps changing; "
-                       "choose another name", name=self.name)
+        raise LabInUse(_("could not claim the lab name {name!r}: its state file keeps changing; choose "
+                         "another name").format(name=self.name), name=self.name)
 
     def hold(self) -> None:
         with self._lock:
             if self.fd < 0:
-                raise LabNotFound(f"the lab {self.name!r} has ended; start a new one with Lab()", name=self.name)
+                raise LabNotFound(_("the lab {name!r} has ended; start a new one with Lab()").format(name=self.name), name=self.name)
             self._holds += 1
 
     def drop(self) -> None:
@@ -391,7 +402,7 @@ class Claim:
         data = record.to_json().encode()
         with self._lock:
             if self.fd < 0:
-                raise LabNotFound(f"the lab {self.name!r} has ended", name=self.name)
+                raise LabNotFound(_("the lab {name!r} has ended").format(name=self.name), name=self.name)
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, data, 0)
 
@@ -405,11 +416,12 @@ def _in_use(name: str, state: StateDir) -> LabInUse:
     if found is not None and found.kind == "running":
         r = found.record
         return LabInUse(
-            f"a lab called {name!r} is already running (pid {r.init_pid}, stage {r.stage}); close it "
-            f"(lab.close() or `netkit down --lab {name}`) or choose another name: Lab(name='other')",
+            _("a lab called {name!r} is already running (pid {init_pid}, stage {stage}); close it "
+              "(lab.close() or `netkit down --lab {name}`) or choose another name: Lab(name='other')")
+            .format(name=name, init_pid=r.init_pid, stage=r.stage),
             name=name, pid=r.init_pid)
-    return LabInUse(f"a lab called {name!r} is starting right now (or ending); choose another name, or wait a "
-                    f"moment and see `netkit status`", name=name)
+    return LabInUse(_("a lab called {name!r} is starting right now (or ending); choose another name, or wait "
+                      "a moment and see `netkit status`").format(name=name), name=name)
 
 
 # -- finding labs -------------------------------------------------------------------------
@@ -498,12 +510,12 @@ def require(name: str, state: StateDir) -> LabRecord:
     if found is not None and found.kind == "running":
         return found.record
     if found is not None and found.kind == "starting":
-        raise LabInUse(f"the lab {name!r} is still starting; try again in a moment", name=name)
+        raise LabInUse(_("the lab {name!r} is still starting; try again in a moment").format(name=name), name=name)
     others = ", ".join(f.name for f in every_lab(state) if f.kind == "running") or "none"
-    whose = "" if state.uid == os.geteuid() else f" of user {state.user}"
+    whose = "" if state.uid == os.geteuid() else _(" of user {user}").format(user=state.user)
     raise LabNotFound(
-        f"no running lab called {name!r}{whose} (running labs: {others}); start one with `netkit up` or "
-        "Lab() in a notebook, and pick it with --lab NAME", name=name)
+        _("no running lab called {name!r}{whose} (running labs: {others}); start one with `netkit up` or "
+          "Lab() in a notebook, and pick it with --lab NAME").format(name=name, whose=whose, others=others), name=name)
 
 
 # -- ending labs --------------------------------------------------------------------------
@@ -546,7 +558,7 @@ def remove_stale(name: str, state: StateDir) -> bool:
 
 def stop(found: Found, state: StateDir, seconds: float = 3.0) -> str:
     """End what `found` describes; returns what was done, in a sentence."""
-    whose = "" if state.uid == os.geteuid() else f" of user {found.user}"
+    whose = "" if state.uid == os.geteuid() else _(" of user {user}").format(user=found.user)
     if found.kind == "orphan":
         inits = [pid for pid in found.holders if _pid1_of_its_namespace(pid)]
         killed = [pid for pid in inits if (ident := Identity.of(pid)) and ident.uid == state.uid and ident.kill()]
@@ -556,7 +568,8 @@ def stop(found: Found, state: StateDir, seconds: float = 3.0) -> str:
         remove_stale(found.name, state)
         return f"removed the state file of lab {found.name!r}{whose}: no lab was running"
     if found.kind == "starting":
-        raise LabInUse(f"the lab {found.name!r}{whose} is still starting; run `netkit down` again in a moment",
+        raise LabInUse(_("the lab {name!r}{whose} is still starting; run `netkit down` again in a moment")
+                       .format(name=found.name, whose=whose),
                        name=found.name)
     record = found.record
     if found.kind == "running":
@@ -569,4 +582,5 @@ def stop(found: Found, state: StateDir, seconds: float = 3.0) -> str:
         by = f"pid {record.owner_pid}" if owner else "a process"
         return (f"lab {found.name!r}{whose} is down; its name stays taken until {by}, which held the lab, "
                 "lets go of it (closing the notebook's lab does)")
-    raise LabInUse(f"lab {found.name!r}{whose} did not end within {seconds:g} s", name=found.name)
+    raise LabInUse(_("lab {name!r}{whose} did not end within {seconds:g} s")
+                   .format(name=found.name, whose=whose, seconds=seconds), name=found.name)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .errors import BadArgument, NetkitError
 from .rules import Rule
+from .i18n import _
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,16 @@ class Switch:
         if self.policy:
             if found in self.values:
                 return found
-            raise NetkitError(f"could not read the switch {self.name!r}: the {self.policy} policy reads {found!r}")
+            raise NetkitError(_("could not read the switch {name!r}: the {policy} policy reads {found!r}")
+                              .format(name=self.name, policy=self.policy, found=found))
         code, text = found
         if self.parse == "exit":
             return self.values[0] if code == 0 else self.values[1]
         for value in self.values:
             if str(value) == text.strip():
                 return value
-        raise NetkitError(f"could not read the switch {self.name!r}: {self.read!r} said {text.strip()!r}")
+        raise NetkitError(_("could not read the switch {name!r}: {read!r} said {strip!r}")
+                          .format(name=self.name, read=self.read, strip=text.strip()))
 
 
 def rule_switch(name: str, title: str, rules: tuple[Rule, ...], verb: str = "-I") -> Switch:
@@ -93,4 +96,5 @@ def switch(name: str) -> Switch:
     try:
         return SWITCHES[name]
     except (KeyError, TypeError):
-        raise BadArgument(f"no switch {name!r}; switches are: {', '.join(SWITCHES)}", switch=str(name)) from None
+        raise BadArgument(_("no switch {name!r}; switches are: {items}")
+                          .format(name=name, items=', '.join(SWITCHES)), switch=str(name)) from None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from . import rules
 from .errors import UnknownNode, UnknownStage
+from .i18n import _
 
 NODES: tuple[str, ...] = ("host", "c1", "c2", "internet", "outside")
 """Every node a lab can have; ``host`` is the sandbox process's own namespace.
@@ -267,7 +268,7 @@ def stage(name: str) -> Stage:
         return STAGES[name]
     except (KeyError, TypeError):
         raise UnknownStage(
-            f"no stage {name!r} in the article; choose one of: {', '.join(STAGES)}"
+            _("no stage {name!r} in the article; choose one of: {items}").format(name=name, items=', '.join(STAGES))
         ) from None
 
 
@@ -325,16 +326,16 @@ def check_node(name: str, stage_name: str | None = None) -> str:
         joins = next(st.name for st in STAGES.values() if name in st.adds)
         if stage_name is None:
             return name
-        raise UnknownNode(f"the node {name!r} joins the lab at stage {joins}; go there first: "
-                          f"lab.reset({joins!r})")
-    raise UnknownNode(f"no node {name!r} in the lab; nodes are: {', '.join(known)}")
+        raise UnknownNode(_("the node {name!r} joins the lab at stage {joins}; go there first: "
+                            "lab.reset({joins!r})").format(name=name, joins=joins))
+    raise UnknownNode(_("no node {name!r} in the lab; nodes are: {items}").format(name=name, items=', '.join(known)))
 
 
 def split_point(point: str) -> tuple[str, str]:
     """``"host:veth0"`` -> ``("host", "veth0")``."""
     node, sep, ifname = point.partition(":")
     if not sep or not ifname:
-        raise UnknownNode(f"{point!r} is not a point; write node:ifname, e.g. host:veth0")
+        raise UnknownNode(_("{point!r} is not a point; write node:ifname, e.g. host:veth0").format(point=point))
     return check_node(node), ifname
 
 

@@ -47,7 +47,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
 TOGGLE = "bridge-nf-call-iptables"
-AFTER_PANEL = "Exercise: one rule instead of a policy"   # notebook 01's heading after the panel
+AFTER_PANEL = "Exercise: only ICMP between c1 and c2"   # notebook 01's heading after the panel
 PROMPTS_ABOVE = """heading => {
     const prompts = [];
     for (const cell of document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')) {
@@ -176,6 +176,22 @@ def jupyter_env(place: Path) -> dict:
     notification.write_text(json.dumps({"checkForUpdates": False, "doNotDisturbMode": True,
                                         "fetchNews": "false"}))
     return env
+
+
+def jupyterlab(books: Path, tmp_path: Path, log: str = "jupyterlab") -> tuple[Server, int, str]:
+    """A JupyterLab over `books` on a free loopback port with a token (not yet waited for)."""
+    port, token = free_port(), secrets.token_hex(16)
+    env = jupyter_env(tmp_path / "jupyter")
+    config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
+    config.write_text(json.dumps({
+        "ServerApp": {"ip": "127.0.0.1", "port": port, "port_retries": 0, "open_browser": False,
+                      "token": token, "root_dir": str(books), "allow_root": os.geteuid() == 0},
+        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                   "extension_manager": "readonly"},
+    }))
+    argv = [str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+            f"--notebook-dir={books}"] + (["--allow-root"] if os.geteuid() == 0 else [])
+    return Server(argv, port, ARTIFACTS / f"{log}.log", env), port, token
 
 
 def copy_notebook(source: Path, folder: Path, lab_name: str) -> Path:
@@ -333,18 +349,7 @@ def test_jupyterlab_panel_toggle_changes_what_students_see(page, name, tmp_path)
     books = tmp_path / "notebooks"
     books.mkdir()
     notebook = copy_notebook(REPO / "notebooks" / "01-container-to-container.ipynb", books, name)
-    port, token = free_port(), secrets.token_hex(16)
-    env = jupyter_env(tmp_path / "jupyter")
-    config = Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.json"
-    config.write_text(json.dumps({
-        "ServerApp": {"ip": "127.0.0.1", "port": port, "port_retries": 0, "open_browser": False,
-                      "token": token, "root_dir": str(books), "allow_root": os.geteuid() == 0},
-        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-                   "extension_manager": "readonly"},
-    }))
-    argv = [str(VENV_BIN / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-            f"--notebook-dir={books}"] + (["--allow-root"] if os.geteuid() == 0 else [])
-    server = Server(argv, port, ARTIFACTS / "jupyterlab.log", env)
+    server, port, token = jupyterlab(books, tmp_path)
     try:
         server.wait_ready()
         page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}")
@@ -457,6 +462,96 @@ def test_voila_dashboard_toggle_and_terminal_change(page, name, tmp_path):
         expect(outcome(dash)).not_to_contain_text("NOT delivered")
         expect_picture(dash, delivered=True)
         shot(page, "08-voila-dashboard-after-terminal-change")
+
+        # The sequence that froze the page: the outside machine's probes at part3-start, then a switch
+        # that stage cannot take, then a switch again.
+        buttons = dash.locator("button.widget-button").filter(has_text="outside →")
+        expect(buttons).to_have_count(2)
+        for i in range(2):
+            expect(buttons.nth(i)).to_be_disabled()
+            full = buttons.nth(i).evaluate("b => b.scrollWidth <= b.clientWidth + 1")
+            assert full, f"the label of {buttons.nth(i).inner_text()!r} is cut off"
+        assert len({buttons.nth(i).inner_text() for i in range(2)}) == 2     # 2345 and 8080 tell apart
+        click_value(toggle(dash, "DOCKER-CT (replies)"), "on")
+        expect(dash.locator(".widget-html-content").filter(has_text="the lab refused it at stage part3-start")
+               ).to_be_visible(timeout=30_000)
+        expect_selected(toggle(dash, "DOCKER-CT (replies)"), "off")
+        click_value(policy, "DROP")
+        expect(outcome(dash)).to_contain_text("c1 → 10.55.66.3: NOT delivered", timeout=30_000)
+        expect_picture(dash, delivered=False)
+        shot(page, "09-voila-dashboard-refusals")
+    finally:
+        killed = server.stop()
+    assert not killed, f"processes of the server outlived it and were killed: {killed}"
+    wait_lab_gone(name)
+
+
+# -- 3. 繁體中文: a Traditional Chinese notebook, its text and its pictures without tofu ---------------------
+TOFU = """([selector, characters]) => {
+    // Draw each character with the font the page gives that text, and an unassigned code point (U+0378),
+    // which every font draws as its missing-glyph box. A character drawn exactly like it is tofu.
+    const element = document.querySelector(selector);
+    const style = getComputedStyle(element);
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 64;
+    const context = canvas.getContext('2d');
+    context.font = `${style.fontWeight} 40px ${style.fontFamily}`;
+    const draw = text => {
+        context.clearRect(0, 0, 64, 64);
+        context.fillText(text, 4, 48);
+        return Array.from(context.getImageData(0, 0, 64, 64).data).join(',');
+    };
+    const tofu = draw('\u0378');
+    return {family: style.fontFamily, tofu: Array.from(characters).filter(c => draw(c) === tofu)};
+}"""
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_a_traditional_chinese_notebook_reads_in_chinese(page, name, tmp_path):
+    from playwright.sync_api import expect
+    books = tmp_path / "notebooks" / "zh-TW"        # the folder tells the kernel which language to speak
+    books.mkdir(parents=True)
+    (tmp_path / "notebooks" / "glossary.ipynb").write_bytes((REPO / "notebooks" / "glossary.ipynb").read_bytes())
+    notebook = copy_notebook(REPO / "notebooks" / "zh-TW" / "01-container-to-container.ipynb", books, name)
+    server, port, token = jupyterlab(tmp_path / "notebooks", tmp_path, log="jupyterlab-zh-TW")
+    try:
+        server.wait_ready()
+        page.goto(f"http://127.0.0.1:{port}/lab/tree/zh-TW/{notebook.name}?token={token}")
+        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+        expect(cells.first).to_be_visible(timeout=60_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
+            1, timeout=60_000)
+        title = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1").first
+        expect(title).to_be_visible()
+        assert HAN.search(title.inner_text()), title.inner_text()
+
+        # Run it as a student does, up to the first probe's cell (the one that tells why c1's ping failed).
+        probe = cells.filter(has_text='dropped = lab.probe("c1", "10.55.66.3"').first
+        after = probe.locator("xpath=following-sibling::div[contains(@class, 'jp-Cell')][1]")
+        after.click()
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Above Selected Cell").click()
+        result = probe.locator(".jp-OutputArea-output").first
+        expect(result).to_be_visible(timeout=90_000)
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
+            1, timeout=60_000)
+        errors = page.locator(ERROR_OUTPUT).filter(has_text="Traceback")
+        assert errors.count() == 0, errors.first.inner_text()
+        said = result.inner_text()
+        assert HAN.search(said) and "FORWARD" in said, said       # netkit's own words, in Chinese
+        probe.scroll_into_view_if_needed()
+        shot(page, "06-zh-TW-notebook-01")
+
+        # No character of the page's Chinese is drawn as an empty box, in the text or in the probe's output.
+        for selector in (".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1",
+                         ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput p"):
+            text = page.locator(selector).first.inner_text()
+            characters = "".join(sorted(set(HAN.findall(text))))[:40]
+            assert characters, f"no Chinese in {selector}"
+            seen = page.evaluate(TOFU, [selector, characters])
+            assert not seen["tofu"], f"drawn as empty boxes with {seen['family']}: {seen['tofu']}"
+        pictures = probe.locator("img")
+        assert pictures.count() == 0 or pictures.first.evaluate("img => img.naturalWidth") > 0
     finally:
         killed = server.stop()
     assert not killed, f"processes of the server outlived it and were killed: {killed}"

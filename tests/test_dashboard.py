@@ -132,3 +132,24 @@ def test_the_dashboard_notebook_runs_and_its_lab_ends_with_its_kernel(name, tmp_
     while running_lab(name) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert running_lab(name) is None     # the kernel ended, and the lab with it
+
+
+def test_a_probe_or_switch_the_stage_cannot_take_is_refused_in_plain_words_and_freezes_nothing(lab):
+    """The sequence that froze the page: probe the outside machine at part3-start, then flip switches."""
+    dash = Dashboard(lab)
+    outside = next(p for p in scenarios.probes() if p.src == "outside")
+    button = dash.probe_buttons[outside.key]
+    assert button.disabled and "this stage does not have" in button.tooltip
+    assert button.description == f"outside → 172.17.9.103:{outside.port}"      # the whole target, no ellipsis
+    button.click()                                          # a click that reaches it anyway
+    assert "is not in the lab at stage part3-start" in dash.message.value and "reset to stage" in dash.message.value
+    assert "lab.reset(" not in dash.message.value and "Traceback" not in dash.message.value
+    assert (dash.journey.src, dash.journey.dst) == ("c1", "10.55.66.3")      # the last probe it could send
+    before = dash.picture.value
+    dash.controls["forward-policy"].value = "ACCEPT"        # the picture follows again
+    assert dash.journey.delivered and dash.picture.value != before
+    dash.controls["docker-ct"].value = True                 # Docker's chains do not exist at part3-start
+    assert "DOCKER-CT (replies)" in dash.refusal.value and "refused" in dash.refusal.value
+    assert dash.controls["docker-ct"].value is False and lab.get("docker-ct") is False
+    keys = [b.description for b in dash.probe_buttons.values()]
+    assert len(set(keys)) == len(keys)                      # 2345 and 8080 tell apart

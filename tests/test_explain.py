@@ -143,14 +143,15 @@ def test_trace_events_are_grouped_by_chain_visit():
         {"id": "1a", "table": "filter", "chain": "FORWARD", "type": "policy", "handle": None, "verdict": "drop",
          "target": None},
     ]
-    forward, user = explain.visits(events)
+    forward, user, back = explain.visits(events)
     assert (forward["table"], forward["chain"], forward["iif"], forward["oif"]) == ("filter", "FORWARD",
                                                                                     "hwchiu0", "eth0")
     assert (forward["saddr"], forward["icmp_id"], forward["icmp_type"]) == ("10.55.66.2", 58, "echo-request")
-    # a handle-less "rule" is the chain's end, which nft does not print either
-    assert forward["decisions"] == [("rule", 2, "JUMP DOCKER-USER"), ("policy", "DROP")]
+    assert forward["decisions"] == [("rule", 2, "JUMP DOCKER-USER")]
     # the user chain has no headers of its own: it shows the packet of the chain that jumped
     assert user["chain"] == "DOCKER-USER" and user["saddr"] == "10.55.66.2" and user["decisions"] == []
+    # back in FORWARD after the jump: a new visit, in order; a handle-less "rule" is the chain's end (skipped)
+    assert back["chain"] == "FORWARD" and back["decisions"] == [("policy", "DROP")] and back["saddr"] == "10.55.66.2"
 
 
 def test_traced_rules_are_named_by_their_iptables_spelling():

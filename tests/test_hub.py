@@ -238,7 +238,7 @@ def test_browser_student_runs_notebook_01_and_the_board_follows(class_hub):
             board.goto(board_url)
             row = board.locator(f"tr[data-student='{student}']")
             expect(row).to_be_visible(timeout=60_000)
-            first = row.locator("td").nth(1)      # bridged-accept, the exercise of notebook 01
+            first = row.locator("td").nth(1)      # icmp-only, the exercise of notebook 01
             expect(first).to_have_text("not started")
             board.screenshot(path=str(shots / "class-01-board-before.png"))
 
@@ -254,7 +254,7 @@ def test_browser_student_runs_notebook_01_and_the_board_follows(class_hub):
             page.screenshot(path=str(shots / "class-02-student-notebook-opened.png"))
 
             # Run everything up to the exercise's solution, as a student does: the check says "Not yet".
-            cells.filter(has_text="Show a solution").first.click()
+            cells.filter(has_text="The automatic test of this notebook").first.click()
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Run All Above Selected Cell").click()
             expect(page.locator(".jp-OutputArea-output").filter(has_text="Not yet.").first).to_be_visible(
@@ -277,11 +277,11 @@ def test_browser_student_runs_notebook_01_and_the_board_follows(class_hub):
             board.screenshot(path=str(shots / "class-04-board-tried.png"))
 
             # The student types the rule into the exercise's cell and checks again.
-            mine = cells.filter(has_text="# Your rule, for example").first
+            mine = cells.filter(has_text='# lab.iptables("...")').first
             mine.locator(".cm-content").click()
             page.keyboard.press("Control+End")
             page.keyboard.press("Enter")
-            page.keyboard.type('lab.iptables("-I FORWARD -i hwchiu0 -o hwchiu0 -j ACCEPT")')
+            page.keyboard.type('lab.iptables("-I FORWARD -i hwchiu0 -o hwchiu0 -p icmp -j ACCEPT")')
             page.keyboard.press("Shift+Enter")                                   # runs it, moves to the check
             page.keyboard.press("Shift+Enter")                                   # runs the check
             expect(page.locator(".jp-OutputArea-output").filter(has_text="Right.").first).to_be_visible(
@@ -408,7 +408,7 @@ seen['exec'] = [done.returncode, done.stdout.strip()]
 done = subprocess.run(['nsenter', '--target={owner_lab}', '--user', '--net', '--preserve-credentials', '--',
                        'iptables', '-P', 'FORWARD', 'ACCEPT'], capture_output=True, text=True)
 seen['nsenter'] = [done.returncode, done.stderr.strip()]
-from netkit.sandbox import runtime_dir
+from netkit.state import runtime_dir
 seen['runtime_dir'] = str(runtime_dir())
 seen['other_dir'] = os.access('/tmp/netkit-{uid_of(owner)}', os.R_OK)
 print(json.dumps(seen))
@@ -454,8 +454,8 @@ def test_the_idle_culler_runs_with_the_scopes_it_needs(class_hub):
 def test_progress_board_shows_each_student_to_the_admin_and_refuses_students(class_hub, labs):
     first, second, third = list(class_hub.students)
     # The third student tries the masquerade exercise and gets it wrong once.
-    labs[third][0].run("from netkit.exercises import MASQUERADE\nMASQUERADE.prepare(lab)\n"
-                       "assert not MASQUERADE.check(lab).ok")
+    labs[third][0].run("from netkit.exercises import C2_OUT\nC2_OUT.prepare(lab)\n"
+                       "assert not C2_OUT.check(lab).ok")
     admin = class_hub.user(class_hub.admin[0])
     answer = admin.session.get(f"{class_hub.url}/services/netkit-progress/api/board", timeout=60)
     assert answer.status_code == 200, answer.text[:300]
@@ -464,10 +464,10 @@ def test_progress_board_shows_each_student_to_the_admin_and_refuses_students(cla
     rows = {row["student"]: row["cells"] for row in data["students"]}
     assert sorted(rows) == sorted(class_hub.students)                  # the admin is not a row
     for name in class_hub.students:
-        cell = rows[name]["bridged-accept"]
+        cell = rows[name]["icmp-only"]
         assert cell["state"] == "passed" and cell["attempts"] >= 2, (name, cell)   # notebook 01: not yet, then right
-    assert rows[third]["masquerade"]["state"] == "tried" and rows[third]["masquerade"]["attempts"] == 1
-    assert rows[first]["masquerade"]["state"] == rows[second]["masquerade"]["state"] == "not started"
+    assert rows[third]["c2-out"]["state"] == "tried" and rows[third]["c2-out"]["attempts"] == 1
+    assert rows[first]["c2-out"]["state"] == rows[second]["c2-out"]["state"] == "not started"
     page = admin.session.get(f"{class_hub.url}/services/netkit-progress/", timeout=60)
     assert page.status_code == 200 and page.text.count("<tr data-student=\"nkt-") == 3
     assert "not yet: 1 try" in page.text
@@ -477,7 +477,7 @@ def test_progress_board_shows_each_student_to_the_admin_and_refuses_students(cla
         for path in ("", "api/board"):
             refused = student.session.get(f"{class_hub.url}/services/netkit-progress/{path}", timeout=60)
             assert refused.status_code == 403, (name, path, refused.status_code)
-            assert "bridged-accept" not in refused.text
+            assert "icmp-only" not in refused.text
         token = student.api("GET", "/services/netkit-progress/api/board")
         assert token.status_code == 403
         record = Path(pwd.getpwnam(name).pw_dir) / ".netkit" / "progress.jsonl"

@@ -41,8 +41,8 @@ def test_record_and_read_back_with_private_modes(tmp_path, monkeypatch):
 def test_a_pass_stays_a_pass_after_a_later_failed_check(tmp_path):
     path = tmp_path / "p.jsonl"
     for passed in (False, True, False):
-        progress.record("bridged-accept", passed, path=path)
-    status = progress.summary(progress.read(path))["bridged-accept"]
+        progress.record("icmp-only", passed, path=path)
+    status = progress.summary(progress.read(path))["icmp-only"]
     assert (status.state, status.attempts) == ("passed", 3)
     assert status.passed_at is not None and status.last >= status.passed_at
 
@@ -52,7 +52,8 @@ def test_exercise_check_records_what_its_checker_said(tmp_path, monkeypatch):
     path = tmp_path / "p.jsonl"
     monkeypatch.setenv(progress.ENV, str(path))
     answers = iter([Feedback(False, "no"), Feedback(True, "yes")])
-    exercise = Exercise("toy", "a toy", "part3-start", (), (), lambda lab: next(answers))
+    exercise = Exercise("toy", "a toy", "do nothing", "part3-start", lambda lab: next(answers),
+                        probe=("c1", "c2"))
     assert not exercise.check(None)
     assert exercise.check(None)
     assert [(a.exercise, a.passed) for a in progress.read(path)] == [("toy", False), ("toy", True)]
@@ -88,19 +89,19 @@ def test_read_keeps_to_the_end_of_a_huge_file(tmp_path, monkeypatch):
 def test_board_has_a_row_per_student_and_a_column_per_exercise():
     now = 1_700_000_000.0
     attempts = {
-        "ana": [progress.Attempt("bridged-accept", False, now), progress.Attempt("bridged-accept", True, now + 60)],
-        "ben": [progress.Attempt("bridged-accept", False, now + i) for i in range(3)],
+        "ana": [progress.Attempt("icmp-only", False, now), progress.Attempt("icmp-only", True, now + 60)],
+        "ben": [progress.Attempt("icmp-only", False, now + i) for i in range(3)],
         "cy": [],
     }
     data = board.board(["ana", "ben", "cy"], attempts_of=attempts.__getitem__)
     assert data["exercises"] == list(EXERCISES)
     rows = {row["student"]: row for row in data["students"]}
     assert list(rows) == ["ana", "ben", "cy"]
-    assert rows["ana"]["cells"]["bridged-accept"]["state"] == "passed" and rows["ana"]["passed"] == 1
-    assert rows["ben"]["cells"]["bridged-accept"] == {"state": "tried", "attempts": 3, "last": now + 2,
+    assert rows["ana"]["cells"]["icmp-only"]["state"] == "passed" and rows["ana"]["passed"] == 1
+    assert rows["ben"]["cells"]["icmp-only"] == {"state": "tried", "attempts": 3, "last": now + 2,
                                                       "passed_at": None}
     assert all(cell["state"] == "not started" for cell in rows["cy"]["cells"].values())
-    assert board.cell_text(rows["ben"]["cells"]["bridged-accept"]).startswith("not yet: 3 tries, last ")
+    assert board.cell_text(rows["ben"]["cells"]["icmp-only"]).startswith("not yet: 3 tries, last ")
     page = board.table_html(data)
     assert page.count("<tr data-student=") == 3
     assert page.count('class="tried"') == 1 and page.count('class="passed"') == 1

@@ -14,6 +14,10 @@ markers that the rendered notebook does not show::
     ...the text of notebooks/shared/credit.md, kept up to date by `sync`...
     <!-- /shared -->
 
+The Traditional Chinese notebooks are ``notebooks/zh-TW/NAME.md``, with the
+same names, the same code (tests/test_translations.py compares it, comments
+aside) and their own shared text in ``notebooks/zh-TW/shared/``.
+
 The written ``.ipynb`` has no outputs and stable cell ids (``cell-00``, ...),
 so a change to a source shows as a small diff.
 """
@@ -28,6 +32,7 @@ import jupytext
 import nbformat
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+LANGUAGE_FOLDERS = ("zh-TW",)        # beside the English notebooks, one folder per other language
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 SHARED = re.compile(r"(<!-- shared: ([a-z0-9-]+) -->\n)(.*?)(\n<!-- /shared -->)", re.S)
 
@@ -49,7 +54,7 @@ def canonical(text: str, root: Path = NOTEBOOKS) -> str:
     its kernel) and its shared blocks refreshed."""
     book = jupytext.reads(refreshed(text, root), fmt="md:myst")
     book.metadata["kernelspec"] = KERNEL
-    config = jupytext.config.load_jupytext_configuration_file(str(root / "jupytext.toml"))
+    config = jupytext.config.load_jupytext_configuration_file(str(NOTEBOOKS / "jupytext.toml"))
     return jupytext.writes(book, fmt="md:myst", config=config)
 
 
@@ -74,7 +79,11 @@ def notebook(source: Path) -> nbformat.NotebookNode:
 
 
 def sources(root: Path = NOTEBOOKS) -> list[Path]:
-    return sorted(root.glob("*.md"))
+    """Every notebook source: the English ones in `root`, then each language's folder."""
+    found = sorted(root.glob("*.md"))
+    for folder in LANGUAGE_FOLDERS:
+        found += sorted((root / folder).glob("*.md"))
+    return found
 
 
 def differences(source: Path) -> list[str]:
@@ -103,11 +112,11 @@ def differences(source: Path) -> list[str]:
 def sync(root: Path = NOTEBOOKS) -> None:
     for source in sources(root):
         text = source.read_text()
-        fresh = canonical(text, root)
+        fresh = canonical(text, source.parent)
         if fresh != text:
             source.write_text(fresh)
         nbformat.write(notebook(source), str(source.with_suffix(".ipynb")))
-        print(f"{source.name} -> {source.with_suffix('.ipynb').name}")
+        print(f"{source.relative_to(root)} -> {source.with_suffix('.ipynb').name}")
 
 
 def main(argv: list[str]) -> int:
