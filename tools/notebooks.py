@@ -34,7 +34,8 @@ import nbformat
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 LANGUAGE_FOLDERS = ("zh-TW",)        # beside the English notebooks, one folder per other language
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-SHARED = re.compile(r"(<!-- shared: ([a-z0-9-]+) -->\n)(.*?)(\n<!-- /shared -->)", re.S)
+# A block's text may be empty, but never holds another marker: an unclosed block is left alone.
+SHARED = re.compile(r"(<!-- shared: ([a-z0-9-]+) -->\n)((?:(?!<!-- /?shared).)*?)\n?(<!-- /shared -->)", re.S)
 
 
 def shared_text(name: str, root: Path = NOTEBOOKS) -> str:
@@ -46,7 +47,7 @@ def shared_text(name: str, root: Path = NOTEBOOKS) -> str:
 
 def refreshed(text: str, root: Path = NOTEBOOKS) -> str:
     """`text` (a source) with every shared block holding its shared file's current text."""
-    return SHARED.sub(lambda m: m[1] + shared_text(m[2], root) + m[4], text)
+    return SHARED.sub(lambda m: m[1] + shared_text(m[2], root) + "\n" + m[4], text)
 
 
 def canonical(text: str, root: Path = NOTEBOOKS) -> str:
