@@ -53,8 +53,8 @@ to Noto Sans CJK when a glyph is missing from DejaVu Sans, so Chinese text
 Artists that tests (and curious students) look for carry a gid, e.g.
 ``ladder:request:host:eth0`` for the arrow that arrives at host:eth0,
 ``died`` for the ✘, ``ladder:hook:request:host:eth0:FORWARD`` for a hook's
-line, ``grid:MASQUERADE:host:eth0:request`` for a grid cell's text. A gid
-names what an artist shows, never how it is drawn.
+line, ``grid:1:host:eth0:request`` for the request's text in a grid's second
+column. A gid names what an artist shows, never how it is drawn.
 """
 
 from __future__ import annotations
