@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .outcome import Outcome, Result
+from .topology import owner
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,34 @@ class ConntrackEntry:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """Where a probe's "died here" mark goes: one place, read from its outcome, for every view.
+
+    The table and the grid put it on the row of `point`; the ladder on the
+    column of `point`; the map beside `point`'s interface, inside `node`.
+    `point` is the outcome's ``at``, or ``host:lo`` for the host's probe to
+    one of its own addresses, which no watched point saw. When `then` is
+    set the packet died on its way from `point` to `then` (a netfilter drop
+    in the host, at `hook`): the pictures draw the mark between the two.
+    """
+
+    packet: str                # "request" or "reply": the packet that stopped
+    point: str | None          # the row / column / interface the mark belongs to
+    node: str | None           # the node it stopped in
+    then: str | None = None    # the point it never reached, when it died on the way there
+    hook: str | None = None    # the netfilter hook that dropped it
+    words: str = ""            # what happened, in a few words, for a tag beside the mark
+
+
+_MARK_WORDS = {
+    Result.NO_ROUTE: "no route: never sent", Result.SEND_ERROR: "never sent",
+    Result.NEVER_LEFT: "the request never left", Result.NO_ROUTE_BACK: "no route back: no reply sent",
+    Result.REFUSED: "refused: nothing listens", Result.WRONG_SOURCE: "reply from an address never called",
+    Result.REPLY_LOST: "the reply was lost", Result.NO_REPLY: "no reply came back",
+}
+
+
+@dataclass(frozen=True)
 class Journey:
     """What one probe saw. `delivered` and `reason` answer "did it work, and why not"."""
 
@@ -168,6 +197,32 @@ class Journey:
         """The point where the probe's "died here" mark goes (None when delivered)."""
         return None if self.outcome is None or self.delivered else self.outcome.at
 
+    @property
+    def mark(self) -> Mark | None:
+        """Where the "died here" mark goes in every picture and table (None when delivered, or nowhere to put it)."""
+        o = self.outcome
+        if o is None or o.delivered:
+            return None
+        point, node = o.at, o.node
+        if point is None and self.local:
+            point, node = "host:lo", "host"   # the host's probe to itself: it went over lo, which no point watches
+        if point is None:
+            return None
+        words = _MARK_WORDS.get(o.result, str(o.result))
+        if o.result is Result.DROPPED:
+            words = f"{o.packet or 'request'} dropped in {o.hook or o.verdict.chain}"
+        elif o.result is Result.REFUSED and self.dport:
+            words += f" on {self.dport}"
+        elif o.result is Result.NO_ROUTE_BACK and o.next and self.seen(o.next, "request"):
+            words = f"no route back to {self.hop(o.next).request.src}"
+        then = o.next if o.last is not None and o.next is not None else None
+        return Mark(o.packet or "request", point, node, then, o.hook, words)
+
+    @property
+    def local(self) -> bool:
+        """True when the host sent the probe to one of its own addresses (the kernel routes it over lo)."""
+        return self.src == "host" and owner(self.dst) == "host"
+
     # -- questions a notebook asks ------------------------------------------
     def hop(self, point: str) -> Hop:
         for hop in self.hops:
@@ -198,6 +253,19 @@ class Journey:
         sighting = getattr(self.hop(point), kind)
         first = self.first(kind)
         return bool(sighting and first and (sighting.src, sighting.dst) != (first.src, first.dst))
+
+    def rewrites_at(self, point: str, kind: str = "request") -> tuple:
+        """The outcome's rewrites (`netkit.outcome.Rewrite`) `kind` carries at `point`: those made at or
+        before it on that packet's way, the latest for each field. Empty where nothing was rewritten."""
+        if self.outcome is None or getattr(self.hop(point), kind) is None:
+            return ()
+        way = [hop.point for hop in self.hops if hop.on_path]
+        way = way if kind == "request" else way[::-1]
+        if point not in way:
+            return ()
+        reached = set(way[:way.index(point) + 1])
+        held = {r.field: r for r in self.outcome.rewrites if r.packet == kind and r.point in reached}
+        return tuple(held[f] for f in ("src", "dst") if f in held)
 
     def first(self, kind: str = "request") -> Sighting | None:
         """The sighting the request (or the reply) set off with: the first point it was seen at."""
@@ -312,15 +380,33 @@ class Journey:
 
     # -- display --------------------------------------------------------------
     def table(self) -> str:
-        """A plain-text table: one row per point, request and reply addresses."""
+        """A plain-text table: one row per point, request and reply addresses, and the "died here" mark."""
         rows = [f"{'point':<15} {'request':<28} {'reply':<28}"]
-        for hop in self.hops:
-            if not hop.on_path and hop.request is None and hop.reply is None:
-                continue
-            req = hop.request.addresses if hop.request else "-"
-            rep = hop.reply.addresses if hop.reply else "-"
-            rows.append(f"{hop.point:<15} {req:<28} {rep:<28}")
+        mark = self.mark
+        for point, req, rep in self._rows():
+            died = f" {self._mark_text()}" if mark is not None and mark.point == point else ""
+            rows.append(f"{point:<15} {req or '-':<28} {rep or '-':<28}{died}".rstrip())
         return "\n".join(rows)
+
+    def _rows(self) -> list[tuple[str, str | None, str | None]]:
+        """The table's rows: (point, request, reply) for each point on the path or seen, and host:lo when the
+        mark is there."""
+        rows = [(hop.point, hop.request and hop.request.addresses, hop.reply and hop.reply.addresses)
+                for hop in self.hops if hop.on_path or hop.request is not None or hop.reply is not None]
+        mark = self.mark
+        if mark is not None and mark.point not in [r[0] for r in rows]:
+            rows.append((mark.point, None, None))
+        return rows
+
+    def _mark_text(self) -> str:
+        """What the table writes beside the mark: ``✘ request dropped in FORWARD, on its way to host:veth1``."""
+        mark = self.mark
+        text = f"✘ {mark.words}"
+        if mark.then:
+            text += f", on its way to {mark.then}"
+        elif mark.node and not mark.point.startswith(f"{mark.node}:"):
+            text += f" (in {mark.node})"
+        return text
 
     def __str__(self) -> str:
         head = f"{self.src} -> {self.dst} ({self.proto}): " + ("delivered" if self.delivered else "NOT delivered")
@@ -344,26 +430,27 @@ class Journey:
         """The journey as a notebook shows it: outcome, one row per point, verdicts, conntrack."""
         import html as h
         good, bad, grey = "#009E73", "#D62728", "#8C8C8C"
+        rewrite, rewrite_face = "#E69F00", "#FCEBC2"   # as netkit.plots draws an address NAT rewrote
         color = good if self.delivered else bad
         word = "delivered" if self.delivered else "NOT delivered"
         parts = [f'<div style="font-size:14px"><b style="color:{color}">{h.escape(self.src)} → '
                  f'{h.escape(self.dst)} ({self.proto}): {word}</b><br>{h.escape(self.reason)}</div>',
                  '<table style="font-family:monospace;font-size:13px"><tr><th>point</th>'
                  '<th style="text-align:left">request seen</th><th style="text-align:left">reply seen</th></tr>']
-        for hop in self.hops:
-            if not hop.on_path and hop.request is None and hop.reply is None:
-                continue
+        mark = self.mark
+        for point, req, rep in self._rows():
             cells = []
-            for kind in ("request", "reply"):
-                sighting = getattr(hop, kind)
-                if sighting is None:
+            for kind, addresses in (("request", req), ("reply", rep)):
+                if addresses is None:
                     cells.append(f'<td style="text-align:left;color:{grey}">–</td>')
+                elif point in self.points and self.rewrites_at(point, kind):
+                    cells.append(f'<td style="text-align:left;background:{rewrite_face};'
+                                 f'box-shadow:inset 0 0 0 2px {rewrite}">{h.escape(addresses)} ◆</td>')
                 else:
-                    tint = bad if self.rewritten(hop.point, kind) else "inherit"
-                    cells.append(f'<td style="text-align:left;color:{tint}">{h.escape(sighting.addresses)}</td>')
-            died = (f'<td style="color:{bad};font-weight:bold">✗ last seen here</td>'
-                    if self.died_at == hop.point and not self.delivered else "<td></td>")
-            parts.append(f"<tr><td>{h.escape(hop.point)}</td>{''.join(cells)}{died}</tr>")
+                    cells.append(f'<td style="text-align:left">{h.escape(addresses)}</td>')
+            died = (f'<td style="color:{bad};font-weight:bold">{h.escape(self._mark_text())}</td>'
+                    if mark is not None and mark.point == point else "<td></td>")
+            parts.append(f"<tr><td>{h.escape(point)}</td>{''.join(cells)}{died}</tr>")
         parts.append("</table>")
         if self.verdicts:
             paths = "".join(

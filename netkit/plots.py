@@ -1,9 +1,10 @@
 """Pictures of a probe's journey: the lab map, the packet ladder, the before/after grid.
 
 Pure functions: a `Journey` (or a few) in, a `matplotlib.figure.Figure`
-out. Nothing here touches the kernel, imports pyplot, or changes global
-matplotlib state, so the same code draws a journey the lab just recorded and
-one read back from ``tests/data/*.json``::
+out. Nothing here touches the kernel or imports pyplot, and matplotlib's
+settings are left as they were (fonts are chosen per picture), so the same
+code draws a journey the lab just recorded and one read back from
+``tests/data/*.json``::
 
     fig = ladder(journey)               # Jupyter shows the figure
     fig.savefig("ladder.png")
@@ -14,169 +15,126 @@ that Axes' figure, so a notebook can put two pictures side by side.
 The three pictures answer the article's questions:
 
 - `lab_map`: where is everything (nodes, interfaces, addresses), and which
-  way did the probe go? The request's path is drawn over the map, the reply's
-  way back beside it, and a red X marks where the probe died. Part 4's
-  pieces (the host's eth1 and the outside machine below the host) are drawn
-  when the journey needs them, or when asked (``outside=True``).
-- `ladder`: what did the packet look like at each point? The points are
-  columns in path order, the request steps down left to right, the reply
-  comes back below it right to left, each arrow labelled ``src > dst`` as
-  seen where it arrives; addresses NAT rewrote are red.
+  way did the probe go? veth0 and veth1 are drawn as ports of the bridge
+  hwchiu0, whose own interface (a circle) is where the host's routing meets
+  it; a legend explains every symbol drawn. Part 4's pieces (the host's eth1,
+  the outside machine) and the host's ``lo`` are drawn when the journey needs
+  them.
+- `ladder`: what did the packet look like at each point, and what acted on
+  it in between? Points are columns in path order; the request steps down
+  left to right, the reply comes back below it right to left, each arrow
+  labelled ``src > dst`` as seen where it arrives. Under each step, the
+  netfilter hooks it passed (PREROUTING, routing, FORWARD, POSTROUTING, ...)
+  with the table and verdict that acted, rules numbered and spelled out at
+  the foot.
 - `grid`: what did one step change? One column per condition (the
   journeys' labels), one row per point, each cell saying whether the request
   and the reply were seen there; the last row says delivered or not, and
-  which verdict dropped it.
+  why. Columns wrap into bands to keep the picture narrow.
 
-One colour language everywhere, safe for colour-blind eyes (Okabe-Ito blue
-and bluish green, with a line style and an arrow direction as second cues):
-the request is `REQUEST` blue, solid, pointing right; the reply is `REPLY`
-green, dashed, pointing left; what was dropped or rewritten is `RED`;
-what was not seen is `GREY`. Fonts are sized for a projector.
+One visual language, safe for colour-blind eyes (Okabe-Ito colours, each
+with a second cue that is not colour):
+
+- the request is `REQUEST` blue, solid, pointing right (``→``); the reply is
+  `REPLY` bluish green, dashed, pointing left (``←``); `GREY` is what was
+  not seen or is off the path;
+- an address NAT rewrote sits in a `REWRITE` orange box, with a ``◆`` tag
+  naming what rewrote it (MASQUERADE, DNAT, or conntrack undoing it on the
+  reply), read from ``journey.outcome.rewrites``;
+- `RED` means the probe died, and nothing else: one ✘ mark, put where
+  ``journey.mark`` says (the outcome's point and node) in the table, the
+  ladder, the grid and the map alike. A delivered journey has no red.
+
+Pictures are at most `WIDTH` inches wide (JupyterLab's output area at 100
+dpi) with text no smaller than 10 points, for a projector. Labels fall back
+to Noto Sans CJK when a glyph is missing from DejaVu Sans, so Chinese text
+(the article's own words) shows.
 
 Artists that tests (and curious students) look for carry a gid, e.g.
 ``ladder:request:host:eth0`` for the arrow that arrives at host:eth0,
-``died`` for the X, ``grid:MASQUERADE:host:eth0:request`` for a grid cell's
-text. A gid names what an artist shows, never how it is drawn.
+``died`` for the ✘, ``ladder:hook:request:host:eth0:FORWARD`` for a hook's
+line, ``grid:1:host:eth0:request`` for the request's text in a grid's second
+column. A gid names what an artist shows, never how it is drawn.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import io
+import math
 import textwrap
-from dataclasses import dataclass
 from typing import Sequence
 
+from matplotlib import font_manager, rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
-from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 from matplotlib.path import Path
 from matplotlib.textpath import text_to_path
 
+from .hooks import HOOKS, RULE, Line, between, local_dnat, made_at, seen_along, steps
+from .hooks import tag as rewrite_tag
+from .hooks import path as _path
 from .journey import Journey
-from .outcome import Result
 from .topology import ADDRESSES, BRIDGE, POINTS
 
-__all__ = ["lab_map", "ladder", "grid", "REQUEST", "REPLY", "RED", "GREY"]
+__all__ = ["lab_map", "ladder", "grid", "REQUEST", "REPLY", "REWRITE", "RED", "GREY", "WIDTH"]
 
 REQUEST = "#0072B2"   # Okabe-Ito blue: the request
 REPLY = "#009E73"     # Okabe-Ito bluish green: the reply
-RED = "#D62728"       # dropped, died, rewritten
-GREY = "#8C8C8C"      # not seen, off path
+REWRITE = "#E69F00"   # Okabe-Ito orange: the box around an address NAT rewrote (never text: too light on white)
+REWRITE_FACE = "#FCEBC2"
+RED = "#D62728"       # the probe died here; nothing else is red
+GREY = "#8C8C8C"      # not seen, off the path
 INK = "#1F1F1F"
-FONT = 13             # base font size, in points: readable on a projector
+FONT = 12             # base font size, in points
+SMALL = 10            # the smallest text drawn: still readable on a projector
+WIDTH = 9.6           # inches: no picture is wider (JupyterLab's output area is about 980 px at 100 dpi)
 
-_KINDS = {"request": (REQUEST, "-", "→ req"), "reply": (REPLY, "--", "← rep")}
+_KINDS = {"request": (REQUEST, "-", "→"), "reply": (REPLY, "--", "←")}
+_REWRITE_BOX = dict(boxstyle="round,pad=0.25", facecolor=REWRITE_FACE, edgecolor=REWRITE, linewidth=2.2)
+_WHITE_BOX = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.92)
 
 
-# -- what a journey says, in the terms the pictures need ------------------------
+# -- fonts -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Death:
-    """Where a probe died: which packet, the last point it was seen, the next it should have reached.
+_CJK = ("Noto Sans CJK TC", "Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans TC", "Noto Sans CJK")
+_CJK_FILES = ("/usr/share/fonts/**/NotoSansCJK*", "/usr/local/share/fonts/**/NotoSansCJK*",
+              "/opt/conda/fonts/**/NotoSansCJK*")
 
-    `refused`: the far end answered the request with a TCP reset, so the
-    probe died where the request stopped (`last`), not where the reset
-    arrived. `at_host`: the host sent the probe to itself (over lo), so no
-    point saw anything and it died in the host.
+
+@functools.lru_cache(maxsize=1)
+def families() -> tuple[str, ...]:
+    """The font families the pictures use: DejaVu Sans, then a CJK font when one is installed.
+
+    matplotlib falls back glyph by glyph along the list, so Chinese labels
+    (封包, 橋接器) come out in Noto Sans CJK and the rest in DejaVu Sans.
+    matplotlib's font cache predates fonts installed after it was built
+    (``apt-get install fonts-noto-cjk``), so known files are added to it.
     """
-
-    kind: str
-    last: str | None
-    expected: str | None
-    refused: bool = False
-    at_host: bool = False
-
-
-def _path(journey: Journey) -> list[str]:
-    return [hop.point for hop in journey.hops if hop.on_path]
-
-
-def _seen_along(journey: Journey, kind: str) -> list[str]:
-    """The on-path points where `kind` was seen, in the order that packet travels."""
-    path = _path(journey)
-    if kind == "reply":
-        path.reverse()
-    return [p for p in path if journey.seen(p, kind)]
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(name in known for name in _CJK):
+        for pattern in _CJK_FILES:
+            for path in sorted(glob.glob(pattern, recursive=True)):
+                if path.lower().endswith((".ttc", ".otf", ".ttf")):
+                    try:
+                        font_manager.fontManager.addfont(path)
+                    except (OSError, RuntimeError, ValueError):
+                        continue
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    return ("DejaVu Sans",) + tuple(name for name in _CJK if name in known)[:1]
 
 
-def _reset(journey: Journey) -> bool:
-    """True when the reply was a TCP reset: the connection was refused."""
-    return any(hop.reply is not None and hop.reply.reset for hop in journey.hops)
-
-
-def _seen_nowhere(journey: Journey) -> bool:
-    return not any(hop.request or hop.reply for hop in journey.hops)
-
-
-def _death(journey: Journey) -> _Death | None:
-    """Where to draw the "died here" mark: read from the journey's outcome, decided in netkit.outcome."""
-    o = journey.outcome
-    if o is None or o.delivered:
-        return None
-    if o.result is Result.REFUSED:
-        if journey.src == "host" and _seen_nowhere(journey):
-            # the host's connection to one of its own addresses: it never touched a point of the lab
-            return _Death("request", None, None, at_host=True)
-        return _Death("request", o.last, None, refused=True)
-    return _Death(o.packet or "request", o.last, o.next)
-
-
-def _columns(journey: Journey) -> list[str]:
-    """Points to draw: the packet's path in order, then any other point where something was seen."""
-    return _path(journey) + [h.point for h in journey.hops if not h.on_path and (h.request or h.reply)]
-
-
-def _outcome(journey: Journey) -> str:
-    word = "delivered" if journey.delivered else "NOT delivered"
-    return f"{journey.src} → {journey.dst} ({journey.proto}): {word}"
-
-
-def _death_text(journey: Journey, width: int = 34) -> str:
-    """What to write beside the X: the dropping verdict if there is one, else the reason."""
-    verdict = journey.dropped_by
-    if verdict is not None:
-        text = f"dropped by {verdict}"
-        if verdict.iif or verdict.oif:
-            text += f"\n(in {verdict.iif or '?'}, out {verdict.oif or '?'})"
-        return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
-    return textwrap.fill(journey.reason or "not delivered", width)
-
-
-def _changed(journey: Journey, point: str, kind: str) -> bool:
-    """True where `kind`'s addresses differ from those at the point it was seen just before."""
-    seen = _seen_along(journey, kind)
-    if point not in seen or seen.index(point) == 0:
-        return False
-    before = seen[seen.index(point) - 1]
-    return journey.addresses(before, kind) != journey.addresses(point, kind)
-
-
-def _rewrite_note(journey: Journey, point: str, kind: str) -> str:
-    """What changed the addresses at `point`: ``"src rewritten by NAT (MASQUERADE)"``."""
-    first = journey.first(kind)
-    here = getattr(journey.hop(point), kind)
-    parts = [name for name, a, b in (("src", here.src, first.src), ("dst", here.dst, first.dst)) if a != b]
-    what = " and ".join(parts) or "addresses"
-    if not any(entry.nat for entry in journey.conntrack):
-        return f"{what} changed on the way"
-    if kind == "reply":
-        return f"{what} rewritten back (conntrack)"
-    nat = _nat_verdicts(journey, parts)
-    return f"{what} rewritten by NAT" + (f" ({nat})" if nat else "")
-
-
-_SOURCE_NAT, _DEST_NAT = ("MASQUERADE", "SNAT"), ("DNAT", "REDIRECT")
-
-
-def _nat_verdicts(journey: Journey, parts: Sequence[str] = ("src", "dst")) -> str:
-    """The request's NAT verdicts that rewrote `parts`, in the order met: ``"DNAT, MASQUERADE"``."""
-    wanted = (_SOURCE_NAT if "src" in parts else ()) + (_DEST_NAT if "dst" in parts else ())
-    found = [v.verdict for v in journey.verdicts if v.kind == "request" and v.verdict in wanted]
-    if not found:   # what rewrote it is not among the verdicts of that kind: name any NAT met
-        found = [v.verdict for v in journey.verdicts if v.verdict in _SOURCE_NAT + _DEST_NAT][:1]
-    return ", ".join(dict.fromkeys(found))
+def _styled(draw):
+    """Draw with the pictures' fonts; every text keeps them, and matplotlib's settings are restored after."""
+    @functools.wraps(draw)
+    def drawing(*args, **kwargs):
+        with rc_context({"font.family": list(families()), "svg.fonttype": "none"}):
+            return draw(*args, **kwargs)
+    return drawing
 
 
 def _inches(text: str, size: float = FONT, weight: str = "normal") -> float:
@@ -186,9 +144,51 @@ def _inches(text: str, size: float = FONT, weight: str = "normal") -> float:
                for line in text.split("\n")) / 72
 
 
+def _tall(text: str, size: float = FONT, spacing: float = 1.3) -> float:
+    """How tall `text` is drawn, in inches."""
+    return (text.count("\n") + 1) * size * spacing / 72
+
+
+# -- what a journey says, in the terms the pictures need ------------------------
+
+def _reset(journey: Journey) -> bool:
+    """True when the reply was a TCP reset: the connection was refused."""
+    return any(hop.reply is not None and hop.reply.reset for hop in journey.hops)
+
+
+def _outcome(journey: Journey) -> str:
+    word = "delivered" if journey.delivered else "NOT delivered"
+    return f"{journey.src} → {journey.dst} ({journey.proto}): {word}"
+
+
+def _why(journey: Journey) -> str:
+    """What the outcome says, for the death's note: the dropping verdict (and its way), else the reason."""
+    verdict = journey.dropped_by
+    if verdict is not None:
+        text = f"dropped by {verdict}"
+        if verdict.iif or verdict.oif:
+            text += f" (in {verdict.iif or '?'}, out {verdict.oif or '?'})"
+        return text
+    return journey.reason or "not delivered"
+
+
 def _label(text: str, limit: int = 25) -> str:
     """Long ``src:port > dst:port`` labels break before the ``>``."""
     return text if len(text) <= limit else text.replace(" > ", "\n> ")
+
+
+def _rewritten(journey: Journey, point: str, kind: str) -> bool:
+    """Does `kind` carry an address NAT rewrote at `point` (the outcome's rewrites, or the host's own DNAT)?"""
+    if point not in journey.points or not journey.seen(point, kind):
+        return False
+    return bool(journey.rewrites_at(point, kind)) or (kind == "request" and local_dnat(journey) is not None)
+
+
+def _made(journey: Journey, point: str, kind: str) -> bool:
+    """Was an address of `kind` rewritten here: first seen rewritten at `point`?"""
+    first = journey.first("request")
+    return bool(made_at(journey, point, kind)) or (
+        kind == "request" and first is not None and first.point == point and local_dnat(journey) is not None)
 
 
 class LabFigure(Figure):
@@ -200,131 +200,124 @@ class LabFigure(Figure):
         return buffer.getvalue()
 
 
-def _new_axes(ax: Axes | None, size: tuple[float, float], title_lines: int = 1) -> tuple[Figure, Axes]:
-    """The caller's Axes, or a new Figure whose one Axes leaves room for the title."""
+def _new_axes(ax: Axes | None, size: tuple[float, float], title: float = 0.55) -> tuple[Figure, Axes]:
+    """The caller's Axes, or a new Figure of `size` inches whose one Axes fills it but `title` inches on top."""
     if ax is not None:
         return ax.figure, ax
-    fig = LabFigure(figsize=size, facecolor="white")
+    fig = LabFigure(figsize=(min(size[0], WIDTH), size[1]), facecolor="white")
     ax = fig.add_subplot()
-    top = 1 - (0.25 + 0.32 * title_lines) / size[1]
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=top)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - title / size[1])
     return fig, ax
 
 
-def _died_marker(ax: Axes, x: float, y: float, size: float = 30) -> None:
+def _died_marker(ax: Axes, x: float, y: float, size: float = 26) -> None:
     ax.plot([x], [y], linestyle="none", marker="X", markersize=size, color=RED,
             markeredgecolor="white", markeredgewidth=2, zorder=10, gid="died")
 
 
+
+
 # -- 1. the lab map ---------------------------------------------------------------
+# The map is drawn in inches (one data unit is one inch on its own figure, `WIDTH` wide). The bridge
+# hwchiu0 is a box whose top edge carries its ports veth0 and veth1 (each a veth pair's host end) and
+# whose bottom edge carries hwchiu0 itself, the bridge's own interface, where the host's routing meets it.
 
-# Where each point sits on the map (data units; the map is 21 x 12.2, and reaches down to
-# _LOW when it shows part 4's outside machine below the host).
 _XY = {
-    "c1:eth0": (3.5, 9.0), "host:veth0": (3.5, 7.0), "host:hwchiu0": (6.5, 5.0),
-    "host:veth1": (9.5, 7.0), "c2:eth0": (9.5, 9.0),
-    "host:eth0": (13.5, 2.4), "internet:eth0": (16.5, 2.4),
-    "host:eth1": (6.5, 0.4), "outside:eth0": (6.5, -1.5),
+    "c1:eth0": (1.75, 5.7), "host:veth0": (1.75, 4.45), "host:hwchiu0": (2.95, 3.35),
+    "host:veth1": (4.15, 4.45), "c2:eth0": (4.15, 5.7),
+    "host:eth0": (6.15, 2.2), "internet:eth0": (7.5, 2.2),
+    "host:eth1": (2.95, 0.45), "outside:eth0": (2.95, -0.6), "host:lo": (0.95, 2.05),
 }
-_PART4 = ("host:eth1", "outside:eth0")   # drawn only when the map shows the outside machine
-_LOW = -4.6                              # the map's lower edge with the outside machine
-_UNIT = 13 * 0.96 / 21                   # inches per data unit on the map's own figure
-
-# Where the map writes the addresses a packet had after they changed, per point and packet.
-_NAT_SLOT = {
-    ("host:eth0", "request"): (14.6, 3.9), ("internet:eth0", "request"): (14.6, 3.9),
-    ("host:eth0", "reply"): (15.0, 1.2), ("internet:eth0", "reply"): (15.0, 1.2),
-    ("host:hwchiu0", "reply"): (4.3, 3.3), ("host:veth0", "reply"): (1.8, 8.0),
-    ("c1:eth0", "reply"): (1.8, 8.0), ("host:veth1", "request"): (11.3, 8.0),
-    ("c2:eth0", "request"): (11.3, 8.0), ("host:hwchiu0", "request"): (4.3, 3.3),
-}
-# With the outside machine, notes about the bridge's side go in stacks beside the host's eth1
-# link ("left", right edge at x, from y down) and right of c2 ("right", left edge at x, from y
-# down); a note far from its point gets a thin red leader to the arrow that arrived there.
-_STACKS = {"left": (5.8, 4.05, "right"), "right": (12.3, 10.1, "left")}
-_STACKED = {
-    ("host:hwchiu0", "request"): "left", ("host:hwchiu0", "reply"): "left",
-    ("host:veth0", "request"): "left", ("host:veth0", "reply"): "left",
-    ("c1:eth0", "request"): "left", ("c1:eth0", "reply"): "left",
-    ("host:eth1", "reply"): "left", ("outside:eth0", "reply"): "left",
-    ("host:veth1", "request"): "right", ("host:veth1", "reply"): "right",
-    ("c2:eth0", "request"): "right", ("c2:eth0", "reply"): "right",
-}
-_NEAR = {"left": {"host:hwchiu0", "host:eth1", "outside:eth0"}, "right": set()}
-# Where the X goes for a packet that reached a point and went no further (it was refused
-# there, or the node did not take it in): inside the node, beside the interface.
+_PART4 = ("host:eth1", "outside:eth0")       # drawn only when the map shows the outside machine
+_TOP, _LOW3, _LOW4 = 6.85, -0.75, -2.0       # the map's upper edge; its lower edge without / with part 4
+_BRIDGED = (2.95, 3.8)                       # the bend that takes a bridged frame through hwchiu0, port to port
+_LANE = -0.1                                 # each packet keeps this far to the right of its way
+_PORTS = ("host:veth0", "host:veth1")
+# Where the ✘ goes for a packet that stopped at a point (refused there, not sent, no route back):
+# inside the node, beside the interface.
 _INSIDE = {
-    "c1:eth0": (5.05, 9.4), "c2:eth0": (11.05, 9.4), "internet:eth0": (17.6, 3.25),
-    "host:eth0": (12.6, 3.3), "host:eth1": (6.5, 1.55), "outside:eth0": (7.95, -2.15),
+    "c1:eth0": (2.45, 5.98), "c2:eth0": (4.85, 5.98), "internet:eth0": (8.15, 2.2),
+    "host:eth0": (5.65, 1.75), "host:eth1": (3.5, 0.85), "outside:eth0": (3.6, -0.95),
+    "host:lo": (1.6, 2.05), "host:hwchiu0": (2.4, 3.0), "host:veth0": (1.75, 3.95), "host:veth1": (4.15, 3.95),
 }
+# Where notes about rewritten addresses go (left edge, top), in the host below the bridge, with a
+# leader line to the arrow that arrived where the rewrite was first seen.
+_NOTE_SLOTS = ((0.25, 1.6, 2.5), (3.2, 1.6, 2.8))   # (left edge, top, widest): left of eth1's way, right of it
+
+_BOXES = {"c": "#FFF4D6", "host": "#F3F3F3", "bridge": "#DDE6EE", "internet": "#E4F0F8", "outside": "#EEEAF6"}
 
 
-_BRIDGED = (6.5, 4.2)   # the bend that takes a bridged frame through hwchiu0
-_LANE = -0.25           # each packet keeps this far to the right of its way
-
-
-def _box(ax, x0, y0, x1, y1, *, face, edge=INK, lw=1.5, style="round,pad=0,rounding_size=0.25", zorder=1,
-         **kw):
+def _box(ax, x0, y0, x1, y1, *, face, edge=INK, lw=1.5, style="round,pad=0,rounding_size=0.15", zorder=1, **kw):
     ax.add_patch(FancyBboxPatch((x0, y0), x1 - x0, y1 - y0, boxstyle=style,
                                 facecolor=face, edgecolor=edge, linewidth=lw, zorder=zorder, **kw))
 
 
-def _interface(ax, point: str, name: str) -> None:
+def _interface(ax, point: str, name: str, *, face: str = "white", dashed: bool = False) -> None:
     x, y = _XY[point]
-    _box(ax, x - 0.65, y - 0.3, x + 0.65, y + 0.3, face="white", lw=1.8,
-         style="round,pad=0,rounding_size=0.12", zorder=2, gid=f"map:interface:{point}")
-    ax.text(x, y, name, ha="center", va="center", fontsize=FONT, weight="bold", color=INK, zorder=3)
+    half = max(0.3, _inches(name, FONT, "bold") / 2 + 0.1)
+    _box(ax, x - half, y - 0.15, x + half, y + 0.15, face=face, lw=1.8, style="round,pad=0,rounding_size=0.07",
+         zorder=2.5, gid=f"map:interface:{point}", linestyle="--" if dashed else "-")
+    ax.text(x, y, name, fontsize=FONT, weight="bold", ha="center", va="center", color=INK, zorder=3)
 
 
-def _draw_topology(ax: Axes, bridge_address: str | None, outside: bool = False) -> None:
+def _cable(ax, a: tuple, b: tuple, gid: str) -> None:
+    ax.plot([a[0], b[0]], [a[1], b[1]], color=INK, lw=2.2, zorder=0.8, gid=gid)
+
+
+def _routed(ax, a: tuple, b: tuple, gid: str) -> None:
+    ax.plot([a[0], b[0]], [a[1], b[1]], color=GREY, lw=2.2, linestyle=":", zorder=1.5, gid=gid)
+
+
+def _draw_topology(ax: Axes, bridge_address: str | None, outside: bool, lo: bool) -> None:
     text = dict(ha="center", va="center", color=INK, zorder=3)
-    # host
-    _box(ax, 0.4, 0.4, 13.5, 7.0, face="#F3F3F3", gid="map:node:host")
-    ax.text(0.8, 6.35, "host", fontsize=FONT + 5, weight="bold", ha="left", va="center", color=INK)
-    # containers
-    for node, point, veth in (("c1", "c1:eth0", "host:veth0"), ("c2", "c2:eth0", "host:veth1")):
+    low = 0.45
+    # the host
+    _box(ax, 0.1, low, _XY["host:eth0"][0], 5.15, face=_BOXES["host"], gid="map:node:host")
+    ax.text(0.25, 4.92, "host", fontsize=FONT + 3, weight="bold", ha="left", va="center", color=INK)
+    # the containers, each a veth pair's far end
+    for node, point, port in (("c1", "c1:eth0", "host:veth0"), ("c2", "c2:eth0", "host:veth1")):
         x, y = _XY[point]
-        _box(ax, x - 2.1, y, x + 2.1, y + 2.7, face="#FFF4D6", gid=f"map:node:{node}")
-        ax.text(x, y + 2.05, f"{node}  (container)", fontsize=FONT + 3, weight="bold", **text)
-        ax.text(x, y + 0.95, ADDRESSES[point], fontsize=FONT + 1, **text)
-        ax.plot([x, x], [_XY[veth][1], y], color=INK, lw=2.5, zorder=0.5)
+        _box(ax, x - 1.05, y, x + 1.05, _TOP, face=_BOXES["c"], gid=f"map:node:{node}")
+        ax.text(x, y + 0.85, f"{node} (container)", fontsize=FONT + 1, weight="bold", **text)
+        ax.text(x, y + 0.45, ADDRESSES[point], fontsize=FONT - 1, **text)
+        _cable(ax, (x, y), _XY[port], f"map:cable:{node}")
         _interface(ax, point, "eth0")
-        side = -1 if node == "c1" else 1
-        ax.text(x + 0.6 * side, (y + _XY[veth][1]) / 2, "veth\npair", fontsize=FONT - 2, color=GREY,
-                ha="left" if side > 0 else "right", va="center")
-    # the bridge, its ports, and the bridge device itself (a point packets are seen at)
+    ax.text(1.6, 5.42, "veth pair", fontsize=SMALL, color=GREY, ha="right", va="center", style="italic")
+    # the bridge: its ports on top, its own interface below
     bx, by = _XY["host:hwchiu0"]
-    _box(ax, 1.6, by - 0.5, 11.4, by + 0.5, face="#DDE6EE", lw=2, gid="map:node:hwchiu0")
-    ax.text(1.85, by, BRIDGE, fontsize=FONT + 2, weight="bold", ha="left", va="center", color=INK, zorder=3)
-    ax.text(1.85, by - 0.75, "Linux bridge", fontsize=FONT - 2, ha="left", va="center", color=GREY)
-    ax.text(11.2, by, bridge_address or "no IP address", fontsize=FONT + 1 if bridge_address else FONT - 1,
-            ha="right", va="center", color=INK if bridge_address else GREY,
-            style="normal" if bridge_address else "italic", zorder=3, gid="map:bridge-address")
-    ax.add_patch(Circle((bx, by), 0.2, facecolor="white", edgecolor=INK, linewidth=2, zorder=4,
+    _box(ax, 0.35, by, 5.0, _XY["host:veth0"][1], face=_BOXES["bridge"], lw=2, gid="map:node:hwchiu0")
+    ax.text(0.5, 4.1, BRIDGE, fontsize=FONT + 1, weight="bold", ha="left", va="center", color=INK, zorder=3)
+    ax.text(0.5, 3.72, "Linux bridge", fontsize=SMALL, ha="left", va="center", color=GREY, zorder=3)
+    for port in _PORTS:
+        _interface(ax, port, port.split(":")[1], face=_BOXES["bridge"])
+    ax.add_patch(Circle((bx, by), 0.14, facecolor="white", edgecolor=INK, linewidth=2, zorder=4,
                         gid="map:interface:host:hwchiu0"))
-    for port in ("host:veth0", "host:veth1"):
-        px, py = _XY[port]
-        ax.plot([px, px], [by + 0.5, py], color=INK, lw=2.5, zorder=0.5)
-        _interface(ax, port, port.split(":")[1])
-    # the kernel routes between the bridge and the uplink
+    ax.text(bx - 0.22, by - 0.2, bridge_address or "no IP address", fontsize=FONT - 1 if bridge_address else SMALL,
+            ha="right", va="top", color=INK if bridge_address else GREY,
+            style="normal" if bridge_address else "italic", zorder=3, gid="map:bridge-address")
+    # the host's routing joins hwchiu0, eth0 (and eth1, lo)
     ex, ey = _XY["host:eth0"]
-    ax.plot([bx, ex], [by, ey], color=GREY, lw=2.5, linestyle=":", zorder=1.5)
-    ax.text(9.3, 2.6, "routing in the host\n(ip_forward, iptables)", fontsize=FONT - 1,
-            color=GREY, ha="center", va="center", style="italic")
+    _routed(ax, (bx, by), (ex, ey), "map:routed:eth0")
+    ax.text(4.75, 2.3, "routing + iptables", fontsize=SMALL, color=GREY, ha="center", va="center",
+            style="italic", zorder=1.6)
     _interface(ax, "host:eth0", "eth0")
-    ax.text(ex - 0.15, ey - 0.7, ADDRESSES["host:eth0"], fontsize=FONT + 1, ha="right", va="center",
-            color=INK)
+    ax.text(ex - 0.1, ey - 0.36, ADDRESSES["host:eth0"], fontsize=FONT - 1, ha="right", va="center", color=INK)
     # the internet
-    _box(ax, 16.5, 0.4, 20.9, 5.8, face="#E4F0F8", style="round,pad=0,rounding_size=0.9",
+    _box(ax, 7.5, 0.9, 9.5, 3.55, face=_BOXES["internet"], style="round,pad=0,rounding_size=0.45",
          gid="map:node:internet")
-    ax.text(18.7, 5.15, "internet", fontsize=FONT + 4, weight="bold", **text)
-    ax.text(19.0, 4.2, "lo  8.8.8.8\n     1.1.1.1", fontsize=FONT + 1, **text)
-    ax.text(18.9, 1.2, "routes back only\nto 10.0.2.0/24", fontsize=FONT - 1, color=GREY,
-            ha="center", va="center", style="italic")
-    ix, iy = _XY["internet:eth0"]
-    ax.plot([ex, ix], [ey, iy], color=INK, lw=2.5, zorder=0.5)
+    ax.text(8.5, 3.2, "internet", fontsize=FONT + 2, weight="bold", **text)
+    ax.text(8.5, 2.75, "lo: 8.8.8.8, 1.1.1.1", fontsize=FONT - 1, **text)
+    ax.text(7.6, 1.82, ADDRESSES["internet:eth0"], fontsize=FONT - 1, ha="left", va="center", color=INK)
+    ax.text(8.5, 1.25, "routes back only\nto 10.0.2.0/24", fontsize=SMALL, color=GREY, ha="center", va="center",
+            style="italic", linespacing=1.2)
+    _cable(ax, (ex, ey), _XY["internet:eth0"], "map:cable:internet")
     _interface(ax, "internet:eth0", "eth0")
-    ax.text(ix + 0.75, iy, ADDRESSES["internet:eth0"], fontsize=FONT + 1, ha="left", va="center", color=INK)
+    if lo:
+        lx, ly = _XY["host:lo"]
+        _routed(ax, (bx, by), (lx, ly), "map:routed:lo")
+        _interface(ax, "host:lo", "lo", dashed=True)
+        ax.text(lx, ly - 0.32, "its own addresses", fontsize=SMALL, color=GREY, ha="center", va="center",
+                style="italic", gid="map:lo-caption")
     if outside:
         _draw_outside(ax)
 
@@ -334,19 +327,19 @@ def _draw_outside(ax: Axes) -> None:
     bx, by = _XY["host:hwchiu0"]
     hx, hy = _XY["host:eth1"]
     ox, oy = _XY["outside:eth0"]
-    ax.plot([bx, hx], [by, hy], color=GREY, lw=2.5, linestyle=":", zorder=1.5)   # routed, like eth0
+    _routed(ax, (bx, by), (hx, hy), "map:routed:eth1")
     _interface(ax, "host:eth1", "eth1")
-    ax.text(hx + 0.85, hy + 0.55, ADDRESSES["host:eth1"], fontsize=FONT + 1, ha="left", va="center",
-            color=INK, gid="map:address:host:eth1")
-    ax.plot([hx, ox], [hy, oy], color=INK, lw=2.5, zorder=0.5)
-    ax.text(ox - 0.8, (hy + oy) / 2, "host-only network\n172.17.9.0/24", fontsize=FONT - 2, color=GREY,
-            ha="right", va="center", style="italic")
-    _box(ax, ox - 2.6, oy - 2.85, ox + 2.6, oy, face="#EEEAF6", gid="map:node:outside")
-    ax.text(ox, oy - 0.95, ADDRESSES["outside:eth0"], fontsize=FONT + 1, ha="center", va="center", color=INK,
+    ax.text(hx - 0.42, hy + 0.17, ADDRESSES["host:eth1"], fontsize=FONT - 1, ha="right", va="center", color=INK,
+            zorder=3, gid="map:address:host:eth1")
+    _cable(ax, (hx, hy), (ox, oy), "map:cable:outside")
+    ax.text(ox - 0.3, (hy + oy) / 2, "host-only network\n172.17.9.0/24", fontsize=SMALL, color=GREY,
+            ha="right", va="center", style="italic", linespacing=1.15)
+    _box(ax, ox - 1.35, _LOW4 + 0.1, ox + 1.35, oy, face=_BOXES["outside"], gid="map:node:outside")
+    ax.text(ox, oy - 0.42, ADDRESSES["outside:eth0"], fontsize=FONT - 1, ha="center", va="center", color=INK,
             zorder=3, gid="map:address:outside:eth0")
-    ax.text(ox, oy - 1.85, "outside", fontsize=FONT + 3, weight="bold", ha="center", va="center", color=INK,
+    ax.text(ox, oy - 0.8, "outside", fontsize=FONT + 1, weight="bold", ha="center", va="center", color=INK,
             zorder=3)
-    ax.text(ox, oy - 2.45, "(the article's other machine)", fontsize=FONT - 2, ha="center", va="center",
+    ax.text(ox, oy - 1.12, "(the article's other machine)", fontsize=SMALL, ha="center", va="center",
             color=GREY, style="italic", zorder=3)
     _interface(ax, "outside:eth0", "eth0")
 
@@ -368,19 +361,19 @@ def _shows_outside(journey: Journey | None, outside: bool | None) -> bool:
     return journey.src == "outside" or journey.dst.split(":")[0] in theirs
 
 
-def _edge(point: str, toward: tuple[float, float], gap: float = 0.18) -> tuple[float, float]:
+def _edge(point: str, toward: tuple[float, float], gap: float = 0.08) -> tuple[float, float]:
     """Where the line from `point`'s centre to `toward` leaves its box (or the bridge's circle)."""
     (x, y), (tx, ty) = _XY[point], toward
     dx, dy = tx - x, ty - y
     length = (dx * dx + dy * dy) ** 0.5 or 1.0
     if point == "host:hwchiu0":
-        reach = 0.2 + gap
-    else:   # an interface box: 0.65 either side, 0.3 above and below
-        reach = min(0.65 / abs(dx / length) if dx else 99, 0.3 / abs(dy / length) if dy else 99) + gap
+        reach = 0.14 + gap
+    else:   # an interface box: about 0.32 either side, 0.15 above and below
+        reach = min(0.32 / abs(dx / length) if dx else 99, 0.15 / abs(dy / length) if dy else 99) + gap
     return x + dx / length * reach, y + dy / length * reach
 
 
-def _way(a: str, b: str, offset: float) -> Path:
+def _way(a: str, b: str, offset: float = _LANE) -> Path:
     """The map's drawing of a hop from point `a` to point `b`, moved `offset` to its left.
 
     A straight line, except that a frame bridged from one port to another
@@ -390,7 +383,7 @@ def _way(a: str, b: str, offset: float) -> Path:
     (xa, ya), (xb, yb) = _XY[a], _XY[b]
     length = ((xb - xa) ** 2 + (yb - ya) ** 2) ** 0.5
     dx, dy = -(yb - ya) / length * offset, (xb - xa) / length * offset
-    via = _BRIDGED if {a, b} == {"host:veth0", "host:veth1"} else None
+    via = _BRIDGED if {a, b} == set(_PORTS) else None
     (sx, sy), (ex, ey) = _edge(a, via or (xb, yb)), _edge(b, via or (xa, ya))
     if via is None:
         return Path([(sx + dx, sy + dy), (ex + dx, ey + dy)])
@@ -412,349 +405,481 @@ def _halfway(path: Path) -> tuple[Path, tuple[float, float]]:
 
 
 def _map_notes(journey: Journey, shown: set[str]) -> list[tuple[str, str, str, str, str | None]]:
-    """The map's red notes where addresses changed: (point, kind, addresses, how, the point before).
+    """The map's notes where NAT rewrote an address: (point, kind, addresses, ◆ tag, the point seen before).
 
-    A rewrite the host made before the first point the request was seen at
-    (a nat OUTPUT rule on the host's own packet) is noted at that point.
+    Read from the outcome's rewrites, at the point each was first seen; a
+    DNAT the host made on its own packet before any point saw it (nat
+    OUTPUT) is noted at the first point, from its verdict.
     """
     notes = []
     for kind in ("request", "reply"):
-        points = [p for p in _seen_along(journey, kind) if p in shown]
+        points = [p for p in seen_along(journey, kind) if p in shown]
         for before, point in zip([None] + points, points):
-            if journey.rewritten(point, kind) and _changed(journey, point, kind):
-                if kind == "reply":
-                    how = "NAT undone by conntrack"
-                else:
-                    was = getattr(journey.hop(_seen_along(journey, kind)[0]), kind)
-                    now = getattr(journey.hop(point), kind)
-                    dst_too = (was.dst, was.dport) != (now.dst, now.dport)
-                    how = _rewrite_note(journey, point, kind) if dst_too else "rewritten by NAT"
-                notes.append((point, kind, _label(journey.addresses(point, kind)), how, before))
+            made = made_at(journey, point, kind)
+            if made:
+                notes.append((point, kind, _label(journey.addresses(point, kind)), rewrite_tag(journey, made), before))
     first = journey.first("request")
-    sent = (journey.dst.split(":")[0], journey.dport)
-    if first is not None and first.point in shown and (first.dst, first.dport or sent[1]) != sent:
-        nat = _nat_verdicts(journey, ("dst",))
-        chains = ", ".join(dict.fromkeys(f"nat {v.chain}" for v in journey.verdicts
-                                         if v.kind == "request" and v.verdict in _DEST_NAT))
-        to = f"{sent[0]}:{sent[1]}" if sent[1] else sent[0]
-        how = f"dst rewritten by NAT ({nat or 'NAT'})\nin {chains or 'the host'}, from\n{to}"
-        notes.append((first.point, "request", _label(first.addresses), how, None))
+    local = local_dnat(journey)
+    if local is not None and first is not None and first.point in shown:
+        sent = f"{journey.dst}:{journey.dport}" if journey.dport else journey.dst
+        tag = f"◆ DNAT in nat {local.chain}: dst\n(sent to {sent})"
+        notes.append((first.point, "request", _label(first.addresses), tag, None))
     return notes
 
 
-def _draw_notes(ax: Axes, journey: Journey, shown: set[str], outside: bool) -> None:
-    stacks = {name: top for name, (_, top, _) in _STACKS.items()}
-    if not outside:   # part 3's map: the bridge's own slot sits where the left stack would start
-        stacks["left"] = 2.55
-    box = dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=RED, lw=1.5)
-    for point, kind, addresses, how, before in _map_notes(journey, shown):
-        gid = f"map:rewritten:{kind}:{point}"
-        text = f"{addresses}\n{how}"
-        stack = _STACKED.get((point, kind)) if outside or (point, kind) not in _NAT_SLOT else None
-        if stack is None:
-            x, y = _NAT_SLOT.get((point, kind), (10.0, 1.6))
-            ax.text(x, y, text, fontsize=FONT, color=RED, ha="center", va="center", weight="bold", zorder=6,
-                    linespacing=1.3, gid=gid, bbox=box)
-            continue
-        x, _, ha = _STACKS[stack]
-        top = stacks[stack]
-        for width in (26, 22, 18):   # a note in a stack keeps to its 5.4 units: wrap what rewrote it
-            if _inches(text, weight="bold") / _UNIT <= 5.0:
+def _draw_notes(ax: Axes, journey: Journey, shown: set[str]) -> None:
+    notes = [(note, _halfway(_way(note[4], note[0]) if note[4] else Path([_XY[note[0]]] * 2))[1])
+             for note in _map_notes(journey, shown)]
+    notes.sort(key=lambda n: n[1][0])   # the note about the leftmost arrow in the left slot: no leaders cross
+    taken = [0.0, 0.0]
+    for i, ((point, kind, addresses, tag, before), (tx, ty)) in enumerate(notes):
+        slot = (0 if tx < _XY["host:hwchiu0"][0] else 1) if len(notes) == 1 else min(i, 1)
+        x, top, widest = _NOTE_SLOTS[slot]
+        top -= taken[slot]
+        size = FONT - 1
+        text = f"{addresses}\n{tag}"
+        for width in range(40, 12, -2):   # wrap what rewrote it to the slot's width
+            text = addresses + "\n" + "\n".join(textwrap.fill(line, width, subsequent_indent="   ")
+                                                for line in tag.split("\n"))
+            if _inches(text, size, "bold") <= widest:
                 break
-            text = addresses + "\n" + "\n".join(textwrap.fill(line, width) for line in how.split("\n"))
-        width = _inches(text, weight="bold") / _UNIT + 0.4
-        height = (text.count("\n") + 1) * FONT * 1.3 / 72 / _UNIT + 0.35
-        stacks[stack] = top - height - 0.3
-        ax.text(x, top - height / 2, text, fontsize=FONT, color=RED, ha=ha, va="center", weight="bold",
-                multialignment="center", zorder=6, linespacing=1.3, gid=gid, bbox=box)
-        if point in _NEAR[stack] or before is None:
-            continue
-        # a thin leader from the note: left of the host, to the middle of the arrow that arrived at
-        # the point (a straight way up past the bridge); right of it, to the point itself
-        if stack == "left":
-            _, (tx, ty) = _halfway(_way(before, point, _LANE))
-        else:
-            tx, ty = _XY[point][0] + 0.72, _XY[point][1]
-        x0, x1 = (x - width, x) if ha == "right" else (x, x + width)
-        sx, sy = min(max(tx, x0), x1), min(max(ty, top - height), top)
-        ax.plot([sx, tx], [sy, ty], color=RED, lw=1.5, zorder=5.5, gid=f"map:leader:{kind}:{point}")
-        ax.plot([tx], [ty], "o", color=RED, markersize=5, zorder=5.5)
+        tall = _tall(text, size, 1.25)
+        taken[slot] += tall + 0.3
+        ax.text(x, top - tall / 2, text, fontsize=size, color=_KINDS[kind][0], ha="left", va="center",
+                weight="bold", zorder=6, linespacing=1.25, gid=f"map:rewritten:{kind}:{point}",
+                bbox=_REWRITE_BOX)
+        # a leader line from the note to the middle of the arrow that arrived there (or to the point)
+        wide = _inches(text, size, "bold") + 0.1
+        sx = min(max(tx, x), x + wide)
+        sy = min(max(ty, top - tall), top)
+        ax.plot([sx, tx], [sy, ty], color=REWRITE, lw=1.8, zorder=5.5, gid=f"map:leader:{kind}:{point}")
+        ax.plot([tx], [ty], "o", color=REWRITE, markersize=6, zorder=6.5)
 
 
-def _map_path(ax: Axes, journey: Journey, shown: set[str], outside: bool) -> None:
+def _map_path(ax: Axes, journey: Journey, shown: set[str]) -> None:
     # each packet keeps to the right of its way, so request and reply sit side by side
     for kind in ("request", "reply"):
         color, style, _ = _KINDS[kind]
-        points = [p for p in _seen_along(journey, kind) if p in shown]
+        points = [p for p in seen_along(journey, kind) if p in shown]
         for a, b in zip(points, points[1:]):
-            ax.add_patch(FancyArrowPatch(path=_way(a, b, _LANE), arrowstyle="-|>", mutation_scale=24,
-                                         color=color, linewidth=4, linestyle=style, zorder=5,
+            ax.add_patch(FancyArrowPatch(path=_way(a, b), arrowstyle="-|>", mutation_scale=18,
+                                         color=color, linewidth=3, linestyle=style, zorder=5,
                                          gid=f"map:{kind}:{b}"))
-    _draw_notes(ax, journey, shown, outside)
+    _draw_notes(ax, journey, shown)
 
 
-def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> None:
-    death = _death(journey)
-    if death is None:
-        return
-    if death.at_host:
-        # it never left the host: the X sits in the host, by the interface owning the address it was sent to
-        owner = next((p for p in shown if p.startswith("host:")
-                      and ADDRESSES.get(p, "").split("/")[0] == journey.dst.split(":")[0]), None)
-        (x, y), side = (_INSIDE[owner], -1) if owner in _INSIDE else ((2.0, 2.0), 1)
-        _died_marker(ax, x, y, size=36)
-        to = f"{journey.dst}:{journey.dport}" if journey.dport else journey.dst
-        ax.text(x + 0.7 * side, y, f"sent to its own address\n{to} over lo:\nit never left the host",
-                fontsize=FONT - 1, color=RED, weight="bold", ha="right" if side < 0 else "left", va="center",
-                zorder=6, linespacing=1.2, gid="map:local")
-        return
-    if death.last in shown and death.expected in shown:
-        # it set off from the last point and never arrived: half its arrow, then the X
-        stub, (x, y) = _halfway(_way(death.last, death.expected, _LANE))
-        color, style, _ = _KINDS[death.kind]
-        ax.add_patch(FancyArrowPatch(path=stub, arrowstyle="-", color=color, linewidth=4, linestyle=style,
-                                     zorder=5, gid=f"map:lost:{death.kind}"))
-        _died_marker(ax, x, y, size=36)
-        return
-    here = death.expected or death.last
-    if here not in shown:
-        return
-    x, y = _XY[here]
-    way = _path(journey) if death.kind == "request" else _path(journey)[::-1]
-    after = way[way.index(here) + 1:] if here in way else []
-    if death.expected and after and after[0] in shown:
-        # it never left this point: the X sits on its way out, toward the next one
-        tx, ty = _XY[after[0]]
-        length = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5
-        ux, uy = (tx - x) / length, (ty - y) / length
-        step = min(length / 2, 1.0)
-        x, y = x + ux * step, y + uy * step
-        if death.kind == "reply":   # off the request's lane, onto the reply's (its right)
-            x, y = x + uy * 0.6, y - ux * 0.6
-    elif here in _INSIDE and not death.expected:
-        x, y = _INSIDE[here]    # it got there and went no further: inside, beside the interface
-    else:
-        y -= 0.75
-    _died_marker(ax, x, y, size=36)
+def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> bool:
+    """The ✘ where `journey.mark` says: on the way between two points, or inside a node beside its point."""
+    mark = journey.mark
+    if mark is None or mark.point not in shown:
+        return False
+    if mark.then in shown:
+        # it set off from the point and never arrived at the next: half its way, then the ✘, and the hook
+        stub, (x, y) = _halfway(_way(mark.point, mark.then))
+        color, style, _ = _KINDS[mark.packet]
+        ax.add_patch(FancyArrowPatch(path=stub, arrowstyle="-", color=color, linewidth=3, linestyle=style,
+                                     zorder=5, gid=f"map:lost:{mark.packet}"))
+        _died_marker(ax, x, y, size=30)
+        if mark.hook:
+            ax.annotate(f"{mark.hook}: {journey.dropped_by.verdict}" if journey.dropped_by else mark.hook,
+                        (x, y), xytext=(17, 0), textcoords="offset points", fontsize=FONT - 1, color=RED,
+                        weight="bold", ha="left", va="center", zorder=11, gid="map:death", bbox=_WHITE_BOX)
+        return True
+    x, y = _INSIDE.get(mark.point, _XY[mark.point])
+    _died_marker(ax, x, y, size=30)
+    return True
 
 
-def _reason_lines(journey: Journey, width: int) -> list[str]:
-    lines = [textwrap.fill(journey.reason, width)] if journey.reason else []
-    verdict = journey.dropped_by      # the sentence names it; its interfaces go on a line of their own
+def _legend(ax: Axes, outside: bool) -> None:
+    """Explain every symbol the map drew, and only those (read back from the artists' gids)."""
+    drawn = {(a.get_gid() or "") for a in ax.get_children()}
+
+    def has(prefix: str) -> bool:
+        return any(g.startswith(prefix) for g in drawn)
+
+    def box(face):
+        return Line2D([], [], linestyle="none", marker="s", markersize=13, markerfacecolor=face,
+                      markeredgecolor=INK, markeredgewidth=1.6)
+    entries = [
+        (box("white"), "interface: a point where packets are watched", "interface"),
+        (box(_BOXES["bridge"]), "port of the bridge hwchiu0 (veth0, veth1)", "port"),
+        (Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="white", markeredgecolor=INK,
+                markeredgewidth=2), "hwchiu0 itself: the bridge's own interface", "bridge"),
+        (Line2D([], [], color=INK, lw=2.2), "cable: a veth pair or a link", "cable"),
+        (Line2D([], [], color=GREY, lw=2.2, linestyle=":"), "routed by the host (ip_forward, iptables)", "routed"),
+    ]
+    if has("map:interface:host:lo"):
+        entries.append((Patch(facecolor="white", edgecolor=INK, linewidth=1.6, linestyle="--"),
+                        "lo: the host's loopback, for its own addresses (not watched)", "lo"))
+    if has("map:request") or has("map:lost:request"):
+        entries.append((Line2D([], [], color=REQUEST, lw=3), "→ request", "request"))
+    if has("map:reply") or has("map:lost:reply"):
+        entries.append((Line2D([], [], color=REPLY, lw=3, linestyle="--"), "← reply", "reply"))
+    if has("map:rewritten:"):
+        entries.append((Patch(facecolor=REWRITE_FACE, edgecolor=REWRITE, linewidth=2.2),
+                        "◆ address rewritten by NAT (or undone)", "rewrite"))
+    if "died" in drawn:
+        entries.append((Line2D([], [], color=RED, marker="X", markersize=15, linestyle="none",
+                               markeredgecolor="white"), "✘ where the probe died", "died"))
+    handles, labels, names = zip(*entries)
+    spot, columns = ((4.55, 0.15), 1) if outside else ((0.1, 0.3), 2)
+    legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=spot, bbox_transform=ax.transData,
+                       ncol=columns, fontsize=SMALL, frameon=False, handlelength=2.2, columnspacing=1.2,
+                       labelspacing=0.45, borderaxespad=0, borderpad=0)
+    legend.set_gid("map:legend")
+    for text, name in zip(legend.get_texts(), names):
+        text.set_gid(f"map:legend:{name}")
+
+
+def _fit_reason(journey: Journey, widest: float, tallest: float) -> tuple[str, float]:
+    """The reason (and the dropping verdict's way in and out), wrapped to fit `widest` x `tallest` inches."""
+    lines = [journey.reason] if journey.reason else []
+    verdict = journey.dropped_by
     if verdict is not None and (verdict.iif or verdict.oif):
         lines.append(f"(in {verdict.iif or '?'}, out {verdict.oif or '?'})")
-    return lines
-
-
-def _fit_reason(journey: Journey, widest: float, tallest: float, narrowest: int = 32) -> tuple[str, float]:
-    """The reason, wrapped to fit `widest` x `tallest` inches: `narrowest` columns if it can, else wider,
-    else in a smaller font."""
-    for size in (FONT, FONT - 1, FONT - 2):
-        for width in range(narrowest, 90, 4):
-            text = "\n".join(_reason_lines(journey, width))
-            if _inches(text, size) > widest:
+    for size in (FONT - 1, SMALL + 0.5, SMALL):
+        for width in range(60, 20, -2):
+            text = "\n".join(textwrap.fill(line, width) for line in lines)
+            if _inches(text, size) <= widest:
                 break
-            if (text.count("\n") + 1) * size * 1.3 / 72 <= tallest:
-                return text, size
-    return "\n".join(_reason_lines(journey, 32)), FONT - 2
+        if _tall(text, size) <= tallest:
+            return text, size
+    return text, SMALL
 
 
+@_styled
 def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None,
             outside: bool | None = None, ax: Axes | None = None) -> Figure:
     """The lab as a picture: nodes, interfaces, addresses; with a journey, the probe's way.
 
-    `bridge_address` is hwchiu0's address when the stage gave it one
-    (``topology.BRIDGE_ADDRESS`` from scenario 2); None draws "no IP address".
-    With `journey`, the request's path is a solid blue arrow through the
-    points where it was seen, the reply a dashed green one, addresses that
-    changed on the way are red, and a red X marks where the probe died, with
-    the reason (and the verdict that dropped it) in the corner.
+    veth0 and veth1 are ports on the bridge hwchiu0's top edge; hwchiu0's own
+    interface (a circle on its lower edge) is where the host's routing meets
+    the bridge, so a frame bridged from port to port (scenario 1) never
+    reaches it while one routed to eth0 (scenario 2) does. A legend explains
+    every symbol drawn. `bridge_address` is hwchiu0's address when the stage
+    gave it one (``topology.BRIDGE_ADDRESS`` from scenario 2); None draws
+    "no IP address".
+
+    With `journey`, the request's way is a solid blue arrow through the
+    points where it was seen, the reply a dashed green one; an address NAT
+    rewrote is noted in an orange box, with a leader line to the arrow where
+    it was first seen; the red ✘ sits where ``journey.mark`` says (between
+    two points for a drop in the host, inside the node for one that stopped
+    there), with the reason in the corner.
 
     `outside` draws part 4's pieces: the host's eth1 (172.17.9.103/24) and,
     below the host, the other machine ``outside`` (172.17.9.10/24). None
-    (the default) draws them when the journey needs them: a packet was seen
-    there or should have passed there, or it was addressed to them (the
-    published port 172.17.9.103:2345); part 3's map is left as it was.
+    (the default) draws them when the journey needs them. The host's ``lo``
+    is drawn for the host's probe to one of its own addresses.
     """
     outside = _shows_outside(journey, outside)
-    low = _LOW if outside else 0.2
-    fig, ax = _new_axes(ax, (13, 8.4 + (0.2 - low) * _UNIT), title_lines=1 if journey or not outside else 2)
-    ax.set_xlim(0, 21)
-    ax.set_ylim(low, 12.4)
+    lo = journey is not None and journey.local
+    low = _LOW4 if outside else _LOW3
+    height = _TOP - low + 0.1
+    fig, ax = _new_axes(ax, (WIDTH, height + 0.55), 0.55)
+    ax.set_xlim(0, WIDTH)
+    ax.set_ylim(low, _TOP + 0.1)
     ax.set_aspect("equal")
     ax.axis("off")
-    _draw_topology(ax, bridge_address, outside)
-    shown = set(_XY) - (set() if outside else set(_PART4))
+    _draw_topology(ax, bridge_address, outside, lo)
+    shown = set(_XY) - (set() if outside else set(_PART4)) - (set() if lo else {"host:lo"})
     if journey is None:
-        title = "The lab: c1 and c2 on the bridge hwchiu0 in the host; the internet behind eth0"
+        title = "The lab: c1 and c2 on the bridge hwchiu0, in the host; the internet behind eth0"
         if outside:
-            title += "\nand, for part 4, the other machine (outside) behind eth1"
-        ax.set_title(title, fontsize=FONT + 3, weight="bold", loc="left")
+            title = "The lab, and part 4's other machine (outside) behind the host's eth1"
+        ax.set_title(title, fontsize=FONT + 2, weight="bold", loc="left", x=0.01)
+        _legend(ax, outside)
         return fig
-    _map_path(ax, journey, shown, outside)
+    _map_path(ax, journey, shown)
     _map_death(ax, journey, shown)
-    sent, answered = journey.first("request"), journey.first("reply")
-    unseen = "request (in the host only: on no point)" if journey.src == "host" else "request (never sent)"
-    handles = [Line2D([], [], color=REQUEST, lw=4, label=f"request  {sent.addresses}" if sent else unseen),
-               Line2D([], [], color=REPLY, lw=4, linestyle="--",
-                      label=f"reply  {answered.addresses}" if answered else "reply (none seen)")]
-    if not journey.delivered:
-        handles.append(Line2D([], [], color=RED, marker="X", markersize=18, linestyle="none",
-                              markeredgecolor="white", label="where it died"))
-    ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.0, 1.0), fontsize=FONT + 1,
-              frameon=False, handlelength=2.5)
+    _legend(ax, outside)
     color = INK if journey.delivered else RED
-    if outside:   # the corner under the internet is free: the outcome goes there, with room to explain
-        (x, y), room, narrowest = (20.9, 0.0), (11.6 * _UNIT, (-0.8 - _LOW) * _UNIT), 48
-    else:
-        (x, y), room, narrowest = (20.9, 9.2), (8.6 * _UNIT, 2.5 * _UNIT), 32
-    reason, size = _fit_reason(journey, *room, narrowest)
-    ax.text(x, y, "delivered ✔" if journey.delivered else "NOT delivered ✘", fontsize=FONT + 4,
+    reason, size = _fit_reason(journey, 3.9, 2.2)
+    ax.text(9.5, _TOP, "delivered ✔" if journey.delivered else "NOT delivered ✘", fontsize=FONT + 3,
             weight="bold", ha="right", va="top", color=color, gid="map:outcome")
-    ax.text(x, y - 0.8, reason, fontsize=size, ha="right", va="top", color=color,
+    ax.text(9.5, _TOP - 0.42, reason, fontsize=size, ha="right", va="top", color=color,
             linespacing=1.3, gid="map:reason")
-    ax.set_title(_outcome(journey), fontsize=FONT + 4, weight="bold", loc="left")
+    ax.set_title(_outcome(journey), fontsize=FONT + 3, weight="bold", loc="left", x=0.01)
     return fig
 
 
 # -- 2. the packet ladder -----------------------------------------------------------
 
-def _ladder_arrows(ax, journey, kind, columns, top) -> float:
-    """Draw `kind`'s arrows from row `top` down; return the row where it ended."""
-    color, style, _ = _KINDS[kind]
-    x = {p: i for i, p in enumerate(columns)}
-    seen = [p for p in _seen_along(journey, kind) if p in x]
-    row = top
-    for i, point in enumerate(seen):
-        if i:
-            xa, xb = x[seen[i - 1]], x[point]
-            ax.add_patch(FancyArrowPatch((xa, row), (xb, row + 1), arrowstyle="-|>", mutation_scale=24,
-                                         color=color, linewidth=3, linestyle=style, shrinkA=6, shrinkB=6,
-                                         zorder=4, gid=f"ladder:{kind}:{point}"))
-            row += 1
-            rewritten = journey.rewritten(point, kind)
-            note = rewritten and _changed(journey, point, kind)
-            xm, ym = (xa + xb) / 2, row - 0.5
-            box = dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.95)
-            text = _label(journey.addresses(point, kind))
-            lift = (13 if "\n" in text else 9) if note else 0     # a two-line label clears the note under it
-            ax.annotate(text, (xm, ym), xytext=(0, lift),
-                        textcoords="offset points", fontsize=FONT, ha="center", va="center",
-                        color=RED if rewritten else color, weight="bold" if rewritten else "normal",
-                        zorder=6, bbox=box, gid=f"ladder:label:{kind}:{point}")
-            if note:
-                ax.annotate(_rewrite_note(journey, point, kind), (xm, ym), xytext=(0, -11),
-                            textcoords="offset points", fontsize=FONT - 2, ha="center", va="center",
-                            color=RED, style="italic", zorder=6, bbox=box, gid=f"ladder:note:{kind}:{point}")
-            elif kind == "reply" and i == 1 and _reset(journey):
-                ax.annotate("a TCP reset (RST): refused", (xm, ym), xytext=(0, 29), textcoords="offset points",
-                            fontsize=FONT - 2, ha="center", va="center", color=RED, style="italic", zorder=6,
-                            bbox=box, gid="ladder:reset")
-        ax.plot([x[point]], [row], "o", color=color, markersize=10, zorder=5,
-                gid=f"ladder:seen:{kind}:{point}")
-    # points off the path where this packet showed up anyway (a flooded frame, say): a dotted
-    # branch from the last point before it in the lab's order
-    order = {p: i for i, p in enumerate(POINTS)}
-    for hop in journey.hops:
-        if not hop.on_path and getattr(hop, kind) is not None and hop.point in x:
-            before = [p for p in seen if order.get(p, -1) < order.get(hop.point, -1)]
-            origin = before[-1] if before else (seen[-1] if seen else hop.point)
-            y = top + (seen.index(origin) if origin in seen else 0)
-            ax.add_patch(FancyArrowPatch((x[origin], y), (x[hop.point], y + 0.6), arrowstyle="-|>",
-                                         mutation_scale=18, color=GREY, linewidth=2, linestyle=":",
-                                         shrinkA=6, shrinkB=6, zorder=3, gid=f"ladder:{kind}-offpath:{hop.point}"))
-            ax.text(x[hop.point], y + 0.75, getattr(hop, kind).addresses, fontsize=FONT - 2,
-                    color=GREY, ha="center", va="top", gid=f"ladder:label:{kind}:{hop.point}")
-    return row
+_HOOK_FONT = SMALL + 0.5          # the lines beside a step
+_LINE = _HOOK_FONT * 1.45 / 72    # inches from one line to the next
+_BEND = 0.18                      # a step's arrow leaves its point and bends down this far into the gap
 
 
+def _columns(journey: Journey) -> list[str]:
+    """Points to draw: the packet's path in order, then any other point where something was seen."""
+    return _path(journey) + [h.point for h in journey.hops if not h.on_path and (h.request or h.reply)]
+
+
+class _Rules:
+    """The rules a ladder's lines name, numbered in the order they are first written."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def write(self, line: Line) -> str:
+        text = line.text
+        for command in line.rules:
+            if command not in self.commands:
+                self.commands.append(command)
+            text = text.replace(RULE, f"[{self.commands.index(command) + 1}]", 1)
+        return text
+
+
+def _wrap(text: str, room: float, size: float = _HOOK_FONT) -> list[str]:
+    """`text` in lines no wider than `room` inches (a first break after the hook's name), the rest indented."""
+    if _inches(text, size, "bold") <= room:
+        return [text]
+    head, gap, rest = text.partition("  ")
+    words = ([head] + rest.split(" ")) if gap else text.split(" ")
+    lines = [words[0]]
+    for i, word in enumerate(words[1:]):
+        joined = f"{lines[-1]}{gap if gap and i == 0 else ' '}{word}"
+        if _inches(joined, size, "bold") > room and lines[-1].strip():
+            lines.append(f"   {word}")
+        else:
+            lines[-1] = joined
+    return lines
+
+
+def _laid_out(lines: list[Line], rules: _Rules, room: float) -> list[tuple[Line, str]]:
+    """Each line's text, numbered and wrapped to `room`: (line, one printed line) in order."""
+    return [(line, part) for line in lines for part in _wrap(rules.write(line), room)]
+
+
+def _write_lines(ax, printed: list[tuple[Line, str]], x: float, y: float, color: str, gid: str,
+                 stations: float | None, width: float = WIDTH) -> None:
+    """Write a step's lines from (x, y) down, left-aligned, or right-aligned left of `stations` when they
+    would not fit the picture's `width`; a small station on the arrow (at `stations`) marks each hook."""
+    wide = max((_inches(text, _HOOK_FONT, "bold") for _, text in printed), default=0)
+    ha = "left"
+    if stations is not None and x + wide > width - 0.05 and stations - 0.15 - wide > 0.05:
+        x, ha = stations - 0.15, "right"
+    done = set()
+    for i, (line, text) in enumerate(printed):
+        style = dict(color=INK, weight="normal", style="normal", bbox=_WHITE_BOX)
+        if line.dropped:
+            style.update(color=RED, weight="bold")
+        elif line.rewrote:
+            style.update(weight="bold", bbox=dict(_REWRITE_BOX, pad=0.12, linewidth=1.6))
+        elif line.hook not in HOOKS:
+            style.update(color=GREY, style="italic")
+        yy = y + (i + 0.5) * _LINE
+        first = id(line) not in done
+        done.add(id(line))
+        name = "ladder:reset" if "(RST)" in text else f"{gid}:{line.hook}" if first else f"{gid}:{line.hook}:more"
+        ax.text(x, yy, text, fontsize=_HOOK_FONT, ha=ha, va="center", zorder=7, gid=name, **style)
+        if stations is not None and first and line.hook in HOOKS:
+            ax.plot([stations], [yy], "o", markersize=6, color=color, markerfacecolor="white", markeredgecolor=color,
+                    markeredgewidth=1.8, zorder=6)
+
+
+def _address_label(ax, journey: Journey, point: str, kind: str, x: float, y: float, size: float) -> None:
+    """`kind`'s addresses at `point`, right-aligned at x, centred on y; an orange box if NAT rewrote them."""
+    text = journey.addresses(point, kind)
+    if _inches(text, size) > 1.9:
+        text = _label(text)
+    rewritten = _rewritten(journey, point, kind)
+    x = max(x, _inches(text, size, "bold" if rewritten else "normal") + 0.15)
+    ax.annotate(text, (x, y), fontsize=size, ha="right", va="center", color=_KINDS[kind][0],
+                weight="bold" if rewritten else "normal", zorder=7, linespacing=1.25,
+                bbox=_REWRITE_BOX if rewritten else _WHITE_BOX, gid=f"ladder:label:{kind}:{point}")
+
+
+@_styled
 def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
     """The packet ladder: points as columns, the request stepping right, the reply coming back.
 
     Columns are the points on the packet's path (plus any other point where
-    it was seen), in path order. Each arrow is one hop of the request (solid
-    blue, downward to the right) or, below it, of the reply (dashed green,
-    right to left), labelled ``src > dst`` as seen at the point it arrives
-    at; addresses that differ from those the packet started with are red,
-    with what rewrote them. A red X marks where the probe died, with the
-    verdict that dropped it (or the reason). The title says the outcome.
-
-    On its own figure each column gets the room its widest label needs; an
-    Axes passed as `ax` should allow about 2.6 inches per column.
+    it was seen), in path order. Each arrow is one step of the request
+    (solid blue, down to the right) or, below it, of the reply (dashed green,
+    right to left); it bends down through the gap between its points, with
+    the addresses it arrived with on its left (``src > dst``, in an orange
+    box where NAT rewrote them) and on its right what acted on it on the way:
+    the host's netfilter hooks, the routing (or the bridge's) decision, and
+    the tables and verdicts, their rules spelled out at the foot. The host's
+    own packets get the same list above their first point or below their
+    last. The red ✘ sits where ``journey.mark`` says; the title says the
+    outcome.
     """
-    death = _death(journey)
-    columns = _columns(journey) or ([journey.died_at] if journey.died_at else []) or (
-        ["host"] if death and death.at_host else [])   # the host's probe to itself: the host is all there is
-    req_rows = max(len(_seen_along(journey, "request")) - 1, 0)
-    rep_rows = max(len(_seen_along(journey, "reply")) - 1, 0)
-    with_reply = journey.replied or bool(death and death.kind == "reply")
-    told = 1.2 + 0.35 * _death_text(journey).count("\n") if death else 0.6   # room for what the X says
-    refused = bool(death and death.refused and with_reply)   # the X ends the request, above the reply
-    reply_top = req_rows + (1.6 if with_reply else 0.5) + (told if refused else 0)
-    bottom = (reply_top + rep_rows if with_reply else req_rows + 0.5) + (0.6 if refused else told)
-    labels = [journey.addresses(p, k) or "" for p in journey.points for k in ("request", "reply")]
-    spacing = max([2.4] + [_inches(_label(t), weight="bold") + 0.5 for t in labels])
+    mark = journey.mark
+    columns = _columns(journey) or ([mark.point] if mark else [])
     n = max(len(columns), 1)
-    wide = max(spacing * (n + 0.4), 6.0)     # inches: a ladder of one or two columns still has room to explain
+    spacing = min(max((WIDTH - 0.8) / n, 1.3), 2.6)
+    left = 0.45
+    wide = min(max(left + spacing * n + 0.25, 6.2), WIDTH)
+    x = {p: left + spacing * (i + 0.5) for i, p in enumerate(columns)}
+    lines = {kind: between(journey, kind, mark) for kind in ("request", "reply")}
+    with_reply = journey.replied or bool(mark and mark.packet == "reply") or any(
+        any(v) for v in lines["reply"].values())
+    size = FONT if spacing >= 1.6 else FONT - 1
+
+    def room(at: float) -> float:
+        return max(wide - at - 0.1, 1.6)
+
+    # lay out the rows (inches down from the top), then draw; rules are numbered in reading order
+    reason = textwrap.fill(journey.reason, int(wide * 8.2)) if journey.reason else ""
+    said_h = _tall(reason, FONT, 1.3) + 0.12 if reason else 0.0
+    heads = said_h + 0.2             # the columns' names
+    rules = _Rules()
+    plan: list[tuple] = []            # (what, kind, (a, b), top, height, printed lines)
+    y = heads + 0.75
+    for kind in ("request", "reply") if with_reply else ("request",):
+        top = y
+        for a, b in steps(journey, kind, mark):
+            said = lines[kind].get((a, b), [])
+            if a is None or b is None:                # the host's own stack: above the first point, below the last
+                at = x.get(b or a or (mark.point if mark else ""), left + spacing / 2)
+                if said and a is None:
+                    said = [Line("socket", "sent by the host itself" + (
+                        ": a TCP reset (RST)" if kind == "reply" and _reset(journey) else ""))] + said
+                if said and b is None and said[-1].hook == "INPUT":
+                    said = said + [Line("socket", "to the host's own socket")]
+                printed = _laid_out(said, rules, max(room(at + 0.15), at - 0.25))
+                if b is not None:
+                    if printed:
+                        plan.append(("sent", kind, (a, b), y, len(printed) * _LINE + 0.2, printed))
+                        y += len(printed) * _LINE + 0.2
+                    plan.append(("dot", kind, (a, b), y, 0, []))
+                elif printed:
+                    plan.append(("kept", kind, (a, b), y, len(printed) * _LINE + 0.2, printed))
+                    y += len(printed) * _LINE + 0.2
+                continue
+            printed = _laid_out(said, rules, room((x[a] + x[b]) / 2 + 0.15))
+            seen_as = journey.addresses(b, kind) or ""
+            tall = _tall(_label(seen_as) if _inches(seen_as, size) > 1.9 else "", size, 1.25)
+            need = max(0.62, 2 * _BEND + len(printed) * _LINE + 0.06, 2 * _BEND + tall + 0.1)
+            if mark and mark.packet == kind and mark.then == b:
+                plan.append(("lost", kind, (a, b), y, _BEND + len(printed) * _LINE + 0.35, printed))
+                y += _BEND + len(printed) * _LINE + 0.55
+            else:
+                plan.append(("step", kind, (a, b), y, need, printed))
+                y += need
+                plan.append(("dot", kind, (a, b), y, 0, []))
+        if mark and mark.packet == kind and not mark.then:
+            drawn = [p for p in plan if p[1] == kind and p[0] != "dot"]
+            y = top + 0.25 if not drawn and not seen_along(journey, kind) else y + 0.3
+            plan.append(("died", kind, (mark.point, None), y, 0, []))
+            y += 0.45
+        y += 0.3
+        if kind == "request" and with_reply:
+            plan.append(("split", kind, (None, None), y, 0, []))
+            y += 0.4
+    foot = "\n".join(textwrap.fill(f"[{i + 1}] {c}", int((wide - 0.3) / (SMALL * 0.6 / 72)),
+                                   subsequent_indent="      ") for i, c in enumerate(rules.commands))
+    low = y + (_tall(foot, SMALL) + 0.15 if foot else 0)
     title = _outcome(journey)
-    if journey.reason:
-        title += "\n" + textwrap.fill(journey.reason, int(wide * 7))
-    lines = title.count("\n") + 1
-    fig, ax = _new_axes(ax, (wide / 0.96, 0.6 + 0.32 * lines + 0.72 * (bottom + 1.3)), title_lines=lines)
-    ax.set_xlim(-0.75, -0.75 + wide / spacing)
-    ax.set_ylim(bottom, -1.3)
+    title_h = 0.55
+    fig, ax = _new_axes(ax, (wide, low + title_h), title_h)
+    ax.set_xlim(0, wide)
+    ax.set_ylim(low, 0)
     ax.axis("off")
 
-    for i, point in enumerate(columns):
+    for point in columns:
         off = point in journey.points and not journey.hop(point).on_path
-        ax.plot([i, i], [-0.25, bottom], color=GREY, lw=1.2, linestyle=(0, (4, 4)), zorder=1)
-        ax.text(i, -0.95, point, fontsize=FONT + 2, weight="bold", ha="center", va="center",
+        head = FONT + 1 if _inches(point, FONT + 1, "bold") < spacing - 0.08 else FONT - 1
+        ax.text(x[point], heads, point, fontsize=head, weight="bold", ha="center", va="center",
                 color=GREY if off else INK, gid=f"ladder:column:{point}")
         address = "off the path" if off else ADDRESSES.get(point, "").split("/")[0]
-        if point not in journey.points and point == "host":
-            address = "sent to itself (lo): on no point"
+        if point == "host:lo":
+            address = "the host's own addresses"
         if address:
-            ax.text(i, -0.5, address, fontsize=FONT - 1, ha="center", va="center", color=GREY)
-    ax.text(-0.6, 0, "request", fontsize=FONT + 1, weight="bold", color=REQUEST, rotation=90,
-            ha="center", va="top")
-    end = _ladder_arrows(ax, journey, "request", columns, 0)
-    if with_reply:
-        ax.plot([-0.7, n - 0.4], [reply_top - 0.55] * 2, color="#CCCCCC", lw=1.2)
-        ax.text(-0.6, reply_top, "reply", fontsize=FONT + 1, weight="bold", color=REPLY, rotation=90,
-                ha="center", va="top")
-        end = _ladder_arrows(ax, journey, "reply", columns, reply_top)
+            ax.text(x[point], heads + 0.3, address, fontsize=SMALL, ha="center", va="center", color=GREY)
+        ax.plot([x[point]] * 2, [heads + 0.5, y - 0.2], color=GREY, lw=1.1, linestyle=(0, (4, 4)), zorder=1)
 
-    if death is not None:
-        x = {p: i for i, p in enumerate(columns)}
-        ends = [x[p] for p in (death.last, death.expected, "host" if death.at_host else None) if p in x]
-        if ends:
-            cx = sum(ends) / len(ends)
-            if refused:   # the far end turned the request away: the X where the request ended
-                cy = req_rows
-            elif death.last is None:
-                cy = 0 if death.kind == "request" else reply_top
-            elif death.expected:   # it set off for the next point and never got there
-                cy = end + 0.5
-                color, style, _ = _KINDS[death.kind]
-                ax.plot([x[death.last], cx], [end, cy], color=color, lw=3, linestyle=style, zorder=4)
-            else:
-                cy = end
-            _died_marker(ax, cx, cy)
-            ha = "left" if cx < 0.5 else "right" if cx > n - 1.5 else "center"
-            ax.annotate(_death_text(journey), (cx, cy), xytext=(-8 if ha == "right" else 0, -26),
-                        textcoords="offset points", fontsize=FONT, ha=ha, va="top", color=RED,
-                        weight="bold", zorder=11, gid="ladder:death",
-                        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.9))
-
+    sections = set()
+    for what, kind, (a, b), y0, h, printed in plan:
+        color, style, _ = _KINDS[kind]
+        gid = f"ladder:hook:{kind}:{b or a}"
+        if what == "split":
+            ax.plot([0.1, wide - 0.1], [y0] * 2, color="#CCCCCC", lw=1.2)
+            continue
+        if kind not in sections:
+            sections.add(kind)
+            ax.text(0.16, y0, kind, fontsize=FONT, weight="bold", color=color, rotation=90, ha="center", va="top",
+                    gid=f"ladder:section:{kind}")
+        if what == "dot":
+            ax.plot([x[b]], [y0], "o", color=color, markersize=9, zorder=5, gid=f"ladder:seen:{kind}:{b}")
+        elif what in ("sent", "kept"):         # down the column, through the host's own hooks
+            at = x.get(b or a or (mark.point if mark else ""), left + spacing / 2)
+            ends = (y0, y0 + h - 0.04) if what == "sent" else (y0 + 0.04, y0 + h)
+            ax.add_patch(FancyArrowPatch((at, ends[0]), (at, ends[1]), arrowstyle="-|>", mutation_scale=18,
+                                         color=color, lw=2.6, linestyle=style, zorder=4, shrinkA=0, shrinkB=0,
+                                         gid=f"ladder:{kind}-{'sent' if what == 'sent' else 'kept'}:{b or a}"))
+            _write_lines(ax, printed, at + 0.15, y0 + 0.1, color, gid, at, wide)
+        elif what in ("step", "lost"):
+            xa, xb = x[a], x[b]
+            xm = (xa + xb) / 2
+            if what == "step":
+                y1 = y0 + h
+                way = [(xa + (xm - xa) * 0.06, y0 + _BEND * 0.06), (xm, y0 + _BEND), (xm, y1 - _BEND),
+                       (xb - (xb - xm) * 0.06, y1 - _BEND * 0.06)]
+                ax.add_patch(FancyArrowPatch(path=Path(way), arrowstyle="-|>", mutation_scale=20, color=color,
+                                             linewidth=2.6, linestyle=style, zorder=4, joinstyle="round",
+                                             gid=f"ladder:{kind}:{b}"))
+                _address_label(ax, journey, b, kind, xm - 0.13, (y0 + y1) / 2, size)
+            else:   # it set off for `b` and died on the way, at the hook that dropped it
+                yx = y0 + h
+                ax.plot([xa, xm, xm], [y0, y0 + _BEND, yx], color=color, lw=2.6, linestyle=style, zorder=4,
+                        gid=f"ladder:lost:{kind}")
+                _died_marker(ax, xm, yx)
+                words = mark.words
+                verdict = journey.dropped_by
+                if verdict is not None:
+                    words += f": {verdict.table} " + ("policy " if verdict.rule == "policy" else "rule ") + \
+                        verdict.verdict
+                ax.annotate(textwrap.fill(words, 30), (xm, yx), xytext=(17, 0), textcoords="offset points",
+                            fontsize=FONT, ha="left", va="center", color=RED, weight="bold", zorder=11,
+                            gid="ladder:death", bbox=_WHITE_BOX)
+            if printed:
+                _write_lines(ax, printed, xm + 0.15, y0 + _BEND + 0.02, color, gid, xm, wide)
+        elif what == "died":
+            if a in x:
+                _died_marker(ax, x[a], y0)
+                ha = "left" if x[a] < wide / 2 else "right"
+                ax.annotate(mark.words, (x[a], y0), xytext=(18 if ha == "left" else -18, 0),
+                            textcoords="offset points", fontsize=FONT, ha=ha, va="center", color=RED,
+                            weight="bold", zorder=11, gid="ladder:death", bbox=_WHITE_BOX)
+    # points off the path where this packet showed up anyway (a flooded frame, say): a dotted branch
+    order = {p: i for i, p in enumerate(POINTS)}
+    for kind in ("request", "reply"):
+        seen = [p for p in seen_along(journey, kind) if p in x]
+        dots = {b: y0 for what, k, (a, b), y0, h, _ in plan if what == "dot" and k == kind}
+        for hop in journey.hops:
+            if not hop.on_path and getattr(hop, kind) is not None and hop.point in x:
+                before = [p for p in seen if order.get(p, -1) < order.get(hop.point, -1)]
+                origin = before[-1] if before else (seen[-1] if seen else hop.point)
+                yo = dots.get(origin, 1.0)
+                ax.add_patch(FancyArrowPatch((x[origin], yo), (x[hop.point], yo + 0.4), arrowstyle="-|>",
+                                             mutation_scale=16, color=GREY, linewidth=2, linestyle=":",
+                                             shrinkA=5, shrinkB=5, zorder=3,
+                                             gid=f"ladder:{kind}-offpath:{hop.point}"))
+                ax.text(x[hop.point], yo + 0.5, getattr(hop, kind).addresses, fontsize=SMALL, color=GREY,
+                        ha="center", va="top", gid=f"ladder:label:{kind}:{hop.point}", bbox=_WHITE_BOX)
+    if foot:
+        ax.text(0.12, low - 0.08, foot, fontsize=SMALL, ha="left", va="bottom", color=INK, linespacing=1.3,
+                gid="ladder:rules")
     ax.set_title(title, fontsize=FONT + 3, loc="left", color=INK if journey.delivered else RED,
-                 weight="bold", linespacing=1.4)
+                 weight="bold", x=0.012)
+    if reason:
+        ax.text(0.12, 0.0, reason, fontsize=FONT, ha="left", va="top", linespacing=1.3,
+                color=INK if journey.delivered else RED, gid="ladder:reason")
     return fig
 
 
 # -- 3. the before/after grid ----------------------------------------------------------
 
+_CELL_FONT = FONT - 1
+_TAG = 0.28          # inches for a cell's → / ← tag
+
+
 def _grid_rows(journeys: Sequence[Journey]) -> list[str]:
-    """The grid's rows: the points on the journeys' paths in path order, then the others seen.
+    """The grid's rows: the points on the journeys' paths in path order, then the others seen, then a mark's
+    place that is no point of theirs (host:lo).
 
     Paths are merged keeping each one's order (c2 -> c1 reads c2:eth0 first);
     where they leave the order open, or disagree, the lab's order decides.
@@ -777,106 +902,182 @@ def _grid_rows(journeys: Sequence[Journey]) -> list[str]:
         ready = [p for p in left if after[p] <= set(rows)] or left   # a loop: let the lab's order break it
         rows.append(min(ready, key=rank))
     seen = {p for j in journeys for p in _columns(j)} - set(rows)
-    return rows + sorted(seen, key=rank)
+    rows += sorted(seen, key=rank)
+    marks = [j.mark.point for j in journeys if j.mark is not None and j.mark.point not in rows]
+    return rows + list(dict.fromkeys(marks))
+
+
+def _cell_text(journey: Journey, point: str, kind: str, split: bool) -> tuple[str, str]:
+    """What a cell says about `kind` at `point`, and how: "seen", "rewritten", "made" (rewritten here),
+    "lo" (passed the host's lo, which no point watches) or "unseen"."""
+    if point not in journey.points:
+        passed = point == "host:lo" and any(h[0] == kind for h in journey.hooks)
+        return ("over lo, not watched", "lo") if passed else ("not seen", "unseen")
+    addresses = journey.addresses(point, kind)
+    if addresses is None:
+        return "not seen", "unseen"
+    text = addresses.replace(" > ", "\n> ") if split else addresses
+    if _made(journey, point, kind):
+        return text + " ◆", "made"
+    return text, "rewritten" if _rewritten(journey, point, kind) else "seen"
+
+
+def _title(label: str, width: int) -> str:
+    """A column's title in lines of about `width` characters, never breaking a word (nor at its hyphens)."""
+    return textwrap.fill(label, width, break_on_hyphens=False, break_long_words=False)
 
 
 def _grid_why(journey: Journey, inches: float) -> str:
     """What the outcome cell says under "not delivered", wrapped to `inches`."""
-    why = f"dropped by {journey.dropped_by}" if journey.dropped_by else (
-        "" if journey.delivered else journey.reason)
+    why = "" if journey.delivered else _why(journey)
     if not why:
         return ""
-    width = 24
-    while width < 120 and _inches(textwrap.fill(why, width + 2), FONT - 1) <= inches:
+    width = 20
+    while width < 120 and _inches(textwrap.fill(why, width + 2), SMALL) <= inches:
         width += 2
     return textwrap.fill(why, width)
 
 
+@_styled
 def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
     """One column per condition, one row per point: was the request / the reply seen there?
 
     Columns are titled with each journey's label (what the step changed,
-    e.g. ``bridge-nf-call-iptables=1``); cells show ``→ req`` and ``← rep``
-    with the addresses seen (red where rewritten), or "not seen" in grey;
-    a red frame and X mark the point the probe never reached. The last row
-    says delivered or not, and the verdict that dropped the probe.
+    e.g. ``bridge-nf-call-iptables=1``); cells show ``→`` (request) and ``←``
+    (reply) with the addresses seen, an orange box where NAT rewrote them (and
+    ◆ where it did), or "not seen" in grey. The red ✘ and frame sit where
+    each journey's ``mark`` says. The last row says delivered or not, and
+    why. More conditions than fit `WIDTH` wrap into bands, each with only
+    the rows its journeys need.
     """
     journeys = list(journeys)
     if not journeys:
         raise ValueError("grid() needs at least one journey, one per condition to compare")
-    rows = _grid_rows(journeys)
-    n, height = len(journeys), len(rows)
-    texts = [j.addresses(p, k) or "" for j in journeys for p in j.points for k in ("request", "reply")]
-    titles = [textwrap.fill(j.label or f"{j.src} → {j.dst}", 28) for j in journeys]
-    cell = max([3.0] + [_inches(t, weight="bold") + 1.45 for t in texts]
-               + [_inches(t, FONT + 1, "bold") + 0.2 for t in titles])      # inches
-    head = max(_inches(p, FONT + 1, "bold") for p in rows + ["outcome"]) + 0.35
-    whys = [_grid_why(j, cell - 0.3) for j in journeys]
-    # the outcome row is as tall as its longest explanation (a row is 0.95 inches)
-    tall = max([1.35] + [0.68 + (w.count("\n") + 1) * (FONT - 1) * 1.25 / 72 / 0.95 + 0.15 for w in whys if w])
-    fig, ax = _new_axes(ax, ((head + cell * n + 0.1) / 0.96, 1.5 + 0.95 * (height + tall + 0.95)))
-    ax.set_xlim(-head / cell, n + 0.02)
-    ax.set_ylim(height + tall + 0.6, -0.8)
-    ax.axis("off")
-    tag_x, text_x = 0.15 / cell, 0.85 / cell      # in cell widths
+    everything = _grid_rows(journeys)
+    head = max(_inches(p, FONT - 1, "bold") for p in everything + ["outcome"]) + 0.22
+    titles = [_title(j.label or f"{j.src} → {j.dst}", 24) for j in journeys]
 
-    for r, point in enumerate(rows):
-        ax.text(-0.1 / cell, r + 0.5, point, fontsize=FONT + 1, weight="bold", ha="right", va="center",
-                color=INK, gid=f"grid:row:{point}")
-    ax.text(-0.1 / cell, height + 0.1 + tall / 2, "outcome", fontsize=FONT + 1, weight="bold", ha="right",
-            va="center", color=INK, gid="grid:row:outcome")
+    def cell_for(split: bool) -> float:
+        shown = [_cell_text(j, p, k, split) for j in journeys for p in everything for k in ("request", "reply")]
+        return max([1.8] + [_inches(t, _CELL_FONT, "normal" if how == "seen" else "bold") + _TAG + 0.38
+                            for t, how in shown]
+                   + [max(_inches(word, FONT, "bold") for word in t.split()) + 0.2 for t in titles])
 
-    for c, journey in enumerate(journeys):
-        ax.text(c + 0.5, -0.4, titles[c], fontsize=FONT + 1, weight="bold", ha="center", va="center",
-                color=INK, gid=f"grid:column:{c}")
-        death = _death(journey)
-        died_here = death.expected or death.last if death else None
-        for r, point in enumerate(rows):
-            hop = journey.hop(point) if point in journey.points else None
-            on_path = bool(hop and (hop.on_path or hop.request or hop.reply))
-            seen_any = bool(hop and (hop.request or hop.reply))
-            edge, lw = (RED, 3.5) if point == died_here else ("#BBBBBB", 1)
-            ax.add_patch(Rectangle((c + 0.02, r + 0.04), 0.96, 0.92,
-                                   facecolor="white" if seen_any else "#EFEFEF", edgecolor=edge, linewidth=lw, zorder=1, gid=f"grid:cell:{c}:{point}"))
-            if not on_path:
-                ax.text(c + 0.5, r + 0.5, "off the path", fontsize=FONT - 1, color=GREY,
-                        ha="center", va="center", style="italic", gid=f"grid:{c}:{point}:offpath")
-                continue
-            for k, kind in enumerate(("request", "reply")):
-                color, _, tag = _KINDS[kind]
-                y = r + 0.3 + 0.4 * k
-                seen = getattr(hop, kind) is not None
-                rewritten = journey.rewritten(point, kind)
-                ax.text(c + tag_x, y, tag, fontsize=FONT, weight="bold", ha="left", va="center",
-                        color=color if seen else GREY, gid=f"grid:{c}:{point}:{kind}:tag")
-                ax.text(c + text_x, y, journey.addresses(point, kind) if seen else "not seen",
-                        fontsize=FONT, ha="left", va="center",
-                        color=(RED if rewritten else color) if seen else GREY,
-                        weight="bold" if rewritten else "normal", style="normal" if seen else "italic",
-                        gid=f"grid:{c}:{point}:{kind}")
-            if point == died_here:
-                ax.text(c + 0.96, r + (0.3 if death.kind == "request" else 0.7), "✘", fontsize=FONT + 10,
-                        color=RED, ha="right", va="center",
-                        weight="bold", gid=f"grid:{c}:{point}:died")
-        # the outcome row
-        ax.add_patch(Rectangle((c + 0.02, height + 0.1), 0.96, tall, facecolor="white",
-                               edgecolor="#BBBBBB", linewidth=1, zorder=1))
-        word = "✔ delivered" if journey.delivered else "✘ not delivered"
-        ax.text(c + 0.5, height + 0.4, word, fontsize=FONT + 3, weight="bold", ha="center", va="center",
-                color=INK if journey.delivered else RED, gid=f"grid:{c}:outcome")
-        if whys[c]:
-            ax.text(c + 0.5, height + 0.68, whys[c], fontsize=FONT - 1, linespacing=1.25,
-                    ha="center", va="top", color=RED, gid=f"grid:{c}:verdict")
+    def fits(cell: float) -> int:
+        return max(1, min(len(journeys), int((WIDTH - head - 0.15) // cell)))
 
-    key = []
-    if any(j.rewritten(p, k) for j in journeys for p in j.points for k in ("request", "reply")):
-        key.append("red addresses: rewritten on the way (NAT)")
-    if not all(j.delivered for j in journeys):
+    # addresses on one line each, unless writing them on two lines saves a band
+    split, cell = False, cell_for(False)
+    if math.ceil(len(journeys) / fits(cell)) > math.ceil(len(journeys) / fits(cell_for(True))):
+        split, cell = True, cell_for(True)
+    bands = math.ceil(len(journeys) / fits(cell))
+    per = math.ceil(len(journeys) / bands)
+    for c, journey in enumerate(journeys):   # titles wrapped to their column
+        label = journey.label or f"{journey.src} → {journey.dst}"
+        width = 30
+        while width > 8 and _inches(_title(label, width), FONT, "bold") > cell - 0.2:
+            width -= 2
+        titles[c] = _title(label, width)
+    lane = (2 if split else 1) * _CELL_FONT * 1.25 / 72 + 0.1    # inches for one packet's line(s) in a cell
+    row_h = 0.14 + 2 * lane
+    whys = [_grid_why(j, cell - 0.25) for j in journeys]
+
+    # lay out each band: its rows, their tops (inches down), its outcome row's height
+    layout = []
+    y = 0.0
+    for b in range(bands):
+        members = list(range(b * per, min((b + 1) * per, len(journeys))))
+        rows = _grid_rows([journeys[c] for c in members])
+        title_h = max(_tall(titles[c], FONT) for c in members) + 0.15
+        tall = max([0.5] + [0.55 + _tall(whys[c], SMALL, 1.25 * 1.17) for c in members if whys[c]])
+        layout.append((members, rows, y, title_h, tall))
+        y += title_h + row_h * len(rows) + tall + 0.35
+    wide = head + cell * per + 0.15
+    key = ["→ request   ← reply"]
+    if any(_rewritten(j, p, k) for j in journeys for p in j.points for k in ("request", "reply")):
+        key.append("orange box: address rewritten by NAT (◆ where)")
+    if any(j.mark is not None for j in journeys):
         key.append("✘ and red frame: where the probe died")
-    ax.text(-head / cell, height + tall + 0.4, "      ".join(key), fontsize=FONT - 1, color=GREY, ha="left",
-            va="center", gid="grid:key")
+    lines = [key[0]]
+    for part in key[1:]:   # as many parts on a line as fit the picture's width
+        joined = f"{lines[-1]}      {part}"
+        lines[-1:] = [joined] if _inches(joined, SMALL) <= wide - 0.2 else [lines[-1], part]
+    key_text = "\n".join(lines)
+    key_h = _tall(key_text, SMALL) + 0.15
+    total = y + key_h
+    fig, ax = _new_axes(ax, (wide, total + 0.5), 0.5)
+    ax.set_xlim(0, head + cell * per + 0.15)
+    ax.set_ylim(total, 0)
+    ax.axis("off")
+
+    for members, rows, top, title_h, tall in layout:
+        body = top + title_h
+        for r, point in enumerate(rows):
+            ax.text(head - 0.1, body + (r + 0.5) * row_h, point, fontsize=FONT - 1, weight="bold", ha="right",
+                    va="center", color=INK, gid=f"grid:row:{point}" if members[0] == 0 else
+                    f"grid:row:{point}:band{layout.index((members, rows, top, title_h, tall))}")
+        ax.text(head - 0.1, body + len(rows) * row_h + tall / 2, "outcome", fontsize=FONT - 1, weight="bold",
+                ha="right", va="center", color=INK,
+                gid="grid:row:outcome" if members[0] == 0 else f"grid:row:outcome:band{members[0]}")
+        for slot, c in enumerate(members):
+            journey, x0 = journeys[c], head + slot * cell
+            ax.text(x0 + cell / 2, top + title_h / 2, titles[c], fontsize=FONT, weight="bold", ha="center",
+                    va="center", color=INK, gid=f"grid:column:{c}", linespacing=1.2)
+            mark = journey.mark
+            for r, point in enumerate(rows):
+                y0 = body + r * row_h
+                hop = journey.hop(point) if point in journey.points else None
+                on_path = bool(hop and (hop.on_path or hop.request or hop.reply)) or (
+                    mark is not None and mark.point == point)
+                seen_any = bool(hop and (hop.request or hop.reply))
+                here = mark is not None and mark.point == point
+                ax.add_patch(Rectangle((x0 + 0.03, y0 + 0.03), cell - 0.06, row_h - 0.06,
+                                       facecolor="white" if seen_any or here else "#EFEFEF",
+                                       edgecolor=RED if here else "#BBBBBB", linewidth=3 if here else 1, zorder=1,
+                                       gid=f"grid:cell:{c}:{point}"))
+                if not on_path:
+                    ax.text(x0 + cell / 2, y0 + row_h / 2, "off the path", fontsize=SMALL, color=GREY,
+                            ha="center", va="center", style="italic", gid=f"grid:{c}:{point}:offpath")
+                    continue
+                for k, kind in enumerate(("request", "reply")):
+                    color, _, tag = _KINDS[kind]
+                    text, how = _cell_text(journey, point, kind, split)
+                    yy = y0 + 0.07 + (k + 0.5) * lane
+                    seen = how in ("seen", "rewritten", "made")
+                    ax.text(x0 + 0.12, yy, tag, fontsize=FONT + 1, weight="bold", ha="left", va="center",
+                            color=color if seen else GREY, gid=f"grid:{c}:{point}:{kind}:tag")
+                    style = dict(color=color if seen else GREY, weight="normal",
+                                 style="normal" if seen else "italic")
+                    if how in ("rewritten", "made"):
+                        style.update(weight="bold", bbox=dict(_REWRITE_BOX, pad=0.15, linewidth=1.8))
+                    ax.text(x0 + 0.12 + _TAG, yy, text, fontsize=_CELL_FONT, ha="left", va="center",
+                            linespacing=1.2, gid=f"grid:{c}:{point}:{kind}", zorder=3, **style)
+                if here:
+                    k = 0 if mark.packet == "request" else 1
+                    yy = y0 + 0.07 + (k + 0.5) * lane
+                    after = rows.index(mark.then) if mark.then in rows else None
+                    if after is not None:   # on its way to the next row's point: on the edge between them
+                        yy = y0 + (row_h if after > r else 0)
+                    ax.text(x0 + cell - 0.12, yy, "✘", fontsize=FONT + 9, color=RED, ha="right", va="center",
+                            weight="bold", zorder=6, gid=f"grid:{c}:{point}:died")
+                    if after is not None and mark.hook:
+                        ax.text(x0 + cell - 0.5, yy, mark.hook, fontsize=SMALL, color=RED, ha="right",
+                                va="center", weight="bold", zorder=6, bbox=_WHITE_BOX, gid=f"grid:{c}:{point}:hook")
+            # the outcome row
+            y0 = body + len(rows) * row_h
+            ax.add_patch(Rectangle((x0 + 0.03, y0 + 0.05), cell - 0.06, tall - 0.05, facecolor="white",
+                                   edgecolor="#BBBBBB", linewidth=1, zorder=1, gid=f"grid:cell:{c}:outcome"))
+            word = "✔ delivered" if journey.delivered else "✘ not delivered"
+            ax.text(x0 + cell / 2, y0 + 0.27, word, fontsize=FONT + 1, weight="bold", ha="center", va="center",
+                    color=INK if journey.delivered else RED, gid=f"grid:{c}:outcome")
+            if whys[c]:
+                ax.text(x0 + cell / 2, y0 + 0.47, whys[c], fontsize=SMALL, linespacing=1.25, ha="center",
+                        va="top", color=RED, gid=f"grid:{c}:verdict")
+
+    ax.text(0.1, total - key_h / 2, key_text, fontsize=SMALL, color=GREY, ha="left", va="center",
+            linespacing=1.3, gid="grid:key")
     first = journeys[0]
     same = all((j.src, j.dst) == (first.src, first.dst) for j in journeys)
     title = f"{first.src} → {first.dst}: what changed" if same else "what changed"
-    ax.set_title(title, fontsize=FONT + 4, weight="bold", loc="left")
+    ax.set_title(title, fontsize=FONT + 3, weight="bold", loc="left", x=0.01)
     return fig

@@ -20,6 +20,9 @@ from .errors import NetkitError
 from .switches import SWITCHES, switch
 
 VIEWS = ("ladder", "map")
+PICTURE_HEIGHT = "760px"
+"""The panel's picture area is this tall whatever it shows, so the page does not jump when a tall ladder
+gives way to a map (or a short ladder): the picture is scaled to fit it, never cropped."""
 
 
 def png(fig, dpi: int = 80) -> bytes:
@@ -105,11 +108,14 @@ class Panel:
         self.refresh_button.on_click(lambda _: self._safely(self.refresh))
         self.outcome = w.HTML()
         self.typed = w.HTML()
-        self.picture = w.Image(format="svg+xml", layout=w.Layout(max_width="980px"))
+        self.picture = w.Image(format="svg+xml", layout=w.Layout(
+            max_width="100%", max_height="100%", object_fit="contain", object_position="left top"))
+        self.frame = w.Box([self.picture], layout=w.Layout(
+            height=PICTURE_HEIGHT, width="100%", max_width="980px", overflow="hidden", align_items="flex-start"))
         self._drawn = None
         self.widget = w.VBox([*self.controls.values(), self.view,
                               w.HBox([self.probe_button, self.refresh_button]),
-                              self.outcome, self.typed, self.picture])
+                              self.outcome, self.typed, self.frame])
         self.refresh()
         if auto_probe:
             self.probe()

@@ -144,6 +144,23 @@ def journeys() -> dict[str, Journey]:
             seconds=0.00062,
             label="MASQUERADE",
         ),
+        # Scenario 2, step 6 half done: FORWARD accepts hwchiu0 -> eth0 only; the reply meets the DROP policy.
+        "forward-one-way": _journey(
+            GOOGLE, TO_INTERNET, request=masqueraded_out,
+            reply={p: (GOOGLE, HOST) for p in ("internet:eth0", "host:eth0")},
+            verdicts=(
+                Verdict(table="filter", chain="FORWARD", rule="-A FORWARD -i hwchiu0 -o eth0 -j ACCEPT",
+                        verdict="ACCEPT", iif="hwchiu0", oif="eth0"),
+                Verdict(table="nat", chain="POSTROUTING", rule=MASQUERADE_RULE,
+                        verdict="MASQUERADE", iif="hwchiu0", oif="eth0"),
+                Verdict(table="filter", chain="FORWARD", rule="policy", verdict="DROP",
+                        kind="reply", iif="eth0", oif="hwchiu0"),
+            ),
+            hooks=_routed("request") + _routed("reply")[:2],
+            facts=Facts(),
+            seconds=1.0,
+            label="FORWARD one way only",
+        ),
         # Scenario 2, step 5: routing hwchiu0 -> eth0 is FORWARD, and its policy is DROP.
         "masquerade-forward-drop": _journey(
             GOOGLE, TO_INTERNET, request={p: (C1, GOOGLE) for p in bridge_side}, reply={},

@@ -1,0 +1,268 @@
+"""Which netfilter hooks a packet passed between two points of the lab, and what acted there.
+
+Pure code, read by the pictures (`netkit.plots`): a journey's hooks
+(``journey.hooks``: kind, HOOK, in, out) and verdicts (``journey.verdicts``)
+are laid out along the packet's way, one list per *step* of the ladder (from
+one point where the packet was seen to the next):
+
+- the hooks are cut into passes through the host's stack, each starting at
+  PREROUTING (a packet coming in) or OUTPUT (one the host sends);
+- a pass goes to the step between the points its way in and out stand for:
+  in on hwchiu0 and out on eth0 is the step host:hwchiu0 -> host:eth0; a
+  bridged frame (in and out on hwchiu0) the step from port to port
+  (host:veth0 -> host:veth1); the host's own packets start (or end) at its
+  socket (None);
+- each verdict is written on the line of the hook it was met at (one in a
+  user chain such as DOCKER on the hook it was jumped to from), with the
+  routing (or the bridge's) decision after PREROUTING / OUTPUT, and
+  conntrack undoing a NAT on the reply where the kernel does it: the
+  destination in PREROUTING, the source in POSTROUTING.
+
+Nothing here decides what happened to the probe: that is ``journey.outcome``
+(`netkit.outcome`), whose rewrites and mark are read, not re-derived.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .journey import Journey, Mark
+from .topology import BRIDGE
+
+SOURCE_NAT, DEST_NAT = ("MASQUERADE", "SNAT"), ("DNAT", "REDIRECT")
+
+
+def path(journey: Journey) -> list[str]:
+    """The points on the packet's way, in order."""
+    return [hop.point for hop in journey.hops if hop.on_path]
+
+
+def seen_along(journey: Journey, kind: str) -> list[str]:
+    """The on-path points where `kind` was seen, in the order that packet travels."""
+    way = path(journey)
+    if kind == "reply":
+        way.reverse()
+    return [p for p in way if journey.seen(p, kind)]
+
+
+def _undone(journey: Journey, rewrite) -> str:
+    """The request's NAT a reply's rewrite undoes (reply dst mirrors request src): ``"MASQUERADE"``."""
+    mirror = "src" if rewrite.field == "dst" else "dst"
+    made = [r.by for r in journey.outcome.rewrites if r.packet == "request" and r.field == mirror]
+    return made[0] if made else "NAT"
+
+
+def tag(journey: Journey, rewrites) -> str:
+    """The ◆ tag of the rewrites made at one point: ``"◆ MASQUERADE: src"``, ``"◆ conntrack undoes DNAT: src"``.
+    """
+    parts = []
+    for by in dict.fromkeys(r.by for r in rewrites):
+        fields = " and ".join(r.field for r in rewrites if r.by == by)
+        if by == "conntrack":
+            undone = list(dict.fromkeys(_undone(journey, r) for r in rewrites if r.by == by))
+            parts.append(f"conntrack undoes {' and '.join(undone)}" + (f": {fields}" if len(undone) == 1 else ""))
+        else:
+            parts.append(f"{by}: {fields}")
+    return "◆ " + "; ".join(parts)
+
+
+def made_at(journey: Journey, point: str, kind: str) -> tuple:
+    """The rewrites of `kind` first seen at `point` (read from the outcome)."""
+    if journey.outcome is None:
+        return ()
+    return tuple(r for r in journey.outcome.rewrites if r.packet == kind and r.point == point)
+
+
+def local_dnat(journey: Journey):
+    """A DNAT the host made on its own packet before any point saw it (a nat OUTPUT rule), as its verdict."""
+    if journey.outcome is None or any(r.by in DEST_NAT for r in journey.outcome.rewrites):
+        return None
+    return next((v for v in journey.verdicts if v.kind == "request" and v.verdict in DEST_NAT
+                 and hook_of(journey, v) == "OUTPUT"), None)
+
+
+HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+RULE = "\x00"   # where a line names a rule: the picture writes its number there, and the rule at its foot
+_DECISIVE = ("ACCEPT", "DROP", "REJECT") + SOURCE_NAT + DEST_NAT
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a step's list: a hook and what acted there, or the routing (bridging) decision."""
+
+    hook: str                  # PREROUTING ... POSTROUTING, "routing" or "bridge"
+    text: str
+    dropped: bool = False      # the hook that dropped the packet
+    rewrote: bool = False      # a NAT (or conntrack undoing it) rewrote an address here
+    rules: tuple[str, ...] = ()   # the iptables commands of the rules that acted (for the foot of the ladder)
+
+
+def hook_of(journey: Journey, verdict) -> str | None:
+    """The hook a verdict was met at (its chain, or for a user chain the hook it was jumped to from)."""
+    for hook, _, _, verdicts in (h for kind in ("request", "reply") for h in _hooks(journey, kind)):
+        if any(v is verdict for v in verdicts):
+            return hook
+    return verdict.chain if verdict.chain in HOOKS else None
+
+
+def _hooks(journey: Journey, kind: str) -> list[tuple[str, str, str, list]]:
+    """(HOOK, iif, oif, verdicts met there) for each hook `kind` passed in the host, in order.
+
+    Verdicts are met in the order the trace gave them: one in a built-in
+    chain belongs to the next hook of that name, one in a user chain (DOCKER,
+    ...) to the hook it was jumped to from.
+    """
+    hooks = [[hook, iif, oif, []] for k, hook, iif, oif in journey.hooks if k == kind]
+    verdicts = [v for v in journey.verdicts if v.kind == kind]
+    if not hooks:   # no hook list recorded: the verdicts' own chains say which hooks were passed
+        for v in verdicts:
+            if v.chain in HOOKS and not (hooks and hooks[-1][0] == v.chain):
+                hooks.append([v.chain, v.iif, v.oif, []])
+    at = 0
+    for v in verdicts:
+        if v.chain in HOOKS:
+            later = [i for i in range(at, len(hooks)) if hooks[i][0] == v.chain]
+            at = later[0] if later else next((i for i, h in enumerate(hooks) if h[0] == v.chain), at)
+        if hooks:
+            hooks[at][3].append(v)
+    return [tuple(h) for h in hooks]
+
+
+def _passes(journey: Journey, kind: str) -> list[list[tuple]]:
+    """The hooks split into passes through the host's stack: each starts at PREROUTING (in) or OUTPUT (sent)."""
+    passes: list[list[tuple]] = []
+    for hook in _hooks(journey, kind):
+        if not passes or hook[0] in ("PREROUTING", "OUTPUT"):
+            passes.append([])
+        passes[-1].append(hook)
+    return passes
+
+
+def _device(point: str | None) -> tuple[str, bool] | None:
+    """The host device a point stands for, and whether it is only a port of it (veth0, veth1 -> hwchiu0)."""
+    if point is None or not point.startswith("host:"):
+        return None
+    name = point.split(":", 1)[1]
+    return (BRIDGE, True) if name in ("veth0", "veth1") else (name, False)
+
+
+def _fits(point: str | None, device: str) -> int:
+    """How well a step's end fits a pass's way in or out: 2 the very device, 1 a port of it, 0 not."""
+    if not device or device == "lo":      # the host's own socket (or lo, which no point watches)
+        return 2 if point is None else 0
+    found = _device(point)
+    if found is None:
+        return 0
+    name, port = found
+    return 0 if name != device else (1 if port else 2)
+
+
+def steps(journey: Journey, kind: str, mark: Mark | None) -> list[tuple[str | None, str | None]]:
+    """`kind`'s steps: (from, to) between the points it was seen at, with None for the host's own socket
+    at either end; the dying packet's last step runs to the point it never reached."""
+    seen = seen_along(journey, kind)
+    dying = mark is not None and mark.packet == kind
+    end = mark.then if dying and mark.then and seen and mark.point == seen[-1] else None
+    if not seen:
+        return [(None, None)]
+    return [(None, seen[0])] + list(zip(seen, seen[1:])) + [(seen[-1], end)]
+
+
+def between(journey: Journey, kind: str, mark: Mark | None) -> dict[tuple, list[Line]]:
+    """What to write under each step of `kind`: the hooks passed there, the routing (or bridging), the verdicts.
+
+    Each pass through the host's stack (PREROUTING or OUTPUT onwards) goes
+    to the step between the points its way in and out stand for: in on
+    hwchiu0 and out on eth0 is the step from host:hwchiu0 to host:eth0; a
+    bridged frame (in and out on hwchiu0) is the step from port to port; the
+    host's own packets start (or end) at its socket. A NAT rewrite first seen
+    at a point pulls its hook to the step arriving there.
+    """
+    ways = steps(journey, kind, mark)
+    lines: dict[tuple, list[Line]] = {step: [] for step in ways}
+    made: dict[tuple, list] = {}
+    for hooks in _passes(journey, kind):
+        way_in = hooks[0][1] if hooks[0][0] != "OUTPUT" else ""
+        way_out = hooks[-1][2] if hooks[-1][0] not in ("INPUT", "PREROUTING") else (
+            "" if hooks[-1][0] == "INPUT" else None)
+        best, score = ways[0], -1
+        for a, b in ways:
+            fit_in, fit_out = _fits(a, way_in), (1 if way_out is None else _fits(b, way_out))
+            if fit_in and fit_out and fit_in * 10 + fit_out > score:
+                best, score = (a, b), fit_in * 10 + fit_out
+        # a NAT rewrite first seen at an earlier point was made on the step arriving there (br_netfilter's
+        # PREROUTING DNAT rewrites a frame before the bridge hands it up to hwchiu0)
+        for i, (hook, _, _, verdicts) in enumerate(hooks):
+            seen_at = [r.point for v in verdicts for r in journey.outcome.rewrites
+                       if r.packet == kind and r.by == v.verdict] if journey.outcome else []
+            earlier = [s for s in ways[:ways.index(best)] if s[1] in seen_at]
+            if earlier:
+                made.setdefault(earlier[0], []).extend(hooks[:i + 1])
+                hooks = hooks[i + 1:]
+                break
+        made.setdefault(best, []).extend(hooks)
+    for step, hooks in made.items():
+        lines[step] = _describe(journey, kind, step, hooks)
+    for a, b in ways:   # the bridge's part, and a rewrite no hook line names (no hooks recorded)
+        lines[(a, b)] = _bridge_lines(journey, a, b, lines[(a, b)])
+        made_here = made_at(journey, b, kind) if b else ()
+        if made_here and not any(line.rewrote for line in lines[(a, b)]):
+            lines[(a, b)].append(Line("nat", tag(journey, made_here), rewrote=True))
+    return lines
+
+
+def _describe(journey: Journey, kind: str, step: tuple, hooks: list[tuple]) -> list[Line]:
+    """One line per hook in `hooks`, with the routing decision after PREROUTING / OUTPUT."""
+    a, b = step
+    bridged = _device(a) == (BRIDGE, True) and _device(b) == (BRIDGE, True)
+    undo = {r.field: r for r in made_at(journey, b, kind) if r.by == "conntrack"} if b else {}
+    out: list[Line] = []
+    for i, (hook, iif, oif, verdicts) in enumerate(hooks):
+        words, dropped, rewrote, rules = [], False, False, []
+        for v in verdicts:
+            if v.verdict not in _DECISIVE or (v.rule == "policy" and v.table != "filter" and not v.dropped):
+                continue   # a jump to a user chain, or a nat / raw chain that let it pass untouched
+            if v.rule == "policy":
+                words.append(f"{v.table} policy {v.verdict}")
+            else:
+                rules.append(v.command)
+                words.append(f"{v.table} {v.verdict} {RULE}")
+            dropped |= v.dropped
+            rewrote |= v.verdict in SOURCE_NAT + DEST_NAT
+        # conntrack undoes a NAT on the reply: the destination in PREROUTING (or OUTPUT), the source in
+        # POSTROUTING (or INPUT), as the kernel's nat hooks do
+        field = {"PREROUTING": "dst", "OUTPUT": "dst", "POSTROUTING": "src", "INPUT": "src"}.get(hook)
+        if field in undo:
+            words.append(f"conntrack undoes {_undone(journey, undo[field])}: {field}")
+            rewrote = True
+        text = hook + ("  " + ", ".join(words) if words else "")
+        out.append(Line(hook, ("◆ " if rewrote else "") + text + (" ✘" if dropped else ""), dropped, rewrote,
+                         tuple(rules)))
+        following = hooks[i + 1][0] if i + 1 < len(hooks) else None
+        if hook in ("PREROUTING", "OUTPUT") and (following in ("FORWARD", "INPUT", "POSTROUTING")):
+            if bridged:
+                out.append(Line("bridge", "bridge: port to port, by MAC (fdb)"))
+            elif following == "INPUT":
+                out.append(Line("routing", "routing: to this host"))
+            else:
+                rest = hooks[i + 1:]
+                ends = [j for j, h in enumerate(rest) if h[0] in ("PREROUTING", "OUTPUT")]
+                this = rest[:ends[0]] if ends else rest
+                to = this[-1][2] if this else ""
+                out.append(Line("routing", f"routing → {to}" if to else "routing"))
+    return out
+
+
+def _bridge_lines(journey: Journey, a: str | None, b: str | None, lines: list[Line]) -> list[Line]:
+    """Add what the bridge does on a step between its ports and hwchiu0, where no hook line says it."""
+    da, db = _device(a), _device(b)
+    if da == (BRIDGE, True) and db == (BRIDGE, True):
+        if not any(line.hook == "bridge" for line in lines):
+            lines = lines + [Line("bridge", "bridge: port to port, by MAC (fdb)")]
+        if not any(line.hook in HOOKS for line in lines):
+            lines = lines + [Line("bridge", "no iptables hook met")]
+    elif da == (BRIDGE, True) and db == (BRIDGE, False):
+        lines = [Line("bridge", "bridge: up to hwchiu0 itself")] + lines
+    elif da == (BRIDGE, False) and db == (BRIDGE, True):
+        lines = lines + [Line("bridge", f"bridge: out of port {b.split(':')[1]}")]
+    return lines
