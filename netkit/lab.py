@@ -21,7 +21,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from . import arguments, topology
+from . import arguments, provenance, topology
 from .errors import BadArgument, CommandError, CommandNotFound, LabNotFound, RuleError
 from .journey import Journey
 from .sandbox import Sandbox
@@ -40,6 +40,7 @@ class CommandResult:
     timed_out: bool = False
     seconds: float = 0.0
     cut: dict = field(default_factory=dict)   # stream -> bytes it printed in all, when more than was kept
+    recorded: str = ""         # replayed from a recording: the kernel and date it was recorded on (netkit.provenance)
 
     @property
     def ok(self) -> bool:
@@ -69,11 +70,16 @@ class CommandResult:
         return "".join(notes)
 
     def __str__(self) -> str:
-        return f"{self.node}$ {self.command}\n{self.output}{self.note}"
+        told = f"({provenance.label(self.recorded)})\n" if self.recorded else ""
+        return f"{told}{self.node}$ {self.command}\n{self.output}{self.note}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self) if self.recorded else repr(self))
 
     def _repr_html_(self) -> str:
         status = "" if self.ok else f'<span style="color:#ff7b72">[exit {self.returncode}]</span>'
-        return ('<pre style="background:#0d1117;color:#e6edf3;padding:6px 10px;border-radius:4px;'
+        told = provenance.html_label(self.recorded) if self.recorded else ""
+        return (told + '<pre style="background:#0d1117;color:#e6edf3;padding:6px 10px;border-radius:4px;'
                 'font-size:12px;line-height:1.35">'
                 f'<span style="color:#7ee787">{html.escape(self.node)}$</span> '
                 f'{html.escape(self.command)} {status}\n{html.escape(self.output + self.note)}</pre>')
