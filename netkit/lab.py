@@ -208,7 +208,19 @@ class Lab:
 
     Use it in a ``with`` block or call `close()`; if its owner dies the lab
     goes too, whatever the cause.
+
+    With ``NETKIT_REPLAY=1`` in the environment, ``Lab(...)`` gives a
+    `netkit.replay.ReplayLab` instead: the same methods, answered from the
+    recordings shipped with netkit, every result labelled as replayed.
     """
+
+    replayed = False     # True for a lab that answers from a recording (netkit.replay)
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Lab:
+            from .replay import lab_class
+            cls = lab_class(cls)     # live, or a replay (NETKIT_REPLAY=1), or a recording (NETKIT_RECORD)
+        return super().__new__(cls)
 
     def __init__(self, name: str = "netkit", stage: str = topology.DEFAULT_STAGE, *, trace=None,
                  replace: bool = False) -> None:
