@@ -502,3 +502,8 @@ def test_the_live_check_catches_a_recording_the_kernel_disagrees_with(monkeypatc
     assert any(f"call {probe} probe" in d and "result: recorded 'no-reply'" in d for d in found), found
     assert any(f"call {route} run" in d and "output recorded" in d for d in found), found
     assert len(found) == 2, found
+
+
+def test_the_recordings_are_package_data():
+    text = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'\[tool\.setuptools\.package-data\]\s*netkit = \["recordings/\*\.json"\]', text)
