@@ -151,7 +151,7 @@ def check_replay(live: bool, setting: str | None = None) -> Check | None:
     from . import replay
     setting = os.environ.get(replay.ENV, "") if setting is None else setting
     try:
-        on = replay._flag(setting)
+        on = replay.switched_on(setting)
     except ValueError as error:
         return Check("replay", False, str(error), f"export {replay.ENV}=1, or unset it")
     if on:

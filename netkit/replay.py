@@ -19,9 +19,9 @@ promise 7; the words are `netkit.provenance.label`):
   ``reason`` is labelled when shown; pictures of replayed journeys carry it
   as a footnote line; panels and the dashboard show it with each outcome;
 - a cell that used the recording and shows anything else (a printed value,
-  a dict) gets the label as its last line (`_CellWatch`);
+  a dict) gets the label as its last line (`netkit.notice`);
 - an exercise's ``check()`` says that checking needs a live lab and shows the
-  recorded run of the model answer (`NotChecked`); it never checks.
+  recorded run of the model answer (`netkit.notice.NotChecked`); it never checks.
 
 A recording is the lab's calls in the order the notebook made them, each
 with its arguments and result (or error). A call is matched by searching
@@ -41,7 +41,6 @@ import html
 import inspect
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,16 +48,13 @@ from . import provenance, topology
 from .errors import BadArgument, NotRecorded, from_wire
 from .journey import Journey
 from .lab import CommandResult, Lab
+from .notice import ENV, LIVE_LAB, NotChecked, announce, quietly, served
 
-ENV = "NETKIT_REPLAY"
 RECORD_ENV = "NETKIT_RECORD"
 RECORDINGS_ENV = "NETKIT_RECORDINGS"
 RECORDINGS = Path(__file__).parent / "recordings"
 """The recordings shipped with netkit; NETKIT_RECORDINGS=DIR replays others (tools/record_replays.py's new ones)."""
 FORMAT = 1
-
-LIVE_LAB = ("a live lab: a class server (an instructor's `./quickstart class`), the container on your own "
-            "computer (README: \"On macOS or Windows\"), or a Linux laptop or VM (`./quickstart lab`)")
 
 KEYS = {
     "run": ("node", "command", "stdin", "check"),
@@ -78,7 +74,8 @@ a command's timeout do not change what the kernel did, so they are not matched).
 
 
 # -- which lab Lab(...) gives ------------------------------------------------------------------
-def _flag(value: str) -> bool:
+def switched_on(value: str) -> bool:
+    """What a NETKIT_REPLAY value says: True (1, yes, true, on), False (unset, 0, no, false, off), else BadArgument."""
     word = value.strip().lower()
     if word in ("", "0", "no", "false", "off"):
         return False
@@ -90,7 +87,7 @@ def _flag(value: str) -> bool:
 
 def mode() -> str | None:
     """"replay" (NETKIT_REPLAY=1), "record" (NETKIT_RECORD=DIR, for tools/record_replays.py) or None: live."""
-    replay = _flag(os.environ.get(ENV, ""))
+    replay = switched_on(os.environ.get(ENV, ""))
     record = os.environ.get(RECORD_ENV, "").strip()
     if replay and record:
         raise BadArgument(f"both {ENV} and {RECORD_ENV} are set: a recording needs a live lab; unset {ENV} "
@@ -201,215 +198,6 @@ def load(name: str, where: Path | None = None) -> Recording:
     return _read(str(path), path.stat().st_mtime)
 
 
-# -- what a cell shows ----------------------------------------------------------------------------
-_served = 0
-_last_recorded = ""
-
-
-def _served_one(recorded: str) -> None:
-    global _served, _last_recorded
-    _served += 1
-    _last_recorded = recorded
-
-
-class _CellWatch:
-    """In a notebook: a cell that used a recording and shows something unlabelled gets the label last.
-
-    Journeys, command results, pictures and panels carry the label
-    themselves; a value a cell prints (``print(mac)``) or returns (a dict of
-    switches) does not, so this adds one line after it. Prints of the
-    replay's own (the commands echoed with ``trace=print``) are not counted.
-    """
-
-    installed = False
-    quiet = 0
-
-    def __init__(self, shell) -> None:
-        self.start = (0, 0)
-        self.written = 0
-        self.saved: tuple | None = None
-        shell.events.register("pre_run_cell", self.before)
-        shell.events.register("post_run_cell", self.after)
-
-    @classmethod
-    def install(cls) -> None:
-        if cls.installed:
-            return
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return
-        shell = get_ipython()
-        if shell is None or not hasattr(shell, "events"):
-            return
-        cls.installed = True
-        cls(shell)
-
-    def before(self, info=None) -> None:
-        """Count what the cell prints: wrap stdout's write for this cell (IPython puts its own back after it)."""
-        self.start = (_served, self.written)
-        stream = sys.stdout
-        had = stream.__dict__.get("write") if hasattr(stream, "__dict__") else None
-        original = stream.write
-
-        def write(text):
-            if not _CellWatch.quiet and text:
-                self.written += 1
-            return original(text)
-        try:
-            stream.write = write
-        except (AttributeError, TypeError):
-            return                          # a stream that cannot be watched: results are still watched
-        self.saved = (stream, had)
-
-    def after(self, result=None) -> None:
-        try:
-            if _served == self.start[0]:
-                return
-            shown = getattr(result, "result", None)
-            if self.written != self.start[1] or (shown is not None and not provenance.labelled(shown)):
-                _quietly(print, f"({provenance.label(_last_recorded)})")
-        finally:
-            if self.saved is not None:
-                stream, had = self.saved
-                self.saved = None
-                if had is None:
-                    stream.__dict__.pop("write", None)
-                else:
-                    stream.write = had
-
-
-def _quietly(action, *args):
-    _CellWatch.quiet += 1
-    try:
-        return action(*args)
-    finally:
-        _CellWatch.quiet -= 1
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def on_binder() -> bool:
-    return any(key.startswith("BINDER_") for key in os.environ)
-
-
-@functools.lru_cache(maxsize=1)
-def _live_here() -> tuple[bool, str]:
-    from .doctor import try_lab_start
-    try:
-        return try_lab_start()
-    except Exception as error:          # the banner must show whatever the check does
-        return False, str(error)
-
-
-def why() -> list[str]:
-    """Why this is a replay, in a student's words: the setting, and whether a live lab could start here."""
-    reasons = [f"{ENV}=1 is set" + (" (Binder sets it: Binder gives no user namespaces, so no lab can run there)"
-                                    if on_binder() else "") + "."]
-    ok, said = _live_here()
-    if ok:
-        reasons.append(f"A live lab could start on this machine: unset {ENV} and restart the kernel.")
-    else:
-        reasons.append(f"A live lab cannot start on this machine either ({said or 'namespaces are refused'}).")
-    return reasons
-
-
-@dataclass(frozen=True)
-class Banner:
-    """What a replay lab's first cell shows: that it replays, why, and the ways to a live lab."""
-
-    lab: str
-    recorded: str
-    reasons: tuple[str, ...]
-
-    @property
-    def lines(self) -> list[str]:
-        return [f"REPLAY: lab {self.lab!r} is not live. Its results are recordings, each marked "
-                f"\"{provenance.label(self.recorded)}\".",
-                *self.reasons,
-                f"Replay shows only what was recorded, in the notebook's order; exercises cannot be checked. "
-                f"To try your own commands you need {LIVE_LAB}."]
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines)
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        first, *rest = self.lines
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in rest)
-        return (f'<div style="border-left:6px solid {provenance.COLOR};padding:6px 12px;font-size:14px" '
-                f'class="netkit-replay-banner"><b style="color:{provenance.COLOR}">{html.escape(first)}</b>'
-                f"<ul>{items}</ul></div>")
-
-
-def announce(lab: "ReplayLab") -> Banner:
-    banner = Banner(lab.name, lab.recorded, tuple(why()))
-    if _in_notebook():
-        from IPython.display import display
-        _quietly(display, banner)
-        _CellWatch.install()
-    else:
-        print(banner, file=sys.stderr)
-    return banner
-
-
-# -- exercises -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NotChecked:
-    """What an exercise's check() says in a replay: it cannot check, and what the model answer did."""
-
-    exercise: str
-    recorded: str
-    solution: str
-    model: dict | None = None          # the recorded check of the model answer: ok, message, journey
-
-    ok = None                          # neither right nor wrong: nothing was checked
-
-    def __bool__(self) -> bool:
-        return False
-
-    @property
-    def journey(self) -> Journey | None:
-        if not self.model or not self.model.get("journey"):
-            return None
-        return dataclasses.replace(Journey.from_dict(self.model["journey"]), recorded=self.recorded)
-
-    @property
-    def message(self) -> str:
-        text = ("Not checked: checking needs a live lab, and this is a replay, which cannot tell whether your "
-                f"answer works. The model answer, as recorded:\n{self.solution}")
-        if self.model:
-            word = "RIGHT" if self.model.get("ok") else "NOT YET"
-            text += f"\nits check said: {word}: {self.model.get('message', '')}"
-        return text
-
-    def __str__(self) -> str:
-        return f"({provenance.label(self.recorded)})\n{self.message}"
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(str(self))
-
-    def _repr_html_(self) -> str:
-        model = ""
-        if self.model:
-            word = "Right" if self.model.get("ok") else "Not yet"
-            model = (f"<br>Its check said: <b>{word}.</b> {html.escape(self.model.get('message', ''))}")
-        return (provenance.html_label(self.recorded)
-                + f'<div style="border-left:6px solid {provenance.COLOR};padding:6px 12px;font-size:14px">'
-                  f'<b style="color:{provenance.COLOR}">Not checked.</b> Checking needs a live lab: this replay '
-                  f"cannot tell whether your answer works. The model answer, as recorded:"
-                  f"<pre>{html.escape(self.solution)}</pre>{model}</div>")
-
-
 # -- the replay lab --------------------------------------------------------------------------------
 class ReplayLab(Lab):
     """A lab that answers from a recording (see the module's docstring); the same methods as `Lab`."""
@@ -438,7 +226,7 @@ class ReplayLab(Lab):
             if entry["call"] == call and entry["args"] == key:
                 self._cursor = index + 1
                 if call != "open":          # the lab's first cell: its banner says it all
-                    _served_one(self.recorded)
+                    served(self.recorded)
                 return entry
         if call == "open":
             opened = [e["args"].get("stage") for e in calls if e["call"] == "open"]
@@ -455,7 +243,7 @@ class ReplayLab(Lab):
     def _echo(self, entry: dict) -> None:
         if self.trace:
             for line in entry.get("echo", ()):
-                _quietly(self.trace, line)
+                quietly(self.trace, line)
 
     def _replay(self, method: str, *args, **kwargs):
         if self._closed:
@@ -586,7 +374,7 @@ class ReplayLab(Lab):
                 and e["result"].get("ok")]
         ahead = [e for e in mine if calls.index(e) >= self._cursor]
         model = (ahead or mine or [None])[0]
-        _served_one(self.recorded)
+        served(self.recorded)
         return NotChecked(exercise.name, self.recorded, exercise.show_solution(),
                           model["result"] if model else None)
 
@@ -645,7 +433,7 @@ class Board:
             raise NotRecorded(f"replay recorded this panel with the switches {', '.join(self._switches())} only; "
                               f"{name!r} cannot be turned here. You need {LIVE_LAB}.", switch=name)
         self._state[name] = value
-        _served_one(self.recorded)
+        served(self.recorded)
         return [CommandResult(**{**data, "recorded": self.recorded}) for data in typed]
 
     def _switches(self) -> list[str]:
@@ -672,7 +460,7 @@ class Board:
         values = [self._state[name] for name in table["switches"]]
         for row in table["combos"]:
             if row["values"] == values:
-                _served_one(self.recorded)
+                served(self.recorded)
                 return dataclasses.replace(Journey.from_dict(row["journey"]), recorded=self.recorded, label=label)
         settings = dict(zip(table["switches"], values))
         raise NotRecorded(f"replay holds no recording of {src} → {target} with {settings}; you need {LIVE_LAB}.")
@@ -686,7 +474,7 @@ class Board:
                               f"{stage}. You need {LIVE_LAB}.", stage=stage)
         self.stage = stage
         self._state = dict(self._stages[stage]["state"])
-        _served_one(self.recorded)
+        served(self.recorded)
         return self
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from netkit import BadArgument, CommandError, Lab, NotRecorded, plots, provenance, recorder, replay
+from netkit import BadArgument, CommandError, Lab, NotRecorded, notice, plots, provenance, recorder, replay
 from netkit.dashboard import Dashboard
 from netkit.exercises import BRIDGED_ACCEPT, EXERCISES
 from netkit.journey import Journey
@@ -91,7 +91,7 @@ def recordings(tmp_path, monkeypatch):
     monkeypatch.setenv(replay.RECORDINGS_ENV, str(tmp_path))
     monkeypatch.setenv(replay.ENV, "1")
     monkeypatch.delenv(replay.RECORD_ENV, raising=False)
-    monkeypatch.setattr(replay, "_live_here", lambda: (False, "unshare: unshare failed: Operation not permitted"))
+    monkeypatch.setattr(notice, "_live_here", lambda: (False, "unshare: unshare failed: Operation not permitted"))
     return tmp_path
 
 
@@ -280,7 +280,7 @@ def test_a_cell_that_used_the_recording_and_printed_gets_the_label_last(recordin
     lab = Lab(name="t1")
     capsys.readouterr()
     shell = FakeShell()
-    replay._CellWatch(shell)
+    notice._CellWatch(shell)
     cells = [
         (lambda: print(lab.run("c1", "route -n").stdout.split()[0]), True),      # a printed value
         (lambda: None, False),                                                       # no recording used
@@ -422,7 +422,7 @@ def test_the_replayed_dashboard_gives_each_scenario_case_its_declared_outcome(mo
     """Every declared case the dashboard's recording covers (its stage, only switches) reads as declared."""
     monkeypatch.setenv(replay.ENV, "1")
     monkeypatch.delenv(replay.RECORDINGS_ENV, raising=False)
-    monkeypatch.setattr(replay, "_live_here", lambda: (False, "refused"))
+    monkeypatch.setattr(notice, "_live_here", lambda: (False, "refused"))
     dash = Dashboard(Lab(name="dashboard", stage=dashboard_stage()))
     assert LABEL.split(",")[0] in dash.title.value and "replayed" in dash.outcome.value
     buttons = {p.key: p for p in dash.probes}
