@@ -10,7 +10,7 @@ from importlib import import_module
 
 from .errors import (
     BadArgument, CommandError, CommandNotFound, LabError, LabInUse, LabNotFound, NetkitError,
-    RuleError, SandboxError, StateError, UnknownNode, UnknownStage,
+    NotRecorded, RuleError, SandboxError, StateError, UnknownNode, UnknownStage,
 )
 
 _LAZY = {"Lab": "lab", "Node": "lab", "CommandResult": "lab", "NODES": "topology", "POINTS": "topology",
@@ -19,7 +19,7 @@ _LAZY = {"Lab": "lab", "Node": "lab", "CommandResult": "lab", "NODES": "topology
 __all__ = [
     "Lab", "Node", "CommandResult", "NODES", "POINTS", "STAGES", "use_language", "language",
     "NetkitError", "BadArgument", "SandboxError", "StateError", "LabError", "LabInUse", "LabNotFound",
-    "UnknownNode", "UnknownStage", "CommandError", "CommandNotFound", "RuleError",
+    "UnknownNode", "UnknownStage", "NotRecorded", "CommandError", "CommandNotFound", "RuleError",
 ]
 __version__ = "0.1.0"
 

@@ -62,10 +62,11 @@ class Dashboard:
 
     def __init__(self, lab, *, probes: list[Probe] | None = None,
                  scenarios: dict[str, list[str]] | None = None) -> None:
-        self.lab = lab
+        from .replay import panel_lab
         self.probes = list(registry.probes() if probes is None else probes)
         if not self.probes:
             raise NetkitError("the dashboard needs at least one probe, e.g. Probe('c1', '10.55.66.3')")
+        self.lab = lab = panel_lab(lab, None, self.probes, dashboard=True)   # a replay's recorded board, or the lab
         self.current = self.probes[0]
         self.journey = None
         self.state: dict = {}
@@ -156,6 +157,9 @@ class Dashboard:
         self.title.value = (f'<b style="font-size:18px">netkit lab {html.escape(self.lab.name)}</b> '
                             f'<span style="color:#555">built at stage {html.escape(self.lab.stage)}, '
                             f'read at {time.strftime("%H:%M:%S")}</span>')
+        if getattr(self.lab, "replayed", False):
+            from .provenance import html_label
+            self.title.value += html_label(self.lab.recorded)
         return self.state
 
     def refresh(self) -> dict:
@@ -210,5 +214,5 @@ class Dashboard:
         self.refresh()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
+        from .provenance import show_widget
+        show_widget(self.widget, getattr(self.lab, "recorded", ""), "dashboard")   # a replay says so

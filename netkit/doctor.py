@@ -146,9 +146,37 @@ def check_tools() -> list[Check]:
     return checks
 
 
+def check_replay(live: bool, setting: str | None = None) -> Check | None:
+    """Replay mode (`netkit.replay`): on, and why; or, where no lab can run, that it is a way to read the notebooks."""
+    from . import replay
+    setting = os.environ.get(replay.ENV, "") if setting is None else setting
+    try:
+        on = replay.switched_on(setting)
+    except ValueError as error:
+        return Check("replay", False, str(error), f"export {replay.ENV}=1, or unset it")
+    if on:
+        recorded = replay.shipped_on() or "a real kernel"
+        if live:
+            return Check("replay", None, f"{replay.ENV}=1: the notebooks replay recordings (made on {recorded}), "
+                                         "though this machine could run the lab live",
+                         f"for a live lab: unset {replay.ENV} and restart the notebook's kernel")
+        return Check("replay", None, f"{replay.ENV}=1: the lab cannot run live here, so notebooks 01-04 and the "
+                                     f"dashboard replay recordings made on {recorded}, each output labelled "
+                                     "'replayed'; exercises cannot be checked",
+                     "for a live lab: a class server (an instructor's ./quickstart class), the container "
+                     "(README: On macOS or Windows), or a Linux laptop or VM (./quickstart lab)")
+    if not live:
+        return Check("replay", None, "off: the notebooks need a live lab, which cannot start here",
+                     f"to read them here anyway, replayed from recordings made on a real kernel and labelled as "
+                     f"such, start Jupyter with {replay.ENV}=1 (Binder does)")
+    return None
+
+
 def run_checks() -> list[Check]:
     """Every check, in the order a person would fix them."""
-    return [*check_namespaces(), check_br_netfilter(), check_kernel(), check_iptables(), *check_tools()]
+    checks = [*check_namespaces(), check_br_netfilter(), check_kernel(), check_iptables(), *check_tools()]
+    replay = check_replay(can_run(checks))
+    return checks + ([replay] if replay else [])
 
 
 def can_run(checks: list[Check]) -> bool:
@@ -161,8 +189,15 @@ def format_checks(checks: list[Check]) -> str:
         lines.append(f"{check.mark:>8}  {check.name:<13} {check.found}")
         if check.fix and check.ok is not True:
             lines.append(f"{'':>8}  {'':<13} fix: {check.fix}")
-    verdict = "this machine can run the lab" if can_run(checks) else "this machine cannot run the lab yet"
-    return "\n".join(lines + ["", verdict])
+    return "\n".join(lines + ["", _verdict(checks)])
+
+
+def _verdict(checks: list[Check]) -> str:
+    if can_run(checks):
+        return "this machine can run the lab"
+    if any(c.name == "replay" and c.ok is None and c.found.startswith("NETKIT_REPLAY=1") for c in checks):
+        return "this machine cannot run the lab yet: the notebooks replay recordings instead (labelled as such)"
+    return "this machine cannot run the lab yet"
 
 
 class Table:
@@ -182,8 +217,9 @@ class Table:
             f"<td>{html.escape(c.name)}</td><td style='text-align:left'>{html.escape(c.found)}</td>"
             f"<td style='text-align:left'><code>{html.escape(c.fix if c.ok is not True else '')}</code></td></tr>"
             for c in self.checks)
-        verdict = ("this machine can run the lab" if can_run(self.checks)
-                   else "this machine cannot run the lab yet: apply the fixes above")
+        verdict = _verdict(self.checks)
+        if verdict == "this machine cannot run the lab yet":
+            verdict += ": apply the fixes above"
         return (f"<table><tr><th></th><th>check</th><th style='text-align:left'>found</th>"
                 f"<th style='text-align:left'>fix</th></tr>{rows}</table><p><b>{verdict}</b></p>")
 

@@ -11,6 +11,7 @@ Every message names the object, says what went wrong, and says how to fix it::
     │   └── LabNotFound
     ├── UnknownNode              no such node in the lab (also a BadArgument)
     ├── UnknownStage             no such stage of the article (also a BadArgument)
+    ├── NotRecorded              replay mode: a call the recording does not hold (see netkit.replay)
     ├── CommandError             a command in a node could not run
     │   └── CommandNotFound      the program does not exist in the node
     └── RuleError                iptables refused a rule; the lab is unchanged
@@ -52,7 +53,9 @@ class SandboxError(NetkitError):
             "The lab cannot start on this machine. Open 00-check-your-machine.ipynb (or run "
             "`netkit doctor` in a terminal): it checks what this machine allows and gives the fix for each "
             "missing piece. On Binder and most hosted notebooks user namespaces are switched off; run the "
-            "kit on a Linux laptop or VM instead (see the README's quick start).",
+            "kit on a Linux laptop or VM instead (see the README's quick start), in the container, or on a "
+            "class server. To read the notebooks here anyway, replayed from recordings made on a real "
+            "kernel and labelled as such, start Jupyter with NETKIT_REPLAY=1 (Binder does).",
         ]
 
 
@@ -80,6 +83,10 @@ class UnknownStage(BadArgument):
     """A stage name that the article does not have."""
 
 
+class NotRecorded(NetkitError):
+    """Replay mode: the recording holds no such call at this point; only a live lab can answer it."""
+
+
 class CommandError(NetkitError):
     """A command could not be run in a node."""
 
@@ -94,7 +101,7 @@ class RuleError(NetkitError):
 
 _BY_NAME = {cls.__name__: cls for cls in (
     NetkitError, BadArgument, SandboxError, StateError, LabError, LabInUse, LabNotFound,
-    UnknownNode, UnknownStage, CommandError, CommandNotFound, RuleError)}
+    UnknownNode, UnknownStage, NotRecorded, CommandError, CommandNotFound, RuleError)}
 
 
 def to_wire(exc: NetkitError) -> dict:

@@ -16,6 +16,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from . import provenance
 from .outcome import Outcome, Result
 from .topology import owner
 
@@ -176,6 +177,7 @@ class Journey:
     dport: int | None = None
     started: float = 0.0       # when the probe was sent (seconds since the epoch)
     timeout: float = 0.0       # how long the sender waited for an answer at most
+    recorded: str = ""         # replayed from a recording: the kernel and date it was recorded on (netkit.provenance)
 
     # -- what happened (all read from the outcome) ---------------------------
     def decided(self, outcome: Outcome) -> "Journey":
@@ -190,7 +192,8 @@ class Journey:
     def reason(self) -> str:
         """What happened, in plain words, written from the outcome."""
         from .explain import sentence
-        return sentence(self)
+        text = sentence(self)
+        return provenance.Recorded(text, self.recorded) if self.recorded else text
 
     @property
     def died_at(self) -> str | None:
@@ -411,6 +414,8 @@ class Journey:
     def __str__(self) -> str:
         head = f"{self.src} -> {self.dst} ({self.proto}): " + ("delivered" if self.delivered else "NOT delivered")
         lines = [head, f"  {self.reason}", self.table()]
+        if self.recorded:
+            lines.insert(0, f"({provenance.label(self.recorded)})")
         for kind in ("request", "reply"):
             passed = [h[1] for h in self.hooks if h[0] == kind]
             if passed:
@@ -433,7 +438,8 @@ class Journey:
         rewrite, rewrite_face = "#E69F00", "#FCEBC2"   # as netkit.plots draws an address NAT rewrote
         color = good if self.delivered else bad
         word = "delivered" if self.delivered else "NOT delivered"
-        parts = [f'<div style="font-size:14px"><b style="color:{color}">{h.escape(self.src)} → '
+        parts = [provenance.html_label(self.recorded)] if self.recorded else []
+        parts += [f'<div style="font-size:14px"><b style="color:{color}">{h.escape(self.src)} → '
                  f'{h.escape(self.dst)} ({self.proto}): {word}</b><br>{h.escape(self.reason)}</div>',
                  '<table style="font-family:monospace;font-size:13px"><tr><th>point</th>'
                  '<th style="text-align:left">request seen</th><th style="text-align:left">reply seen</th></tr>']

@@ -21,7 +21,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
-from . import arguments, topology
+from . import arguments, provenance, topology
 from .errors import BadArgument, CommandError, CommandNotFound, LabNotFound, RuleError
 from .journey import Journey
 from .sandbox import Sandbox
@@ -40,6 +40,7 @@ class CommandResult:
     timed_out: bool = False
     seconds: float = 0.0
     cut: dict = field(default_factory=dict)   # stream -> bytes it printed in all, when more than was kept
+    recorded: str = ""         # replayed from a recording: the kernel and date it was recorded on (netkit.provenance)
 
     @property
     def ok(self) -> bool:
@@ -69,11 +70,16 @@ class CommandResult:
         return "".join(notes)
 
     def __str__(self) -> str:
-        return f"{self.node}$ {self.command}\n{self.output}{self.note}"
+        told = f"({provenance.label(self.recorded)})\n" if self.recorded else ""
+        return f"{told}{self.node}$ {self.command}\n{self.output}{self.note}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self) if self.recorded else repr(self))
 
     def _repr_html_(self) -> str:
         status = "" if self.ok else f'<span style="color:#ff7b72">[exit {self.returncode}]</span>'
-        return ('<pre style="background:#0d1117;color:#e6edf3;padding:6px 10px;border-radius:4px;'
+        told = provenance.html_label(self.recorded) if self.recorded else ""
+        return (told + '<pre style="background:#0d1117;color:#e6edf3;padding:6px 10px;border-radius:4px;'
                 'font-size:12px;line-height:1.35">'
                 f'<span style="color:#7ee787">{html.escape(self.node)}$</span> '
                 f'{html.escape(self.command)} {status}\n{html.escape(self.output + self.note)}</pre>')
@@ -214,7 +220,19 @@ class Lab:
 
     Use it in a ``with`` block or call `close()`; if its owner dies the lab
     goes too, whatever the cause.
+
+    With ``NETKIT_REPLAY=1`` in the environment, ``Lab(...)`` gives a
+    `netkit.replay.ReplayLab` instead: the same methods, answered from the
+    recordings shipped with netkit, every result labelled as replayed.
     """
+
+    replayed = False     # True for a lab that answers from a recording (netkit.replay)
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Lab:
+            from .replay import lab_class
+            cls = lab_class(cls)     # live, or a replay (NETKIT_REPLAY=1), or a recording (NETKIT_RECORD)
+        return super().__new__(cls)
 
     def __init__(self, name: str = "netkit", stage: str = topology.DEFAULT_STAGE, *, trace=None,
                  replace: bool = False) -> None:

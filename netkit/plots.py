@@ -1081,3 +1081,9 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
     title = f"{first.src} → {first.dst}: what changed" if same else "what changed"
     ax.set_title(title, fontsize=FONT + 3, weight="bold", loc="left", x=0.01)
     return fig
+
+
+# A picture of a replayed journey carries the replay label as a footnote line (netkit.provenance).
+from .provenance import labels_pictures as _labels_pictures  # noqa: E402
+
+lab_map, ladder, grid = _labels_pictures(lab_map), _labels_pictures(ladder), _labels_pictures(grid)

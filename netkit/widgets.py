@@ -72,7 +72,12 @@ def outcome_html(journey, source: str, target: str) -> str:
     """A probe's verdict and reason, as the panels show it: "c1 → 10.55.66.3: NOT delivered"."""
     color = "#009E73" if journey.delivered else "#D62728"
     verdict = "delivered" if journey.delivered else "NOT delivered"
-    return (f'<b style="color:{color};font-size:15px">{html.escape(source)} → {html.escape(target)}: '
+    told = ""
+    if journey.recorded:     # a replay: the recorded outcome of this combination of switches
+        from .provenance import html_label
+        told = (html_label(journey.recorded)
+                + '<span style="font-size:13px">the outcome recorded for these switches</span><br>')
+    return told + (f'<b style="color:{color};font-size:15px">{html.escape(source)} → {html.escape(target)}: '
             f'{verdict}</b><br><span style="font-size:14px">{html.escape(journey.reason)}</span>')
 
 
@@ -83,7 +88,8 @@ class Panel:
                  probe: tuple = ("c1", "10.55.66.3"), view: str = "ladder",
                  auto_probe: bool = True) -> None:
         """`probe` is (src, dst) for a ping, or (src, dst, port) for a TCP connection."""
-        self.lab = lab
+        from .replay import panel_lab
+        self.lab = panel_lab(lab, list(switches), [probe])   # a replay's recorded board, or the lab itself
         self.source, self.target, *rest = probe
         self.port = rest[0] if rest else None
         self.auto_probe = auto_probe
@@ -182,5 +188,5 @@ class Panel:
         self._drawn = key
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-        display(self.widget)
+        from .provenance import show_widget
+        show_widget(self.widget, getattr(self.lab, "recorded", ""), "panel")   # a replay says so

@@ -33,6 +33,12 @@ def _namespaces_check():
     return doctor.check_privileges()
 
 
+def pytest_configure(config):
+    # The suite tests live labs; the replay tests switch replay mode on where they mean to (netkit.replay).
+    for setting in ("NETKIT_REPLAY", "NETKIT_RECORD", "NETKIT_RECORDINGS"):
+        os.environ.pop(setting, None)
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("rootless") and os.geteuid() != 0:
         pytest.skip("needs root to create the unprivileged user `netkit-test` it runs the lab as")

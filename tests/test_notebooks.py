@@ -8,6 +8,7 @@ nothing behind that trips its next run.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,4 +140,74 @@ def test_where_the_lab_cannot_start_the_notebooks_say_why(student_env, netkit_te
     shown = "\n".join(error["traceback"])
     assert "00-check-your-machine.ipynb" in shown and "user namespaces" in shown
     assert "Traceback" not in shown and "File " not in shown
+    assert Path("/proc/sys/user/max_user_namespaces").read_text() == limit
+
+
+# Replay mode where the lab cannot start (netkit.replay): the same notebooks, every output labelled.
+
+REPLAYED = re.compile(r"replayed: recorded on Linux \d+\.\d+[\d.]*, \d{4}-\d\d-\d\d, not your machine")
+ECHO = re.compile(r"^(\[\w+\] .*|\(lab '.*' rebuilt from scratch .*\)|)$")
+STATIC_MAP = re.compile(r"plots\.lab_map\(\s*(\)|None\b|(?!journey=)\w+=)")
+"""A picture of the lab with no journey on it: drawn from the topology, not from a recording."""
+
+
+def unlabelled(book) -> list[str]:
+    """Every output after the lab's banner that came from the lab and does not say it was replayed."""
+    found, started = [], False
+    for number, cell in enumerate(book.cells):
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            text = output.get("text", "") + data.get("text/plain", "") + data.get("text/html", "")
+            if "REPLAY: lab" in text:
+                started = True
+                continue
+            if not started or REPLAYED.search(text):
+                continue
+            if output["output_type"] == "stream" and all(ECHO.match(line) for line in text.splitlines()):
+                continue                  # the commands the lab typed (trace=print), echoed as recorded
+            if "image/png" in data and STATIC_MAP.search(cell.source):
+                continue
+            found.append(f"cell {number} ({cell.source.splitlines()[0][:60]}): {text[:200]!r}")
+    return found
+
+
+@pytest.mark.rootless
+def test_where_the_lab_cannot_start_the_notebooks_replay_with_every_output_labelled(student_env, netkit_test_user):
+    """As on Binder: user namespaces refused, NETKIT_REPLAY=1, the students' parameters (no solutions)."""
+    place, env = student_env
+    uid, gid, _ = netkit_test_user
+    limit = Path("/proc/sys/user/max_user_namespaces").read_text()
+    python = str(place / "venv" / "bin" / "python")
+    names = [p.name for p in NOTEBOOKS] + ["dashboard.ipynb"]
+    running = {}
+    for name in names:               # all at once: each is a kernel replaying, no lab
+        argv = [python, "-m", "papermill", "--no-progress-bar", "-k", "python3", str(place / "notebooks" / name),
+                str(place / "out" / f"replayed-{name}")]
+        running[name] = subprocess.Popen(refused_user_namespaces(uid, gid, argv), env={**env, "NETKIT_REPLAY": "1"},
+                                         cwd=place / "notebooks", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         text=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, process in running.items():
+        _, stderr = process.communicate(timeout=300)
+        output = place / "out" / f"replayed-{name}"
+        shutil.copy(output, ARTIFACTS / f"replayed-{name}")
+        book = assert_ran(subprocess.CompletedProcess(process.args, process.returncode, "", stderr), output)
+        assert all(c.get("execution_count") for c in book.cells if c.cell_type == "code" and c.source.strip())
+        text = "\n".join(str(o) for c in book.cells for o in c.get("outputs", []))
+        if name.startswith("00-"):    # the machine check says: not live here, the notebooks replay, go live there
+            assert "user namespaces are refused" in text and "NETKIT_REPLAY=1: the lab cannot run live here" in text
+            assert "the notebooks replay recordings instead" in text and "class server" in text
+            continue
+        # the first lab cell says why this is a replay, and where a live lab is
+        assert "REPLAY: lab" in text and "NETKIT_REPLAY=1 is set" in text, name
+        assert "A live lab cannot start on this machine either" in text, name
+        assert all(way in text for way in ("class server", "container", "Linux laptop or VM")), name
+        assert not unlabelled(book), "\n".join([name] + unlabelled(book))
+        pictures = [o for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+                    and not STATIC_MAP.search(c.source)]
+        assert all(REPLAYED.search(o["data"]["text/plain"]) for o in pictures), name
+        if name != "dashboard.ipynb":
+            assert pictures and "Not checked: checking needs a live lab" in text, name
     assert Path("/proc/sys/user/max_user_namespaces").read_text() == limit

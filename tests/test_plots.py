@@ -676,7 +676,7 @@ def test_the_module_is_pure():
     imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     allowed = ("__future__", "io", "textwrap", "dataclasses", "typing", "journey", "outcome", "topology", "hooks",
-               "functools", "glob", "math", "matplotlib")
+               "functools", "glob", "math", "matplotlib", "provenance")
     assert all(m.startswith("matplotlib.") or m in allowed for m in imported), imported
     assert "matplotlib.pyplot" not in imported
     code = ("import sys, netkit.plots; bad = [m for m in sys.modules if m.split('.')[0] in "
