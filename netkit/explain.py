@@ -54,10 +54,10 @@ def parse_frame(frame: bytes) -> dict | None:
     }
     l4 = ip[ihl:]
     if packet["proto"] == socket.IPPROTO_ICMP and len(l4) >= 8:
-        icmp_type, code, _, ident, seq = struct.unpack_from("!BBHHH", l4)
+        icmp_type, code, ident, seq = struct.unpack_from("!BBxxHH", l4)
         packet.update(icmp_type=icmp_type, icmp_code=code, id=ident, seq=seq)
     elif packet["proto"] == socket.IPPROTO_TCP and len(l4) >= 14:
-        sport, dport, _, _, _, flags = struct.unpack_from("!HHIIBB", l4)
+        sport, dport, flags = struct.unpack_from("!HH8xxB", l4)
         packet.update(sport=sport, dport=dport, flags=flags)
     return packet
 
@@ -86,10 +86,10 @@ def _header_fields(event: dict) -> dict:
         fields.update(saddr=socket.inet_ntoa(data[12:16]), daddr=socket.inet_ntoa(data[16:20]))
         l4 = bytes.fromhex(event.get("transport", ""))
         if proto == socket.IPPROTO_ICMP and len(l4) >= 8:
-            kind, _, _, ident, _ = struct.unpack_from("!BBHHH", l4)
+            kind, ident = struct.unpack_from("!BxxxH", l4)
             fields.update(icmp_type={8: "echo-request", 0: "echo-reply"}.get(kind, str(kind)), icmp_id=ident)
         elif proto == socket.IPPROTO_TCP and len(l4) >= 14:
-            sport, dport, _, _, _, flags = struct.unpack_from("!HHIIBB", l4)
+            sport, dport, flags = struct.unpack_from("!HH8xxB", l4)
             fields.update(sport=sport, dport=dport, tcp_flags=flags)
     return fields
 
@@ -263,7 +263,7 @@ def _verdicts(found: list[dict], rules: dict) -> list[Verdict]:
             if decision[0] == "policy":
                 rule, verdict = "policy", decision[1]
             else:
-                _, handle, verdict = decision
+                handle, verdict = decision[1:]
                 rule = _rule_text(rules, visit["table"], visit["chain"], handle)
                 verdict = _target(rule, verdict)
             verdicts.append(Verdict(table=visit["table"], chain=visit["chain"], rule=rule, verdict=verdict,

@@ -148,8 +148,7 @@ def quit(state: StateDir) -> bool:
         return False
     with sock:
         sock.sendall(b'{"op": "quit"}\n')
-        for _ in _lines(sock):
-            break
+        next(_lines(sock), None)
     ident = running(state)
     deadline = time.monotonic() + 5
     while ident is not None and ident.current() and time.monotonic() < deadline:
@@ -169,7 +168,7 @@ class Keeper:
     def serve(self, server: socket.socket) -> None:
         threading.Thread(target=self._linger, daemon=True).start()
         while True:
-            conn, _ = server.accept()
+            conn = server.accept()[0]
             uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
             if uid != self.state.uid:
                 conn.close()   # the directory is private already; a stranger still gets nothing

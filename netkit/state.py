@@ -363,7 +363,7 @@ class Claim:
             raise
 
     def _take(self) -> int:
-        for _ in range(20):
+        for _attempt in range(20):
             fd = self.state.open(self.filename, os.O_RDWR | os.O_CREAT)
             if not _lock(fd):
                 os.close(fd)

@@ -545,7 +545,9 @@ def test_a_traditional_chinese_notebook_reads_in_chinese(page, name, tmp_path):
         # No character of the page's Chinese is drawn as an empty box, in the text or in the probe's output.
         for selector in (".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1",
                          ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput p"):
-            text = page.locator(selector).first.inner_text()
+            element = page.locator(selector).first
+            element.scroll_into_view_if_needed()   # JupyterLab skips laying out cells out of view: no innerText
+            text = element.text_content()
             characters = "".join(sorted(set(HAN.findall(text))))[:40]
             assert characters, f"no Chinese in {selector}"
             seen = page.evaluate(TOFU, [selector, characters])

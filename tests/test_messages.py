@@ -111,3 +111,36 @@ def test_the_kernels_own_words_stay_as_the_kernel_said_them():
     i18n.use_language("zh-TW")
     said = explain.sentence(journey)
     assert HAN.search(said) and "Network is unreachable" in said and "8.8.8.8" in said
+
+
+def _shadowing(source: str) -> list[int]:
+    """Lines where a function binds the name `_` itself (a loop variable, `a, _ = ...`), which makes
+    every `_()` in that function a call of the local value instead of the translator."""
+    import ast
+    tree = ast.parse(source)
+    if not any(isinstance(n, ast.ImportFrom) and any(a.name == "_" for a in n.names) for n in ast.walk(tree)):
+        return []
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+              ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp)
+    lines = []
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            todo = list(function.body)
+            while todo:
+                node = todo.pop()
+                if isinstance(node, scopes):
+                    continue
+                if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
+                    lines.append(node.lineno)
+                todo.extend(ast.iter_child_nodes(node))
+    return sorted(set(lines))
+
+
+def test_no_function_hides_the_translator_behind_a_local_underscore():
+    found = {path.name: _shadowing(path.read_text()) for path in sorted((REPO / "netkit").glob("*.py"))}
+    assert {name: lines for name, lines in found.items() if lines} == {}
+
+
+def test_the_underscore_check_finds_a_shadowing_function():
+    source = "from .i18n import _\ndef f():\n    a, _ = 1, 2\n    return _('x')\n"
+    assert _shadowing(source) == [3]
