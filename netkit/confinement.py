@@ -36,8 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-NAMES = {"docker": "a Docker container", "podman": "a Podman container",
-         "kubernetes": "a Kubernetes pod", "container": "a container"}
+from .i18n import N_, _, translated
+
+# Shown with `translated` (they go into sentences such as "{runtime} withholds what the lab needs").
+NAMES = {"docker": N_("a Docker container"), "podman": N_("a Podman container"),
+         "kubernetes": N_("a Kubernetes pod"), "container": N_("a container")}
 
 # Capability bits (linux/capability.h) that root needs when the lab runs without a user namespace.
 ROOT_CAPS = {"SYS_ADMIN": 21, "NET_ADMIN": 12, "NET_RAW": 13}
@@ -51,16 +54,16 @@ _EMPTY_MOUNT_POINTS = ("/sys/fs/cgroup", "/sys/kernel/debug", "/sys/kernel/traci
 FIXES = {
     "seccomp": {"docker": "--security-opt seccomp=unconfined", "podman": "--security-opt seccomp=unconfined",
                 "kubernetes": "securityContext.seccompProfile.type: Unconfined",
-                "container": "a seccomp profile that allows unshare()"},
+                "container": N_("a seccomp profile that allows unshare()")},
     "masked paths": {"docker": "--security-opt systempaths=unconfined", "podman": "--security-opt unmask=ALL",
                      "kubernetes": "securityContext.procMount: Unmasked",
-                     "container": "no masked or read-only paths over /proc and /sys"},
+                     "container": N_("no masked or read-only paths over /proc and /sys")},
     "apparmor": {"docker": "--security-opt apparmor=unconfined", "podman": "--security-opt apparmor=unconfined",
                  "kubernetes": "securityContext.appArmorProfile.type: Unconfined",
-                 "container": "no AppArmor profile (unconfined)"},
+                 "container": N_("no AppArmor profile (unconfined)")},
     "selinux": {"docker": "--security-opt label=disable", "podman": "--security-opt label=disable",
                 "kubernetes": "securityContext.seLinuxOptions.type: spc_t",
-                "container": "no SELinux confinement"},
+                "container": N_("no SELinux confinement")},
 }
 
 
@@ -79,7 +82,11 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Missing:
-    """One thing the container withholds: the piece, what was found, and the fix."""
+    """One thing the container withholds: the piece, what was found, and the fix.
+
+    `piece` is a key (code and tests compare it; shown through `translated`); `found` and `fix`
+    are already in the language in use.
+    """
 
     piece: str
     found: str
@@ -88,19 +95,22 @@ class Missing:
 
 # -- pure: from recorded inputs to a diagnosis -------------------------------------------
 def runtime_of(exists: Callable[[str], bool], env: Mapping[str, str], cgroup: str) -> tuple[str, str]:
-    """(runtime, clue) from marker files, the environment and /proc/1/cgroup; ("", "") outside one."""
+    """(runtime, clue) from marker files, the environment and /proc/1/cgroup; ("", "") outside one.
+
+    The clue is English (tests and recordings compare it); show it with `translated`.
+    """
     if env.get("KUBERNETES_SERVICE_HOST"):
-        return "kubernetes", "KUBERNETES_SERVICE_HOST is set"
+        return "kubernetes", N_("KUBERNETES_SERVICE_HOST is set")
     if "kubepods" in cgroup:
-        return "kubernetes", "/proc/1/cgroup names kubepods"
+        return "kubernetes", N_("/proc/1/cgroup names kubepods")
     if exists("/run/.containerenv") or env.get("container") == "podman":
-        return "podman", "/run/.containerenv exists" if exists("/run/.containerenv") else "container=podman"
+        return "podman", N_("/run/.containerenv exists") if exists("/run/.containerenv") else "container=podman"
     if "libpod" in cgroup:
-        return "podman", "/proc/1/cgroup names libpod"
+        return "podman", N_("/proc/1/cgroup names libpod")
     if exists("/.dockerenv"):
-        return "docker", "/.dockerenv exists"
+        return "docker", N_("/.dockerenv exists")
     if "/docker" in cgroup:
-        return "docker", "/proc/1/cgroup names docker"
+        return "docker", N_("/proc/1/cgroup names docker")
     if env.get("container"):
         return "container", f"container={env['container']}"
     return "", ""
@@ -108,7 +118,7 @@ def runtime_of(exists: Callable[[str], bool], env: Mapping[str, str], cgroup: st
 
 def status_field(status: str, name: str) -> str:
     for line in status.splitlines():
-        key, _, value = line.partition(":")
+        key, _sep, value = line.partition(":")
         if key == name:
             return value.strip()
     return ""
@@ -164,15 +174,17 @@ def failed_step(said: str) -> str:
 
 
 def how(runtime: str, setting: str) -> str:
-    """The fix, phrased for where we are."""
+    """The fix, phrased for where we are (in the language in use)."""
     if runtime in ("docker", "podman"):
-        return (f"add `{setting}` to `{runtime} run` (the README's section \"On macOS or Windows "
-                "(a container)\" has the whole command)")
+        return _("add `{setting}` to `{runtime} run` (the README's section \"On macOS or Windows "
+                 "(a container)\" has the whole command)").format(setting=setting, runtime=runtime)
     if runtime == "kubernetes":
-        also = " (Kubernetes allows it only with hostUsers: false in the pod)" if "procMount" in setting else ""
-        return (f"set `{setting}` on the pod's container{also}; deploy/kubernetes/values.yaml does it for "
-                "Zero to JupyterHub")
-    return f"start the container with {setting}"
+        if "procMount" in setting:
+            return _("set `{setting}` on the pod's container (Kubernetes allows it only with hostUsers: false in "
+                     "the pod); deploy/kubernetes/values.yaml does it for Zero to JupyterHub").format(setting=setting)
+        return _("set `{setting}` on the pod's container; deploy/kubernetes/values.yaml does it for "
+                 "Zero to JupyterHub").format(setting=setting)
+    return _("start the container with {setting}").format(setting=translated(setting))
 
 
 def _caps_fix(runtime: str, lacking: list[str]) -> str:
@@ -183,9 +195,11 @@ def _caps_fix(runtime: str, lacking: list[str]) -> str:
     elif runtime == "kubernetes":
         give = f"securityContext.capabilities.add: [{', '.join(lacking)}]"
     else:
-        give = "the capabilities " + ", ".join(lacking)
-    return ("better: let the lab run as the image's user (uid 1000), with the README's flags, as it does unless "
-            f"the container is started as root; or give root {give}")
+        return _("better: let the lab run as the image's user (uid 1000), with the README's flags, as it does "
+                 "unless the container is started as root; or give root the capabilities {caps}"
+                 ).format(caps=", ".join(lacking))
+    return _("better: let the lab run as the image's user (uid 1000), with the README's flags, as it does unless "
+             "the container is started as root; or give root {give}").format(give=give)
 
 
 def diagnose(ev: Evidence) -> list[Missing]:
@@ -196,6 +210,7 @@ def diagnose(ev: Evidence) -> list[Missing]:
     person then adds every flag at once.
     """
     runtime = ev.runtime or "container"
+    name = translated(NAMES[runtime])
     rootless = ev.euid != 0
     step = failed_step(ev.said)
     missing: list[Missing] = []
@@ -203,39 +218,58 @@ def diagnose(ev: Evidence) -> list[Missing]:
         lacking = [cap for cap in ROOT_CAPS if cap not in effective_caps(ev.status)]
         if not rootless and lacking:
             missing.append(Missing(
-                "capabilities", f"root in {NAMES[runtime]} lacks CAP_{', CAP_'.join(lacking)}, so it cannot "
-                f"create the lab's namespaces (unshare said: {ev.said})", _caps_fix(runtime, lacking)))
+                N_("capabilities"),
+                _("root in {runtime} lacks {caps}, so it cannot create the lab's namespaces (unshare said: {said})")
+                .format(runtime=name, caps="CAP_" + ", CAP_".join(lacking), said=ev.said),
+                _caps_fix(runtime, lacking)))
         elif seccomp_filtered(ev.status):
             missing.append(Missing(
-                "seccomp", f"the seccomp filter of {NAMES[runtime]} refuses unshare(), which the lab needs to "
-                f"make its namespaces (Seccomp: 2 in /proc/self/status; unshare said: {ev.said})",
+                "seccomp",
+                _("the seccomp filter of {runtime} refuses unshare(), which the lab needs to make its namespaces "
+                  "(Seccomp: 2 in /proc/self/status; unshare said: {said})").format(runtime=name, said=ev.said),
                 how(runtime, FIXES["seccomp"][runtime])))
         else:
+            if runtime == "kubernetes":
+                fix = _("allow user namespaces where the container runs: sudo sysctl -w "
+                        "user.max_user_namespaces=15000, and on Ubuntu 24.04+ sudo sysctl -w "
+                        "kernel.apparmor_restrict_unprivileged_userns=0 on the node")
+            else:
+                fix = _("allow user namespaces where the container runs: sudo sysctl -w "
+                        "user.max_user_namespaces=15000, and on Ubuntu 24.04+ sudo sysctl -w "
+                        "kernel.apparmor_restrict_unprivileged_userns=0")
             missing.append(Missing(
-                "user ns", f"not root, and user namespaces are refused by the kernel under {NAMES[runtime]}, "
-                f"with no seccomp filter in the way (unshare said: {ev.said})",
-                "allow user namespaces where the container runs: sudo sysctl -w user.max_user_namespaces=15000, "
-                "and on Ubuntu 24.04+ sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0"
-                + (" on the node" if runtime == "kubernetes" else "")))
+                N_("user ns"),
+                _("not root, and user namespaces are refused by the kernel under {runtime}, with no seccomp "
+                  "filter in the way (unshare said: {said})").format(runtime=name, said=ev.said),
+                fix))
     masked = masked_paths(ev.mountinfo)
     if masked and (step in ("proc", "sys") or (step == "unshare" and rootless)):
-        shown = ", ".join(masked[:6]) + (f" and {len(masked) - 6} more" if len(masked) > 6 else "")
-        said = f"; the mount said: {ev.said}" if step in ("proc", "sys") else ""
-        missing.append(Missing(
-            "masked paths", f"{NAMES[runtime]} hides or locks parts of /proc and /sys ({shown}), so the kernel "
-            f"refuses the fresh /proc and /sys the lab mounts in its user namespace{said}",
-            how(runtime, FIXES["masked paths"][runtime])))
+        shown = ", ".join(masked[:6])
+        if len(masked) > 6:
+            shown = _("{paths} and {count} more").format(paths=shown, count=len(masked) - 6)
+        if step in ("proc", "sys"):
+            found = _("{runtime} hides or locks parts of /proc and /sys ({shown}), so the kernel refuses the fresh "
+                      "/proc and /sys the lab mounts in its user namespace; the mount said: {said}"
+                      ).format(runtime=name, shown=shown, said=ev.said)
+        else:
+            found = _("{runtime} hides or locks parts of /proc and /sys ({shown}), so the kernel refuses the fresh "
+                      "/proc and /sys the lab mounts in its user namespace").format(runtime=name, shown=shown)
+        missing.append(Missing(N_("masked paths"), found, how(runtime, FIXES["masked paths"][runtime])))
     confining = label_kind(ev.label)
-    if confining:
-        missing.append(Missing(
-            confining, f"the {'AppArmor profile' if confining == 'apparmor' else 'SELinux label'} "
-            f"{ev.label.strip()!r} keeps the lab from mounting /proc and /sys (and, under AppArmor, from "
-            "setting its sysctls)", how(runtime, FIXES[confining][runtime])))
+    if confining == "apparmor":
+        found = _("the AppArmor profile {label!r} keeps the lab from mounting /proc and /sys (and, under "
+                  "AppArmor, from setting its sysctls)").format(label=ev.label.strip())
+    elif confining:
+        found = _("the SELinux label {label!r} keeps the lab from mounting /proc and /sys (and, under "
+                  "AppArmor, from setting its sysctls)").format(label=ev.label.strip())
+    if confining:        # the piece is "apparmor" or "selinux": a name, shown as it is
+        missing.append(Missing(confining, found, how(runtime, FIXES[confining][runtime])))
     if not missing:
         missing.append(Missing(
-            "namespaces", f"the lab could not start in {NAMES[runtime]} and it is not clear why "
-            f"(unshare said: {ev.said})",
-            "start the container with the README's flags; if it still fails, report this line"))
+            N_("namespaces"),
+            _("the lab could not start in {runtime} and it is not clear why (unshare said: {said})")
+            .format(runtime=name, said=ev.said),
+            _("start the container with the README's flags; if it still fails, report this line")))
     return missing
 
 

@@ -38,9 +38,10 @@ from . import scenarios as registry
 from .scenarios import Probe
 from .switches import SWITCHES
 from .widgets import outcome_html, picture_key, refusal_html, svg, switch_control
+from .i18n import N_, _, translated
 
 
-OTHER = "other switches"
+OTHER = N_("other switches")
 
 
 def groups(scenarios: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
@@ -65,7 +66,7 @@ class Dashboard:
         from .replay import panel_lab
         self.probes = list(registry.probes() if probes is None else probes)
         if not self.probes:
-            raise NetkitError("the dashboard needs at least one probe, e.g. Probe('c1', '10.55.66.3')")
+            raise NetkitError(_("the dashboard needs at least one probe, e.g. Probe('c1', '10.55.66.3')"))
         self.lab = lab = panel_lab(lab, None, self.probes, dashboard=True)   # a replay's recorded board, or the lab
         self.current = self.probes[0]
         self.journey = None
@@ -76,7 +77,7 @@ class Dashboard:
         self.controls: dict[str, w.ToggleButtons] = {}
         rows: list[w.Widget] = []
         for title, names in self.groups.items():
-            rows.append(_heading(title))
+            rows.append(_heading(translated(title)))
             for name in names:
                 control = switch_control(name)
                 control.observe(self._flipped(name), names="value")
@@ -85,21 +86,21 @@ class Dashboard:
 
         self.probe_buttons: dict[tuple, w.Button] = {}
         for probe in self.probes:
-            button = w.Button(description=f"{probe.src} → {probe.target}", tooltip=probe.title,
+            button = w.Button(description=f"{probe.src} → {probe.target}", tooltip=translated(probe.title),
                               icon="paper-plane", layout=w.Layout(width="auto"))
-            button.on_click(lambda _, probe=probe: self._act(lambda: self.probe(probe)))
+            button.on_click(lambda click, probe=probe: self._act(lambda: self.probe(probe)))
             self.probe_buttons[probe.key] = button
 
         stages = list(topology.STAGES)
         self.stage = w.Dropdown(options=stages, value=lab.stage if lab.stage in stages else stages[0],
-                                description="stage", style={"description_width": "60px"},
+                                description=_("stage"), style={"description_width": "60px"},
                                 layout=w.Layout(width="300px"))
-        self.reset_button = w.Button(description="reset to stage", icon="undo", button_style="warning",
+        self.reset_button = w.Button(description=_("reset to stage"), icon="undo", button_style="warning",
                                      layout=w.Layout(width="160px"))
-        self.reset_button.on_click(lambda _: self._act(lambda: self.reset(self.stage.value)))
-        self.refresh_button = w.Button(description="read the lab again", icon="refresh",
+        self.reset_button.on_click(lambda click: self._act(lambda: self.reset(self.stage.value)))
+        self.refresh_button = w.Button(description=_("read the lab again"), icon="refresh",
                                        layout=w.Layout(width="200px"))
-        self.refresh_button.on_click(lambda _: self._act(self._read_again))
+        self.refresh_button.on_click(lambda click: self._act(self._read_again))
 
         self.title = w.HTML()
         self.message = w.HTML()
@@ -108,7 +109,7 @@ class Dashboard:
         self.typed = w.HTML()
         self.picture = w.Image(format="svg+xml", layout=w.Layout(max_width="900px"))
         self._drawn = None
-        switches = w.VBox(rows + [self.refusal, _heading("the lab"), w.HBox([self.stage, self.reset_button]),
+        switches = w.VBox(rows + [self.refusal, _heading(_("the lab")), w.HBox([self.stage, self.reset_button]),
                                   self.refresh_button],
                           layout=w.Layout(min_width="480px"))
         view = w.VBox([w.HBox(list(self.probe_buttons.values()), layout=w.Layout(flex_flow="row wrap")),
@@ -137,8 +138,10 @@ class Dashboard:
                     self.typed.value = "".join(
                         f"<code>[{html.escape(r.node)}] {html.escape(r.command)}</code><br>" for r in typed)
                 except NetkitError as error:
-                    raise NetkitError(f"{SWITCHES[name].title}: the lab refused it at stage {self.lab.stage} "
-                                      f"({error}). The toggle shows what the lab has now.") from None
+                    raise NetkitError(_("{title}: the lab refused it at stage {stage} ({error}). The toggle "
+                                        "shows what the lab has now.")
+                                      .format(title=translated(SWITCHES[name].title), stage=self.lab.stage,
+                                              error=error)) from None
                 finally:
                     self.refresh()   # whatever happened, show what the kernel says now
             self._act(flip, where=self.refusal)
@@ -154,9 +157,10 @@ class Dashboard:
                     control.value = self.state[name]
         finally:
             self._updating = False
-        self.title.value = (f'<b style="font-size:18px">netkit lab {html.escape(self.lab.name)}</b> '
-                            f'<span style="color:#555">built at stage {html.escape(self.lab.stage)}, '
-                            f'read at {time.strftime("%H:%M:%S")}</span>')
+        heading = _("netkit lab {name}").format(name=self.lab.name)
+        when = _("built at stage {stage}, read at {time}").format(stage=self.lab.stage, time=time.strftime("%H:%M:%S"))
+        self.title.value = (f'<b style="font-size:18px">{html.escape(heading)}</b> '
+                            f'<span style="color:#555">{html.escape(when)}</span>')
         if getattr(self.lab, "replayed", False):
             from .provenance import html_label
             self.title.value += html_label(self.lab.recorded)
@@ -180,8 +184,9 @@ class Dashboard:
         probe = probe or self.current
         if probe.src not in self.lab.nodes:
             joins = next((st.name for st in topology.STAGES.values() if probe.src in st.adds), "?")
-            raise NetkitError(f"{probe.src} is not in the lab at stage {self.lab.stage}: it joins at stage "
-                              f"{joins}. Choose that stage below and press \"reset to stage\".")
+            raise NetkitError(_('{src} is not in the lab at stage {stage}: it joins at stage {joins}. Choose '
+                                'that stage below and press "{button}".')
+                              .format(src=probe.src, stage=self.lab.stage, joins=joins, button=_("reset to stage")))
         extra = {} if probe.port is None else {"port": probe.port}
         self.journey = self.lab.probe(probe.src, probe.dst, **extra)
         self.current = probe
@@ -200,8 +205,9 @@ class Dashboard:
             button = self.probe_buttons[probe.key]
             button.button_style = "primary" if probe.key == self.current.key else ""
             button.disabled = probe.src not in self.lab.nodes
-            button.tooltip = probe.title if not button.disabled else \
-                f"{probe.title} (needs {probe.src}, which this stage does not have)"
+            title = translated(probe.title)
+            button.tooltip = title if not button.disabled else \
+                _("{title} (needs {src}, which this stage does not have)").format(title=title, src=probe.src)
 
     def _read_again(self) -> None:
         self.typed.value = ""     # nothing typed: what shows now is what the lab says
@@ -210,7 +216,7 @@ class Dashboard:
     def reset(self, stage: str) -> None:
         """Rebuild the lab at `stage` (see `Lab.reset`), then read it and probe again."""
         self.lab.reset(stage)
-        self.typed.value = f"<code>(lab rebuilt at stage {html.escape(stage)})</code>"
+        self.typed.value = f"<code>{html.escape(_('(lab rebuilt at stage {stage})').format(stage=stage))}</code>"
         self.refresh()
 
     def _ipython_display_(self) -> None:

@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import os
 import subprocess
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import agent, confinement, sandbox
+from .i18n import N_, _, translated
 
 
 @dataclass(frozen=True)
 class Check:
-    """One thing the kit needs; `ok` is True, False (the lab cannot run) or None (a warning)."""
+    """One thing the kit needs; `ok` is True, False (the lab cannot run) or None (a warning).
+
+    `name` is the check's key (code and tests compare it) and, through `translated`, its displayed
+    name; `found` and `fix` are already in the language in use.
+    """
 
     name: str
     ok: bool | None
@@ -32,7 +38,7 @@ class Check:
 
     @property
     def mark(self) -> str:
-        return {True: "ok", False: "MISSING", None: "warning"}[self.ok]
+        return {True: N_("ok"), False: N_("MISSING"), None: N_("warning")}[self.ok]
 
 
 def _try(argv: list[str]) -> tuple[bool, str]:
@@ -65,25 +71,27 @@ def check_namespaces() -> list[Check]:
     runtime, clue = confinement.where()
     rows = []
     if runtime:
-        rows.append(Check("container", True, f"this looks like {confinement.NAMES[runtime]} ({clue}): how it "
-                                             "was started decides what the lab may do"))
+        rows.append(Check(N_("container"), True,
+                          _("this looks like {runtime} ({clue}): how it was started decides what the lab may do")
+                          .format(runtime=translated(confinement.NAMES[runtime]), clue=translated(clue))))
     ok, said = try_lab_start()
     if ok:
         if os.geteuid() == 0:
-            return rows + [Check("namespaces", True,
-                                 "running as root: the lab uses network, mount and pid namespaces")]
-        return rows + [Check("namespaces", True, "not root, but user namespaces are allowed: the lab runs rootless")]
+            return rows + [Check(N_("namespaces"), True,
+                                 _("running as root: the lab uses network, mount and pid namespaces"))]
+        return rows + [Check(N_("namespaces"), True,
+                             _("not root, but user namespaces are allowed: the lab runs rootless"))]
     if runtime:
         return rows + [Check(m.piece, False, m.found, m.fix)
                        for m in confinement.diagnose(confinement.gather(said))]
     if os.geteuid() == 0:
-        return [Check("namespaces", False, f"root cannot create namespaces here ({said})",
-                      "this looks like a container without CAP_SYS_ADMIN: use a VM or laptop, "
-                      "or start the container with the flags in the README's container section")]
-    return [Check("namespaces", False, f"not root and user namespaces are refused ({said})",
-                  "run as root (sudo), or allow user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
-                  "(Debian), sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), "
-                  "sudo sysctl -w user.max_user_namespaces=15000")]
+        return [Check(N_("namespaces"), False, _("root cannot create namespaces here ({said})").format(said=said),
+                      _("this looks like a container without CAP_SYS_ADMIN: use a VM or laptop, "
+                        "or start the container with the flags in the README's container section"))]
+    return [Check(N_("namespaces"), False, _("not root and user namespaces are refused ({said})").format(said=said),
+                  _("run as root (sudo), or allow user namespaces: sudo sysctl -w kernel.unprivileged_userns_clone=1 "
+                    "(Debian), sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 (Ubuntu 24.04+), "
+                    "sudo sysctl -w user.max_user_namespaces=15000"))]
 
 
 def check_privileges() -> Check:
@@ -95,52 +103,56 @@ def check_privileges() -> Check:
 def check_br_netfilter() -> Check:
     if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
         return Check("br_netfilter", True,
-                     "loaded: bridged frames can be sent through iptables (scenario 1 works as in the article)")
-    runtime, _ = confinement.where()
-    fix = "sudo modprobe br_netfilter (and add br_netfilter to /etc/modules-load.d/ to keep it)"
-    if runtime:
-        fix = (f"a container cannot load kernel modules: load br_netfilter on the "
-               f"{'node' if runtime == 'kubernetes' else 'machine (or VM) the container runs on'}: {fix}; "
-               "Docker Desktop: see the README's container section")
+                     _("loaded: bridged frames can be sent through iptables (scenario 1 works as in the article)"))
+    runtime, _clue = confinement.where()
+    fix = _("sudo modprobe br_netfilter (and add br_netfilter to /etc/modules-load.d/ to keep it)")
+    if runtime == "kubernetes":
+        fix = _("a container cannot load kernel modules: load br_netfilter on the node: {fix}; "
+                "Docker Desktop: see the README's container section").format(fix=fix)
+    elif runtime:
+        fix = _("a container cannot load kernel modules: load br_netfilter on the machine (or VM) the container "
+                "runs on: {fix}; Docker Desktop: see the README's container section").format(fix=fix)
     return Check("br_netfilter", False,
-                 "not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. A Docker 28+ host "
-                 "does not load it unless run with --icc=false or --userland-proxy=false, so there "
-                 "scenario 1's first ping simply works", fix)
+                 _("not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. A Docker 28+ host "
+                   "does not load it unless run with --icc=false or --userland-proxy=false, so there "
+                   "scenario 1's first ping simply works"), fix)
 
 
 def check_kernel(release: str | None = None) -> Check:
     version = kernel_version(release)
     shown = release or os.uname().release
     if version >= (5, 3):
-        return Check("kernel", True, f"Linux {shown}: bridge-nf-call-iptables is per network namespace, "
-                                     "so flipping it in the lab leaves the machine alone")
-    return Check("kernel", None,
-                 f"Linux {shown} is older than 5.3: bridge-nf-call-iptables is one value for the whole "
-                 "machine, so flipping it in the lab changes every bridge on this machine",
-                 "use a machine with Linux 5.3 or newer for the bridge experiments")
+        return Check(N_("kernel"), True, _("Linux {shown}: bridge-nf-call-iptables is per network namespace, "
+                                           "so flipping it in the lab leaves the machine alone").format(shown=shown))
+    return Check(N_("kernel"), None,
+                 _("Linux {shown} is older than 5.3: bridge-nf-call-iptables is one value for the whole "
+                   "machine, so flipping it in the lab changes every bridge on this machine").format(shown=shown),
+                 _("use a machine with Linux 5.3 or newer for the bridge experiments"))
 
 
 def check_iptables() -> Check:
     program = sandbox.which("iptables")
     if not program:
-        return Check("iptables", False, "iptables is not installed", "sudo apt-get install iptables nftables")
+        return Check("iptables", False, _("iptables is not installed"), "sudo apt-get install iptables nftables")
     ok, said = _try([program, "-V"])
     if "nf_tables" in said:
-        return Check("iptables", True, f"{said}: the nft backend, which the lab traces verdicts with")
-    return Check("iptables", None, f"{said or 'unknown backend'}: the lab expects the nf_tables backend",
+        return Check("iptables", True, _("{said}: the nft backend, which the lab traces verdicts with")
+                     .format(said=said))
+    return Check("iptables", None, _("{said}: the lab expects the nf_tables backend")
+                 .format(said=said or _("unknown backend")),
                  "sudo update-alternatives --set iptables /usr/sbin/iptables-nft")
 
 
 def check_tools() -> list[Check]:
     checks = []
     missing = sandbox.missing_tools(sandbox.REQUIRED_TOOLS)
-    checks.append(Check("lab tools", not missing,
-                        "missing: " + ", ".join(sorted(missing)) if missing
+    checks.append(Check(N_("lab tools"), not missing,
+                        _("missing: {tools}").format(tools=", ".join(sorted(missing))) if missing
                         else "unshare, nsenter, ip, bridge, sysctl, iptables, nft",
                         "sudo apt-get install " + " ".join(sorted(set(missing.values()))) if missing else ""))
     missing = sandbox.missing_tools(sandbox.NODE_TOOLS)
-    checks.append(Check("node tools", None if missing else True,
-                        "missing: " + ", ".join(sorted(missing)) if missing
+    checks.append(Check(N_("node tools"), None if missing else True,
+                        _("missing: {tools}").format(tools=", ".join(sorted(missing))) if missing
                         else ", ".join(sandbox.NODE_TOOLS),
                         "sudo apt-get install " + " ".join(sorted(set(missing.values()))) if missing else ""))
     return checks
@@ -153,22 +165,25 @@ def check_replay(live: bool, setting: str | None = None) -> Check | None:
     try:
         on = replay.switched_on(setting)
     except ValueError as error:
-        return Check("replay", False, str(error), f"export {replay.ENV}=1, or unset it")
+        return Check(N_("replay"), False, str(error), _("export {env}=1, or unset it").format(env=replay.ENV))
     if on:
-        recorded = replay.shipped_on() or "a real kernel"
+        recorded = replay.shipped_on() or _("a real kernel")
+        # Each `found` of replay switched on starts with "NETKIT_REPLAY=1" in every language: _verdict reads it.
         if live:
-            return Check("replay", None, f"{replay.ENV}=1: the notebooks replay recordings (made on {recorded}), "
-                                         "though this machine could run the lab live",
-                         f"for a live lab: unset {replay.ENV} and restart the notebook's kernel")
-        return Check("replay", None, f"{replay.ENV}=1: the lab cannot run live here, so notebooks 01-04 and the "
-                                     f"dashboard replay recordings made on {recorded}, each output labelled "
-                                     "'replayed'; exercises cannot be checked",
-                     "for a live lab: a class server (an instructor's ./quickstart class), the container "
-                     "(README: On macOS or Windows), or a Linux laptop or VM (./quickstart lab)")
+            return Check(N_("replay"), None,
+                         _("{env}=1: the notebooks replay recordings (made on {recorded}), "
+                           "though this machine could run the lab live").format(env=replay.ENV, recorded=recorded),
+                         _("for a live lab: unset {env} and restart the notebook's kernel").format(env=replay.ENV))
+        return Check(N_("replay"), None,
+                     _("{env}=1: the lab cannot run live here, so notebooks 01-04 and the "
+                       "dashboard replay recordings made on {recorded}, each output labelled "
+                       "'replayed'; exercises cannot be checked").format(env=replay.ENV, recorded=recorded),
+                     _("for a live lab: a class server (an instructor's ./quickstart class), the container "
+                       "(README: On macOS or Windows), or a Linux laptop or VM (./quickstart lab)"))
     if not live:
-        return Check("replay", None, "off: the notebooks need a live lab, which cannot start here",
-                     f"to read them here anyway, replayed from recordings made on a real kernel and labelled as "
-                     f"such, start Jupyter with {replay.ENV}=1 (Binder does)")
+        return Check(N_("replay"), None, _("off: the notebooks need a live lab, which cannot start here"),
+                     _("to read them here anyway, replayed from recordings made on a real kernel and labelled as "
+                       "such, start Jupyter with {env}=1 (Binder does)").format(env=replay.ENV))
     return None
 
 
@@ -183,21 +198,55 @@ def can_run(checks: list[Check]) -> bool:
     return all(check.ok is not False for check in checks)
 
 
+def _width(text: str) -> int:
+    """How many terminal columns *text* takes (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    """*text* padded with spaces to *width* columns (on the left when `right`), as `f"{text:<13}"` does."""
+    room = " " * max(0, width - _width(text))
+    return room + text if right else text + room
+
+
 def format_checks(checks: list[Check]) -> str:
     lines = []
     for check in checks:
-        lines.append(f"{check.mark:>8}  {check.name:<13} {check.found}")
+        lines.append(f"{_pad(translated(check.mark), 8, right=True)}  {_pad(translated(check.name), 13)} "
+                     f"{check.found}")
         if check.fix and check.ok is not True:
-            lines.append(f"{'':>8}  {'':<13} fix: {check.fix}")
+            lines.append(f"{'':>8}  {'':<13} " + _("fix: {fix}").format(fix=check.fix))
     return "\n".join(lines + ["", _verdict(checks)])
 
 
-def _verdict(checks: list[Check]) -> str:
+def _state(checks: list[Check]) -> str:
+    """"can", "replay" (cannot, but the notebooks replay recordings) or "cannot"."""
     if can_run(checks):
-        return "this machine can run the lab"
+        return "can"
     if any(c.name == "replay" and c.ok is None and c.found.startswith("NETKIT_REPLAY=1") for c in checks):
-        return "this machine cannot run the lab yet: the notebooks replay recordings instead (labelled as such)"
-    return "this machine cannot run the lab yet"
+        return "replay"
+    return "cannot"
+
+
+def _verdict(checks: list[Check]) -> str:
+    state = _state(checks)
+    if state == "can":
+        return _("this machine can run the lab")
+    if state == "replay":
+        return _("this machine cannot run the lab yet: the notebooks replay recordings instead (labelled as such)")
+    return _("this machine cannot run the lab yet")
+
+
+def next_step(checks: list[Check]) -> str:
+    """What to do now, after notebook 00's table: go on to notebook 01, or fix the rows marked MISSING."""
+    state = _state(checks)
+    if state == "can":
+        return _("This machine can run the lab: go on to 01-container-to-container.ipynb")
+    if state == "replay":
+        return _("This machine cannot run the lab, so the notebooks replay recordings: go on to "
+                 "01-container-to-container.ipynb, or to a live lab (see the replay row above)")
+    return _("This machine cannot run the lab yet. Fix the rows marked {missing} above, then run this "
+             "again.").format(missing=translated(N_("MISSING")))
 
 
 class Table:
@@ -213,15 +262,18 @@ class Table:
         import html
         colors = {True: "#009E73", False: "#D62728", None: "#B8860B"}
         rows = "".join(
-            f'<tr><td style="color:{colors[c.ok]};font-weight:bold">{c.mark}</td>'
-            f"<td>{html.escape(c.name)}</td><td style='text-align:left'>{html.escape(c.found)}</td>"
+            f'<tr><td style="color:{colors[c.ok]};font-weight:bold">{html.escape(translated(c.mark))}</td>'
+            f"<td>{html.escape(translated(c.name))}</td><td style='text-align:left'>{html.escape(c.found)}</td>"
             f"<td style='text-align:left'><code>{html.escape(c.fix if c.ok is not True else '')}</code></td></tr>"
             for c in self.checks)
-        verdict = _verdict(self.checks)
-        if verdict == "this machine cannot run the lab yet":
-            verdict += ": apply the fixes above"
-        return (f"<table><tr><th></th><th>check</th><th style='text-align:left'>found</th>"
-                f"<th style='text-align:left'>fix</th></tr>{rows}</table><p><b>{verdict}</b></p>")
+        if _state(self.checks) == "cannot":
+            verdict = _("this machine cannot run the lab yet: apply the fixes above")
+        else:
+            verdict = _verdict(self.checks)
+        return (f"<table><tr><th></th><th>{html.escape(_('check'))}</th>"
+                f"<th style='text-align:left'>{html.escape(_('found'))}</th>"
+                f"<th style='text-align:left'>{html.escape(_('fix'))}</th></tr>{rows}</table>"
+                f"<p><b>{html.escape(verdict)}</b></p>")
 
 
 def table(checks: list[Check] | None = None) -> Table:

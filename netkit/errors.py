@@ -25,6 +25,8 @@ name, message and data, and are raised again in the notebook with all three.
 
 from __future__ import annotations
 
+from .i18n import _
+
 
 class NetkitError(Exception):
     """Root of every error netkit raises on purpose."""
@@ -50,12 +52,12 @@ class SandboxError(NetkitError):
     def _render_traceback_(self) -> list[str]:
         return super()._render_traceback_() + [
             "",
-            "The lab cannot start on this machine. Open 00-check-your-machine.ipynb (or run "
-            "`netkit doctor` in a terminal): it checks what this machine allows and gives the fix for each "
-            "missing piece. On Binder and most hosted notebooks user namespaces are switched off; run the "
-            "kit on a Linux laptop or VM instead (see the README's quick start), in the container, or on a "
-            "class server. To read the notebooks here anyway, replayed from recordings made on a real "
-            "kernel and labelled as such, start Jupyter with NETKIT_REPLAY=1 (Binder does).",
+            _("The lab cannot start on this machine. Open 00-check-your-machine.ipynb (or run "
+              "`netkit doctor` in a terminal): it checks what this machine allows and gives the fix for each "
+              "missing piece. On Binder and most hosted notebooks user namespaces are switched off; run the "
+              "kit on a Linux laptop or VM instead (see the README's quick start), in the container, or on a "
+              "class server. To read the notebooks here anyway, replayed from recordings made on a real "
+              "kernel and labelled as such, start Jupyter with NETKIT_REPLAY=1 (Binder does)."),
         ]
 
 
@@ -112,4 +114,5 @@ def to_wire(exc: NetkitError) -> dict:
 def from_wire(data: dict) -> NetkitError:
     """The error that `to_wire` described, ready to raise."""
     cls = _BY_NAME.get(data.get("kind"), NetkitError)
-    return cls(data.get("message", "unknown error"), **(data.get("data") or {}))
+    message = data["message"] if "message" in data else _("unknown error")
+    return cls(message, **(data.get("data") or {}))

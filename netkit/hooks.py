@@ -25,7 +25,9 @@ Nothing here decides what happened to the probe: that is ``journey.outcome``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
+from .i18n import _
 from .journey import Journey, Mark
 from .topology import BRIDGE
 
@@ -52,18 +54,29 @@ def _undone(journey: Journey, rewrite) -> str:
     return made[0] if made else "NAT"
 
 
+def joined(items, how: str) -> str:
+    """`items` joined two by two with `how`, a sentence with {first} and {second}: ``_("{first} and {second}")``
+    joins ["src", "dst"] as "src and dst" (in the language in use)."""
+    items = list(items)
+    return reduce(lambda first, second: how.format(first=first, second=second), items) if items else ""
+
+
 def tag(journey: Journey, rewrites) -> str:
     """The ◆ tag of the rewrites made at one point: ``"◆ MASQUERADE: src"``, ``"◆ conntrack undoes DNAT: src"``.
     """
     parts = []
+    both = _("{first} and {second}")
     for by in dict.fromkeys(r.by for r in rewrites):
-        fields = " and ".join(r.field for r in rewrites if r.by == by)
+        fields = joined([r.field for r in rewrites if r.by == by], both)
         if by == "conntrack":
             undone = list(dict.fromkeys(_undone(journey, r) for r in rewrites if r.by == by))
-            parts.append(f"conntrack undoes {' and '.join(undone)}" + (f": {fields}" if len(undone) == 1 else ""))
+            if len(undone) == 1:
+                parts.append(_("conntrack undoes {nat}: {fields}").format(nat=undone[0], fields=fields))
+            else:
+                parts.append(_("conntrack undoes {nat}").format(nat=joined(undone, both)))
         else:
-            parts.append(f"{by}: {fields}")
-    return "◆ " + "; ".join(parts)
+            parts.append(_("{by}: {fields}").format(by=by, fields=fields))
+    return "◆ " + joined(parts, _("{first}; {second}"))
 
 
 def made_at(journey: Journey, point: str, kind: str) -> tuple:
@@ -99,7 +112,7 @@ class Line:
 
 def hook_of(journey: Journey, verdict) -> str | None:
     """The hook a verdict was met at (its chain, or for a user chain the hook it was jumped to from)."""
-    for hook, _, _, verdicts in (h for kind in ("request", "reply") for h in _hooks(journey, kind)):
+    for hook, iif, oif, verdicts in (h for kind in ("request", "reply") for h in _hooks(journey, kind)):
         if any(v is verdict for v in verdicts):
             return hook
     return verdict.chain if verdict.chain in HOOKS else None
@@ -192,7 +205,7 @@ def between(journey: Journey, kind: str, mark: Mark | None) -> dict[tuple, list[
                 best, score = (a, b), fit_in * 10 + fit_out
         # a NAT rewrite first seen at an earlier point was made on the step arriving there (br_netfilter's
         # PREROUTING DNAT rewrites a frame before the bridge hands it up to hwchiu0)
-        for i, (hook, _, _, verdicts) in enumerate(hooks):
+        for i, (hook, iif, oif, verdicts) in enumerate(hooks):
             seen_at = [r.point for v in verdicts for r in journey.outcome.rewrites
                        if r.packet == kind and r.by == v.verdict] if journey.outcome else []
             earlier = [s for s in ways[:ways.index(best)] if s[1] in seen_at]
@@ -223,7 +236,7 @@ def _describe(journey: Journey, kind: str, step: tuple, hooks: list[tuple]) -> l
             if v.verdict not in _DECISIVE or (v.rule == "policy" and v.table != "filter" and not v.dropped):
                 continue   # a jump to a user chain, or a nat / raw chain that let it pass untouched
             if v.rule == "policy":
-                words.append(f"{v.table} policy {v.verdict}")
+                words.append(_("{table} policy {verdict}").format(table=v.table, verdict=v.verdict))
             else:
                 rules.append(v.command)
                 words.append(f"{v.table} {v.verdict} {RULE}")
@@ -233,23 +246,23 @@ def _describe(journey: Journey, kind: str, step: tuple, hooks: list[tuple]) -> l
         # POSTROUTING (or INPUT), as the kernel's nat hooks do
         field = {"PREROUTING": "dst", "OUTPUT": "dst", "POSTROUTING": "src", "INPUT": "src"}.get(hook)
         if field in undo:
-            words.append(f"conntrack undoes {_undone(journey, undo[field])}: {field}")
+            words.append(_("conntrack undoes {nat}: {fields}").format(nat=_undone(journey, undo[field]), fields=field))
             rewrote = True
-        text = hook + ("  " + ", ".join(words) if words else "")
+        text = hook + ("  " + joined(words, _("{first}, {second}")) if words else "")
         out.append(Line(hook, ("◆ " if rewrote else "") + text + (" ✘" if dropped else ""), dropped, rewrote,
                          tuple(rules)))
         following = hooks[i + 1][0] if i + 1 < len(hooks) else None
         if hook in ("PREROUTING", "OUTPUT") and (following in ("FORWARD", "INPUT", "POSTROUTING")):
             if bridged:
-                out.append(Line("bridge", "bridge: port to port, by MAC (fdb)"))
+                out.append(Line("bridge", _("bridge: port to port, by MAC (fdb)")))
             elif following == "INPUT":
-                out.append(Line("routing", "routing: to this host"))
+                out.append(Line("routing", _("routing: to this host")))
             else:
                 rest = hooks[i + 1:]
                 ends = [j for j, h in enumerate(rest) if h[0] in ("PREROUTING", "OUTPUT")]
                 this = rest[:ends[0]] if ends else rest
                 to = this[-1][2] if this else ""
-                out.append(Line("routing", f"routing → {to}" if to else "routing"))
+                out.append(Line("routing", _("routing → {device}").format(device=to) if to else _("routing")))
     return out
 
 
@@ -258,11 +271,11 @@ def _bridge_lines(journey: Journey, a: str | None, b: str | None, lines: list[Li
     da, db = _device(a), _device(b)
     if da == (BRIDGE, True) and db == (BRIDGE, True):
         if not any(line.hook == "bridge" for line in lines):
-            lines = lines + [Line("bridge", "bridge: port to port, by MAC (fdb)")]
+            lines = lines + [Line("bridge", _("bridge: port to port, by MAC (fdb)"))]
         if not any(line.hook in HOOKS for line in lines):
-            lines = lines + [Line("bridge", "no iptables hook met")]
+            lines = lines + [Line("bridge", _("no iptables hook met"))]
     elif da == (BRIDGE, True) and db == (BRIDGE, False):
-        lines = [Line("bridge", "bridge: up to hwchiu0 itself")] + lines
+        lines = [Line("bridge", _("bridge: up to hwchiu0 itself"))] + lines
     elif da == (BRIDGE, False) and db == (BRIDGE, True):
-        lines = lines + [Line("bridge", f"bridge: out of port {b.split(':')[1]}")]
+        lines = lines + [Line("bridge", _("bridge: out of port {port}").format(port=b.split(":")[1]))]
     return lines

@@ -13,10 +13,12 @@ that plots and tests work from recorded journeys (``tests/data/*.json``).
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from . import provenance
+from .i18n import N_, _, translated
 from .outcome import Outcome, Result
 from .topology import owner
 
@@ -87,9 +89,12 @@ class Verdict:
         return self.rule  # a rule iptables cannot spell (written with nft): its nft text
 
     def __str__(self) -> str:
+        """The verdict in words (in the language in use): ``filter FORWARD policy DROP in host``."""
         if self.rule == "policy":
-            return f"{self.table} {self.chain} policy {self.verdict} in {self.node}"
-        return f"{self.table} {self.chain} rule `{self.command}` ({self.verdict}) in {self.node}"
+            return _("{table} {chain} policy {verdict} in {node}").format(
+                table=self.table, chain=self.chain, verdict=self.verdict, node=self.node)
+        return _("{table} {chain} rule `{command}` ({verdict}) in {node}").format(
+            table=self.table, chain=self.chain, command=self.command, verdict=self.verdict, node=self.node)
 
 
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -151,12 +156,25 @@ class Mark:
     words: str = ""            # what happened, in a few words, for a tag beside the mark
 
 
-_MARK_WORDS = {
-    Result.NO_ROUTE: "no route: never sent", Result.SEND_ERROR: "never sent",
-    Result.NEVER_LEFT: "the request never left", Result.NO_ROUTE_BACK: "no route back: no reply sent",
-    Result.REFUSED: "refused: nothing listens", Result.WRONG_SOURCE: "reply from an address never called",
-    Result.REPLY_LOST: "the reply was lost", Result.NO_REPLY: "no reply came back",
+_MARK_WORDS = {   # English, marked for the catalogue; `Journey.mark` says them in the language in use
+    Result.NO_ROUTE: N_("no route: never sent"), Result.SEND_ERROR: N_("never sent"),
+    Result.NEVER_LEFT: N_("the request never left"), Result.NO_ROUTE_BACK: N_("no route back: no reply sent"),
+    Result.REFUSED: N_("refused: nothing listens"), Result.WRONG_SOURCE: N_("reply from an address never called"),
+    Result.REPLY_LOST: N_("the reply was lost"), Result.NO_REPLY: N_("no reply came back"),
 }
+KINDS = {"request": N_("request"), "reply": N_("reply")}
+"""The two packets of a probe, as a person reads them (show with `kind_word`)."""
+
+
+def kind_word(kind: str) -> str:
+    """ "request" or "reply" in the language in use (anything else as it is)."""
+    return translated(KINDS[kind]) if kind in KINDS else kind
+
+
+def pad(text: str, width: int) -> str:
+    """`text` left-aligned in `width` columns of a terminal, where a Chinese character takes two."""
+    wide = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - wide, 0)
 
 
 @dataclass(frozen=True)
@@ -211,13 +229,14 @@ class Journey:
             point, node = "host:lo", "host"   # the host's probe to itself: it went over lo, which no point watches
         if point is None:
             return None
-        words = _MARK_WORDS.get(o.result, str(o.result))
+        words = translated(_MARK_WORDS[o.result]) if o.result in _MARK_WORDS else str(o.result)
         if o.result is Result.DROPPED:
-            words = f"{o.packet or 'request'} dropped in {o.hook or o.verdict.chain}"
+            words = (_("reply dropped in {hook}") if o.packet == "reply" else
+                     _("request dropped in {hook}")).format(hook=o.hook or o.verdict.chain)
         elif o.result is Result.REFUSED and self.dport:
-            words += f" on {self.dport}"
+            words = _("refused: nothing listens on {port}").format(port=self.dport)
         elif o.result is Result.NO_ROUTE_BACK and o.next and self.seen(o.next, "request"):
-            words = f"no route back to {self.hop(o.next).request.src}"
+            words = _("no route back to {address}").format(address=self.hop(o.next).request.src)
         then = o.next if o.last is not None and o.next is not None else None
         return Mark(o.packet or "request", point, node, then, o.hook, words)
 
@@ -231,7 +250,8 @@ class Journey:
         for hop in self.hops:
             if hop.point == point:
                 return hop
-        raise KeyError(f"{point!r} is not a point of this journey; points: {', '.join(self.points)}")
+        raise KeyError(_("{point!r} is not a point of this journey; points: {points}").format(
+            point=point, points=", ".join(self.points)))
 
     @property
     def points(self) -> tuple[str, ...]:
@@ -304,9 +324,10 @@ class Journey:
             segment[2] = v
         lines = []
         for table, chains, last in segments:
-            end = f"policy {last.verdict}" if last.rule == "policy" else last.verdict
-            where = f" (in {last.chain})" if last.chain != chains[-1] else ""
-            lines.append(f"{table} {' → '.join(chains)} → {end}{where}")
+            end = _("policy {verdict}").format(verdict=last.verdict) if last.rule == "policy" else last.verdict
+            line = f"{table} {' → '.join(chains)} → {end}"
+            lines.append(_("{way} (in {chain})").format(way=line, chain=last.chain) if last.chain != chains[-1]
+                         else line)
         return lines
 
     @property
@@ -384,7 +405,7 @@ class Journey:
     # -- display --------------------------------------------------------------
     def table(self) -> str:
         """A plain-text table: one row per point, request and reply addresses, and the "died here" mark."""
-        rows = [f"{'point':<15} {'request':<28} {'reply':<28}"]
+        rows = [f"{pad(_('point'), 15)} {pad(kind_word('request'), 28)} {pad(kind_word('reply'), 28)}"]
         mark = self.mark
         for point, req, rep in self._rows():
             died = f" {self._mark_text()}" if mark is not None and mark.point == point else ""
@@ -404,25 +425,27 @@ class Journey:
     def _mark_text(self) -> str:
         """What the table writes beside the mark: ``✘ request dropped in FORWARD, on its way to host:veth1``."""
         mark = self.mark
-        text = f"✘ {mark.words}"
         if mark.then:
-            text += f", on its way to {mark.then}"
-        elif mark.node and not mark.point.startswith(f"{mark.node}:"):
-            text += f" (in {mark.node})"
-        return text
+            return _("✘ {words}, on its way to {point}").format(words=mark.words, point=mark.then)
+        if mark.node and not mark.point.startswith(f"{mark.node}:"):
+            return _("✘ {words} (in {node})").format(words=mark.words, node=mark.node)
+        return f"✘ {mark.words}"
 
     def __str__(self) -> str:
-        head = f"{self.src} -> {self.dst} ({self.proto}): " + ("delivered" if self.delivered else "NOT delivered")
+        head = (_("{src} -> {dst} ({proto}): delivered") if self.delivered else
+                _("{src} -> {dst} ({proto}): NOT delivered")).format(src=self.src, dst=self.dst, proto=self.proto)
         lines = [head, f"  {self.reason}", self.table()]
         if self.recorded:
-            lines.insert(0, f"({provenance.label(self.recorded)})")
+            lines.insert(0, _("({label})").format(label=provenance.label(self.recorded)))
         for kind in ("request", "reply"):
             passed = [h[1] for h in self.hooks if h[0] == kind]
             if passed:
-                lines.append(f"{kind} passed the host's hooks: {' > '.join(passed)}")
+                said = (_("request passed the host's hooks: {hooks}") if kind == "request" else
+                        _("reply passed the host's hooks: {hooks}"))
+                lines.append(said.format(hooks=" > ".join(passed)))
         if self.verdicts:
-            lines.append("netfilter:")
-            lines += [f"  {v.kind:<7} {v}" + (f"  [{v.iif} -> {v.oif}]" if v.iif or v.oif else "")
+            lines.append(_("netfilter:"))
+            lines += [f"  {pad(kind_word(v.kind), 7)} {v}" + (f"  [{v.iif} -> {v.oif}]" if v.iif or v.oif else "")
                       for v in self.verdicts]
         for entry in self.conntrack:
             lines.append(f"conntrack: {entry.text}")
@@ -437,12 +460,14 @@ class Journey:
         good, bad, grey = "#009E73", "#D62728", "#8C8C8C"
         rewrite, rewrite_face = "#E69F00", "#FCEBC2"   # as netkit.plots draws an address NAT rewrote
         color = good if self.delivered else bad
-        word = "delivered" if self.delivered else "NOT delivered"
+        head = (_("{src} → {dst} ({proto}): delivered") if self.delivered else
+                _("{src} → {dst} ({proto}): NOT delivered")).format(src=self.src, dst=self.dst, proto=self.proto)
         parts = [provenance.html_label(self.recorded)] if self.recorded else []
-        parts += [f'<div style="font-size:14px"><b style="color:{color}">{h.escape(self.src)} → '
-                 f'{h.escape(self.dst)} ({self.proto}): {word}</b><br>{h.escape(self.reason)}</div>',
-                 '<table style="font-family:monospace;font-size:13px"><tr><th>point</th>'
-                 '<th style="text-align:left">request seen</th><th style="text-align:left">reply seen</th></tr>']
+        parts += [f'<div style="font-size:14px"><b style="color:{color}">{h.escape(head)}</b><br>'
+                  f'{h.escape(self.reason)}</div>',
+                  f'<table style="font-family:monospace;font-size:13px"><tr><th>{h.escape(_("point"))}</th>'
+                  f'<th style="text-align:left">{h.escape(_("request seen"))}</th>'
+                  f'<th style="text-align:left">{h.escape(_("reply seen"))}</th></tr>']
         mark = self.mark
         for point, req, rep in self._rows():
             cells = []
@@ -459,21 +484,28 @@ class Journey:
             parts.append(f"<tr><td>{h.escape(point)}</td>{''.join(cells)}{died}</tr>")
         parts.append("</table>")
         if self.verdicts:
+            ways = {"request": _("the request's way through netfilter: {chains}"),
+                    "reply": _("the reply's way through netfilter: {chains}")}
             paths = "".join(
-                f"<div style='font-size:13px'>the {kind}'s way through netfilter: "
-                + "; ".join(f"<code>{h.escape(line)}</code>" for line in self.path(kind)) + "</div>"
+                "<div style='font-size:13px'>" + h.escape(ways[kind], quote=False).format(
+                    chains="; ".join(f"<code>{h.escape(line)}</code>" for line in self.path(kind))) + "</div>"
                 for kind in ("request", "reply") if self.path(kind))
+            said = h.escape(_("{kind}: {verdict}"), quote=False)
             rows = "".join(
-                f'<li style="color:{bad if v.dropped else "inherit"}">{v.kind}: {h.escape(str(v))}'
+                f'<li style="color:{bad if v.dropped else "inherit"}">'
+                + said.format(kind=h.escape(kind_word(v.kind)), verdict=h.escape(str(v)))
                 + (f" <span style='color:{grey}'>[{h.escape(v.iif)} → {h.escape(v.oif)}]</span>" if v.iif or v.oif else "")
                 + "</li>" for v in self.verdicts)
-            parts.append(paths + f"<details style='font-size:13px'><summary>every netfilter decision "
-                                 f"({len(self.verdicts)})</summary><ul>{rows}</ul></details>")
+            decisions = _("every netfilter decision ({count})").format(count=len(self.verdicts))
+            parts.append(paths + f"<details style='font-size:13px'><summary>{h.escape(decisions)}"
+                                 f"</summary><ul>{rows}</ul></details>")
         for kind in ("request", "reply"):
             passed = [hook[1] for hook in self.hooks if hook[0] == kind]
             if passed:
-                parts.append(f"<div style='font-size:13px'>the {kind} passed the host's hooks: "
-                             f"{' → '.join(passed)}</div>")
+                said = (_("the request passed the host's hooks: {hooks}") if kind == "request" else
+                        _("the reply passed the host's hooks: {hooks}"))
+                said = h.escape(said.format(hooks=" → ".join(passed)), quote=False)
+                parts.append(f"<div style='font-size:13px'>{said}</div>")
         for entry in self.conntrack:
             parts.append(f"<div style='font-size:13px'>conntrack: <code>{h.escape(entry.text)}</code></div>")
         return "".join(parts)

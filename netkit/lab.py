@@ -26,6 +26,7 @@ from .errors import BadArgument, CommandError, CommandNotFound, LabNotFound, Rul
 from .journey import Journey
 from .sandbox import Sandbox
 from .state import Claim, check_name
+from .i18n import _
 
 
 @dataclass(frozen=True)
@@ -55,29 +56,33 @@ class CommandResult:
         """Self if the command succeeded, else CommandError with what it said."""
         if not self.ok:
             said = (self.stderr or self.stdout).strip()
-            ending = "timed out" if self.timed_out else f"exit {self.returncode}"
-            raise CommandError(f"[{self.node}] {self.command} failed ({ending}): {said}", node=self.node,
+            ending = _("timed out") if self.timed_out else _("exit {code}").format(code=self.returncode)
+            raise CommandError(_("[{node}] {command} failed ({ending}): {said}")
+                               .format(node=self.node, command=self.command, ending=ending, said=said), node=self.node,
                                command=self.command, returncode=self.returncode, stderr=self.stderr[-2000:])
         return self
 
     @property
     def note(self) -> str:
         """What the output above does not show: a cut, or a timeout."""
-        notes = [f"(the {stream} was cut after {arguments.OUTPUT_CAP // 1024} KiB: it printed "
-                 f"{size:,} bytes in all)\n" for stream, size in sorted(self.cut.items())]
+        notes = [_("(the {stream} was cut after {kib} KiB: it printed {size:,} bytes in all)")
+                 .format(stream=stream, kib=arguments.OUTPUT_CAP // 1024, size=size) + "\n"
+                 for stream, size in sorted(self.cut.items())]
         if self.timed_out:
-            notes.append(f"(stopped after {self.seconds:.1f} s: pass timeout= for longer)\n")
+            notes.append(_("(stopped after {seconds:.1f} s: pass timeout= for longer)").format(seconds=self.seconds)
+                         + "\n")
         return "".join(notes)
 
     def __str__(self) -> str:
-        told = f"({provenance.label(self.recorded)})\n" if self.recorded else ""
+        told = provenance.line(self.recorded) + "\n" if self.recorded else ""
         return f"{told}{self.node}$ {self.command}\n{self.output}{self.note}"
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self) if self.recorded else repr(self))
 
     def _repr_html_(self) -> str:
-        status = "" if self.ok else f'<span style="color:#ff7b72">[exit {self.returncode}]</span>'
+        status = "" if self.ok else \
+            f'<span style="color:#ff7b72">[{html.escape(_("exit {code}").format(code=self.returncode))}]</span>'
         told = provenance.html_label(self.recorded) if self.recorded else ""
         return (told + '<pre style="background:#0d1117;color:#e6edf3;padding:6px 10px;border-radius:4px;'
                 'font-size:12px;line-height:1.35">'
@@ -104,11 +109,11 @@ class Typed(list):
     """The commands a change typed, each a CommandResult; shown as the commands, as a terminal would."""
 
     def __repr__(self) -> str:
-        return "\n".join(f"{r.node}$ {r.command}" for r in self) or "(nothing typed: it was so already)"
+        return "\n".join(f"{r.node}$ {r.command}" for r in self) or _("(nothing typed: it was so already)")
 
     def _repr_html_(self) -> str:
         if not self:
-            return "<code>(nothing typed: it was so already)</code>"
+            return f"<code>{html.escape(_('(nothing typed: it was so already)'))}</code>"
         return "<br>".join(f"<code>{html.escape(r.node)}$ {html.escape(r.command)}</code>" for r in self)
 
 
@@ -334,8 +339,8 @@ class Lab:
         self.stage = stage
         if self.trace:
             count = len(topology.steps_to(stage))
-            self.trace(f"(lab {self.name!r} rebuilt from scratch at stage {stage}: {count} commands, "
-                       f"listed by netkit.topology.steps_to({stage!r}))")
+            self.trace(_("(lab {name!r} rebuilt from scratch at stage {stage}: {count} commands, listed by "
+                         "netkit.topology.steps_to({stage!r}))").format(name=self.name, stage=stage, count=count))
         return self
 
     def close(self) -> None:
@@ -353,11 +358,12 @@ class Lab:
         return f"<Lab {self.name!r}: {state}>"
 
     def _repr_html_(self) -> str:
+        lab = f"<b>{html.escape(_('lab {name}').format(name=self.name))}</b>"
         if self.closed:
-            return f"<b>lab {html.escape(self.name)}</b> has ended."
-        return (f"<b>lab {html.escape(self.name)}</b> is ready at stage <code>{html.escape(self.stage)}</code>: "
-                f"nodes {', '.join(self.nodes)}. A terminal reaches it with "
-                f"<code>netkit exec --lab {html.escape(self.name)} c1 -- route -n</code>.")
+            return _("{lab} has ended.").format(lab=lab)
+        return _("{lab} is ready at stage {stage}: nodes {nodes}. A terminal reaches it with {command}.").format(
+            lab=lab, stage=f"<code>{html.escape(self.stage)}</code>", nodes=", ".join(self.nodes),
+            command=f"<code>netkit exec --lab {html.escape(self.name)} c1 -- route -n</code>")
 
     # -- commands -------------------------------------------------------------
     def run(self, node: str, command: str, *, timeout: float = 10.0, check: bool = False,
@@ -384,9 +390,10 @@ class Lab:
         if result.returncode == 127 and missing:
             program = missing[-1]
             raise CommandNotFound(
-                f"[{result.node}] {program!r}: no such program in the lab's nodes (in `{result.command}`); "
-                "check the spelling, or install it on the machine (the nodes share its programs), "
-                "e.g. sudo apt-get install net-tools iputils-ping tcpdump conntrack",
+                _("[{node}] {program!r}: no such program in the lab's nodes (in `{command}`); check the "
+                  "spelling, or install it on the machine (the nodes share its programs), e.g. sudo apt-get "
+                  "install net-tools iputils-ping tcpdump conntrack")
+                .format(node=result.node, program=program, command=result.command),
                 node=result.node, command=result.command, program=program, returncode=127)
 
     def _run_argv(self, node: str, argv: list[str], timeout: float = 10.0) -> CommandResult:
@@ -414,7 +421,8 @@ class Lab:
 
     @staticmethod
     def _bad_label(label):
-        raise BadArgument(f"label={label!r}: give the condition as a short string, e.g. label='FORWARD ACCEPT'")
+        raise BadArgument(_("label={label!r}: give the condition as a short string, e.g. label='FORWARD "
+                            "ACCEPT'").format(label=label))
 
     def _probe_raw(self, src: str, dst: str, *, port: int | None = None, timeout: float | None = None) -> dict:
         """What the lab's host recorded for one probe (the records `netkit.explain.build` reads)."""
@@ -458,7 +466,7 @@ class Lab:
         ``verbose=True`` is the article's ``tcpdump -vvvnn``: each packet's IP
         header too, its TTL among them.
         """
-        where, _ = topology.split_point(point)
+        where = topology.split_point(point)[0]
         topology.check_node(where, self.stage)
         topology.check_node(node, self.stage)
         command = arguments.command(command)
@@ -492,7 +500,8 @@ class Lab:
         from .switches import switch
         sw = switch(name)
         if value not in sw.commands:
-            raise BadArgument(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}",
+            raise BadArgument(_("the switch {name!r} takes one of {list}, not {value!r}")
+                              .format(name=name, list=list(sw.commands), value=value),
                               switch=name, value=repr(value))
         if self.get(name) == value:
             return Typed()
@@ -518,16 +527,17 @@ class Lab:
         check = _check_form(words)
         if check and self._run_argv(node, ["iptables", *check]).ok:
             # Re-running a cell must not pile up copies of a rule: it is there already.
-            return CommandResult(node, shown, "", "(the rule is there already: nothing added)\n", 0)
+            return CommandResult(node, shown, "", _("(the rule is there already: nothing added)") + "\n", 0)
         if self.trace:
             self.trace(f"[{node}] {shown}")
         result = self._run_argv(node, ["iptables", *words])
         if not result.ok:
             said = (result.stderr or result.stdout).strip().splitlines()
             raise RuleError(
-                f"iptables refused `{shown}` in {node}: {' '.join(said[:2])}; nothing was changed. "
-                "Check the table (-t filter|nat|raw), the chain name (upper case: FORWARD, POSTROUTING) "
-                "and the target (-j ACCEPT|DROP|MASQUERADE|DNAT); `iptables -h` lists the options",
+                _("iptables refused `{shown}` in {node}: {items}; nothing was changed. Check the table (-t "
+                  "filter|nat|raw), the chain name (upper case: FORWARD, POSTROUTING) and the target (-j "
+                  "ACCEPT|DROP|MASQUERADE|DNAT); `iptables -h` lists the options")
+                .format(shown=shown, node=node, items=' '.join(said[:2])),
                 node=node, command=shown, returncode=result.returncode, stderr=result.stderr[-2000:])
         return result
 

@@ -22,13 +22,15 @@ import sys
 from dataclasses import dataclass
 
 from . import provenance
+from .i18n import N_, _, translated
 from .journey import Journey
 
 ENV = "NETKIT_REPLAY"
 """The setting that switches replay mode on (`netkit.replay.mode`)."""
 
-LIVE_LAB = ("a live lab: a class server (an instructor's `./quickstart class`), the container on your own "
-            "computer (README: \"On macOS or Windows\"), or a Linux laptop or VM (`./quickstart lab`)")
+LIVE_LAB = N_("a live lab: a class server (an instructor's `./quickstart class`), the container on your own "
+              "computer (README: \"On macOS or Windows\"), or a Linux laptop or VM (`./quickstart lab`)")
+"""The ways to a live lab, as a sentence's end ("... you need {live_lab}."); shown with `translated`."""
 
 _served = 0
 _last_recorded = ""
@@ -97,7 +99,7 @@ class _CellWatch:
                 return
             shown = getattr(result, "result", None)
             if self.written != self.start[1] or (shown is not None and not provenance.labelled(shown)):
-                quietly(print, f"({provenance.label(_last_recorded)})")
+                quietly(print, provenance.line(_last_recorded))
         finally:
             if self.saved is not None:
                 stream, had = self.saved
@@ -141,13 +143,18 @@ def _live_here() -> tuple[bool, str]:
 
 def why() -> list[str]:
     """Why this is a replay, in a student's words: the setting, and whether a live lab could start here."""
-    reasons = [f"{ENV}=1 is set" + (" (Binder sets it: Binder gives no user namespaces, so no lab can run there)"
-                                    if on_binder() else "") + "."]
+    if on_binder():
+        reasons = [_("{ENV}=1 is set (Binder sets it: Binder gives no user namespaces, so no lab can run "
+                     "there).").format(ENV=ENV)]
+    else:
+        reasons = [_("{ENV}=1 is set.").format(ENV=ENV)]
     ok, said = _live_here()
     if ok:
-        reasons.append(f"A live lab could start on this machine: unset {ENV} and restart the kernel.")
+        reasons.append(_("A live lab could start on this machine: unset {ENV} and restart the kernel.")
+                       .format(ENV=ENV))
     else:
-        reasons.append(f"A live lab cannot start on this machine either ({said or 'namespaces are refused'}).")
+        reasons.append(_("A live lab cannot start on this machine either ({said}).")
+                       .format(said=said or _("namespaces are refused")))
     return reasons
 
 
@@ -161,11 +168,11 @@ class Banner:
 
     @property
     def lines(self) -> list[str]:
-        return [f"REPLAY: lab {self.lab!r} is not live. Its results are recordings, each marked "
-                f"\"{provenance.label(self.recorded)}\".",
+        return [_('REPLAY: lab {lab!r} is not live. Its results are recordings, each marked "{label}".')
+                .format(lab=self.lab, label=provenance.label(self.recorded)),
                 *self.reasons,
-                f"Replay shows only what was recorded, in the notebook's order; exercises cannot be checked. "
-                f"To try your own commands you need {LIVE_LAB}."]
+                _("Replay shows only what was recorded, in the notebook's order; exercises cannot be checked. "
+                  "To try your own commands you need {live_lab}.").format(live_lab=translated(LIVE_LAB))]
 
     def __str__(self) -> str:
         return "\n".join(self.lines)
@@ -217,15 +224,16 @@ class NotChecked:
 
     @property
     def message(self) -> str:
-        text = ("Not checked: checking needs a live lab, and this is a replay, which cannot tell whether your "
-                f"answer works. The model answer, as recorded:\n{self.solution}")
+        text = _("Not checked: checking needs a live lab, and this is a replay, which cannot tell whether your "
+                 "answer works. The model answer, as recorded:\n{solution}").format(solution=self.solution)
         if self.model:
-            word = "RIGHT" if self.model.get("ok") else "NOT YET"
-            text += f"\nits check said: {word}: {self.model.get('message', '')}"
+            said = self.model.get("message", "")
+            text += "\n" + (_("its check said: RIGHT: {message}") if self.model.get("ok") else
+                            _("its check said: NOT YET: {message}")).format(message=said)
         return text
 
     def __str__(self) -> str:
-        return f"({provenance.label(self.recorded)})\n{self.message}"
+        return f"{provenance.line(self.recorded)}\n{self.message}"
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
@@ -233,10 +241,12 @@ class NotChecked:
     def _repr_html_(self) -> str:
         model = ""
         if self.model:
-            word = "Right" if self.model.get("ok") else "Not yet"
-            model = (f"<br>Its check said: <b>{word}.</b> {html.escape(self.model.get('message', ''))}")
+            word = _("Right.") if self.model.get("ok") else _("Not yet.")
+            model = "<br>" + _("Its check said: {verdict} {message}").format(
+                verdict=f"<b>{html.escape(word)}</b>", message=html.escape(self.model.get("message", "")))
         return (provenance.html_label(self.recorded)
                 + f'<div style="border-left:6px solid {provenance.COLOR};padding:6px 12px;font-size:14px">'
-                  f'<b style="color:{provenance.COLOR}">Not checked.</b> Checking needs a live lab: this replay '
-                  f"cannot tell whether your answer works. The model answer, as recorded:"
-                  f"<pre>{html.escape(self.solution)}</pre>{model}</div>")
+                  f'<b style="color:{provenance.COLOR}">{html.escape(_("Not checked."))}</b> '
+                  + html.escape(_("Checking needs a live lab: this replay cannot tell whether your answer works. "
+                                  "The model answer, as recorded:"))
+                  + f"<pre>{html.escape(self.solution)}</pre>{model}</div>")

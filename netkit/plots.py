@@ -63,7 +63,9 @@ import functools
 import glob
 import io
 import math
+import re
 import textwrap
+import unicodedata
 from typing import Sequence
 
 from matplotlib import font_manager, rc_context
@@ -78,7 +80,8 @@ from matplotlib.textpath import text_to_path
 from .hooks import HOOKS, RULE, Line, between, local_dnat, made_at, seen_along, steps
 from .hooks import tag as rewrite_tag
 from .hooks import path as _path
-from .journey import Journey
+from .i18n import _, translated
+from .journey import Journey, kind_word
 from .topology import ADDRESSES, BRIDGE, POINTS
 
 __all__ = ["lab_map", "ladder", "grid", "REQUEST", "REPLY", "REWRITE", "RED", "GREY", "WIDTH"]
@@ -149,6 +152,52 @@ def _tall(text: str, size: float = FONT, spacing: float = 1.3) -> float:
     return (text.count("\n") + 1) * size * spacing / 72
 
 
+# -- wrapping text that may be Chinese ------------------------------------------------
+# Chinese has no spaces between words: a line may break between any two of its characters, each as wide
+# as two Latin letters, but never before a closing mark (，。：）) nor after an opening one (（「).
+_WIDE = "\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
+_CHUNKS = re.compile(f"\\s+|[{_WIDE}]|[^\\s{_WIDE}]+")
+_CLOSING, _OPENING = "，。、：；！？）」』》", "（「『《"
+
+
+def _wide(text: str) -> bool:
+    return bool(re.search(f"[{_WIDE}]", text))
+
+
+def _span(text: str) -> int:
+    """How many columns `text` takes where a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _chunks(text: str) -> list[str]:
+    """`text` cut where a line may break: words, spaces, and each Chinese character on its own."""
+    return _CHUNKS.findall(text)
+
+
+def _words(text: str) -> list[str]:
+    """The pieces of `text` a line never breaks: its words (in Chinese, each character with its marks)."""
+    return [word for _, word in _pieces(text) if word] if _wide(text) else text.split()
+
+
+def _fill(text: str, width: int, subsequent_indent: str = "", **options) -> str:
+    """`textwrap.fill` (the same for English), for text that may hold Chinese: `width` in columns, a
+    Chinese character two, lines breaking between Chinese characters too."""
+    if not _wide(text):
+        return textwrap.fill(text, width, subsequent_indent=subsequent_indent, **options)
+    lines = [""]
+    for chunk in _chunks(text):
+        if chunk.isspace():
+            lines[-1] += " " if lines[-1].strip() else ""
+            continue
+        if _span(lines[-1] + chunk) > width and lines[-1].strip() and chunk not in _CLOSING:
+            carried = lines[-1].rstrip()
+            moved = carried[-1] if carried[-1] in _OPENING and carried[:-1].strip() else ""
+            lines[-1] = carried[:len(carried) - len(moved)]
+            lines.append(subsequent_indent + moved)
+        lines[-1] += chunk
+    return "\n".join(line.rstrip() for line in lines)
+
+
 # -- what a journey says, in the terms the pictures need ------------------------
 
 def _reset(journey: Journey) -> bool:
@@ -157,19 +206,20 @@ def _reset(journey: Journey) -> bool:
 
 
 def _outcome(journey: Journey) -> str:
-    word = "delivered" if journey.delivered else "NOT delivered"
-    return f"{journey.src} → {journey.dst} ({journey.proto}): {word}"
+    said = _("{src} → {dst} ({proto}): delivered") if journey.delivered else \
+        _("{src} → {dst} ({proto}): NOT delivered")
+    return said.format(src=journey.src, dst=journey.dst, proto=journey.proto)
 
 
 def _why(journey: Journey) -> str:
     """What the outcome says, for the death's note: the dropping verdict (and its way), else the reason."""
     verdict = journey.dropped_by
     if verdict is not None:
-        text = f"dropped by {verdict}"
         if verdict.iif or verdict.oif:
-            text += f" (in {verdict.iif or '?'}, out {verdict.oif or '?'})"
-        return text
-    return journey.reason or "not delivered"
+            return _("dropped by {verdict} (in {iif}, out {oif})").format(
+                verdict=verdict, iif=verdict.iif or "?", oif=verdict.oif or "?")
+        return _("dropped by {verdict}").format(verdict=verdict)
+    return journey.reason or _("not delivered")
 
 
 def _label(text: str, limit: int = 25) -> str:
@@ -278,27 +328,27 @@ def _draw_topology(ax: Axes, bridge_address: str | None, outside: bool, lo: bool
     for node, point, port in (("c1", "c1:eth0", "host:veth0"), ("c2", "c2:eth0", "host:veth1")):
         x, y = _XY[point]
         _box(ax, x - 1.05, y, x + 1.05, _TOP, face=_BOXES["c"], gid=f"map:node:{node}")
-        ax.text(x, y + 0.85, f"{node} (container)", fontsize=FONT + 1, weight="bold", **text)
+        ax.text(x, y + 0.85, _("{node} (container)").format(node=node), fontsize=FONT + 1, weight="bold", **text)
         ax.text(x, y + 0.45, ADDRESSES[point], fontsize=FONT - 1, **text)
         _cable(ax, (x, y), _XY[port], f"map:cable:{node}")
         _interface(ax, point, "eth0")
-    ax.text(1.6, 5.42, "veth pair", fontsize=SMALL, color=GREY, ha="right", va="center", style="italic")
+    ax.text(1.6, 5.42, _("veth pair"), fontsize=SMALL, color=GREY, ha="right", va="center", style="italic")
     # the bridge: its ports on top, its own interface below
     bx, by = _XY["host:hwchiu0"]
     _box(ax, 0.35, by, 5.0, _XY["host:veth0"][1], face=_BOXES["bridge"], lw=2, gid="map:node:hwchiu0")
     ax.text(0.5, 4.1, BRIDGE, fontsize=FONT + 1, weight="bold", ha="left", va="center", color=INK, zorder=3)
-    ax.text(0.5, 3.72, "Linux bridge", fontsize=SMALL, ha="left", va="center", color=GREY, zorder=3)
+    ax.text(0.5, 3.72, _("Linux bridge"), fontsize=SMALL, ha="left", va="center", color=GREY, zorder=3)
     for port in _PORTS:
         _interface(ax, port, port.split(":")[1], face=_BOXES["bridge"])
     ax.add_patch(Circle((bx, by), 0.14, facecolor="white", edgecolor=INK, linewidth=2, zorder=4,
                         gid="map:interface:host:hwchiu0"))
-    ax.text(bx - 0.22, by - 0.2, bridge_address or "no IP address", fontsize=FONT - 1 if bridge_address else SMALL,
+    ax.text(bx - 0.22, by - 0.2, bridge_address or _("no IP address"), fontsize=FONT - 1 if bridge_address else SMALL,
             ha="right", va="top", color=INK if bridge_address else GREY,
             style="normal" if bridge_address else "italic", zorder=3, gid="map:bridge-address")
     # the host's routing joins hwchiu0, eth0 (and eth1, lo)
     ex, ey = _XY["host:eth0"]
     _routed(ax, (bx, by), (ex, ey), "map:routed:eth0")
-    ax.text(4.75, 2.3, "routing + iptables", fontsize=SMALL, color=GREY, ha="center", va="center",
+    ax.text(4.75, 2.3, _("routing + iptables"), fontsize=SMALL, color=GREY, ha="center", va="center",
             style="italic", zorder=1.6)
     _interface(ax, "host:eth0", "eth0")
     ax.text(ex - 0.1, ey - 0.36, ADDRESSES["host:eth0"], fontsize=FONT - 1, ha="right", va="center", color=INK)
@@ -308,7 +358,7 @@ def _draw_topology(ax: Axes, bridge_address: str | None, outside: bool, lo: bool
     ax.text(8.5, 3.2, "internet", fontsize=FONT + 2, weight="bold", **text)
     ax.text(8.5, 2.75, "lo: 8.8.8.8, 1.1.1.1", fontsize=FONT - 1, **text)
     ax.text(7.6, 1.82, ADDRESSES["internet:eth0"], fontsize=FONT - 1, ha="left", va="center", color=INK)
-    ax.text(8.5, 1.25, "routes back only\nto 10.0.2.0/24", fontsize=SMALL, color=GREY, ha="center", va="center",
+    ax.text(8.5, 1.25, _("routes back only\nto 10.0.2.0/24"), fontsize=SMALL, color=GREY, ha="center", va="center",
             style="italic", linespacing=1.2)
     _cable(ax, (ex, ey), _XY["internet:eth0"], "map:cable:internet")
     _interface(ax, "internet:eth0", "eth0")
@@ -316,7 +366,7 @@ def _draw_topology(ax: Axes, bridge_address: str | None, outside: bool, lo: bool
         lx, ly = _XY["host:lo"]
         _routed(ax, (bx, by), (lx, ly), "map:routed:lo")
         _interface(ax, "host:lo", "lo", dashed=True)
-        ax.text(lx, ly - 0.32, "its own addresses", fontsize=SMALL, color=GREY, ha="center", va="center",
+        ax.text(lx, ly - 0.32, _("its own addresses"), fontsize=SMALL, color=GREY, ha="center", va="center",
                 style="italic", gid="map:lo-caption")
     if outside:
         _draw_outside(ax)
@@ -332,14 +382,14 @@ def _draw_outside(ax: Axes) -> None:
     ax.text(hx - 0.42, hy + 0.17, ADDRESSES["host:eth1"], fontsize=FONT - 1, ha="right", va="center", color=INK,
             zorder=3, gid="map:address:host:eth1")
     _cable(ax, (hx, hy), (ox, oy), "map:cable:outside")
-    ax.text(ox - 0.3, (hy + oy) / 2, "host-only network\n172.17.9.0/24", fontsize=SMALL, color=GREY,
+    ax.text(ox - 0.3, (hy + oy) / 2, _("host-only network\n172.17.9.0/24"), fontsize=SMALL, color=GREY,
             ha="right", va="center", style="italic", linespacing=1.15)
     _box(ax, ox - 1.35, _LOW4 + 0.1, ox + 1.35, oy, face=_BOXES["outside"], gid="map:node:outside")
     ax.text(ox, oy - 0.42, ADDRESSES["outside:eth0"], fontsize=FONT - 1, ha="center", va="center", color=INK,
             zorder=3, gid="map:address:outside:eth0")
     ax.text(ox, oy - 0.8, "outside", fontsize=FONT + 1, weight="bold", ha="center", va="center", color=INK,
             zorder=3)
-    ax.text(ox, oy - 1.12, "(the article's other machine)", fontsize=SMALL, ha="center", va="center",
+    ax.text(ox, oy - 1.12, _("(the article's other machine)"), fontsize=SMALL, ha="center", va="center",
             color=GREY, style="italic", zorder=3)
     _interface(ax, "outside:eth0", "eth0")
 
@@ -422,7 +472,7 @@ def _map_notes(journey: Journey, shown: set[str]) -> list[tuple[str, str, str, s
     local = local_dnat(journey)
     if local is not None and first is not None and first.point in shown:
         sent = f"{journey.dst}:{journey.dport}" if journey.dport else journey.dst
-        tag = f"◆ DNAT in nat {local.chain}: dst\n(sent to {sent})"
+        tag = _("◆ DNAT in nat {chain}: dst\n(sent to {sent})").format(chain=local.chain, sent=sent)
         notes.append((first.point, "request", _label(first.addresses), tag, None))
     return notes
 
@@ -439,7 +489,7 @@ def _draw_notes(ax: Axes, journey: Journey, shown: set[str]) -> None:
         size = FONT - 1
         text = f"{addresses}\n{tag}"
         for width in range(40, 12, -2):   # wrap what rewrote it to the slot's width
-            text = addresses + "\n" + "\n".join(textwrap.fill(line, width, subsequent_indent="   ")
+            text = addresses + "\n" + "\n".join(_fill(line, width, subsequent_indent="   ")
                                                 for line in tag.split("\n"))
             if _inches(text, size, "bold") <= widest:
                 break
@@ -459,7 +509,7 @@ def _draw_notes(ax: Axes, journey: Journey, shown: set[str]) -> None:
 def _map_path(ax: Axes, journey: Journey, shown: set[str]) -> None:
     # each packet keeps to the right of its way, so request and reply sit side by side
     for kind in ("request", "reply"):
-        color, style, _ = _KINDS[kind]
+        color, style, arrow = _KINDS[kind]
         points = [p for p in seen_along(journey, kind) if p in shown]
         for a, b in zip(points, points[1:]):
             ax.add_patch(FancyArrowPatch(path=_way(a, b), arrowstyle="-|>", mutation_scale=18,
@@ -476,7 +526,7 @@ def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> bool:
     if mark.then in shown:
         # it set off from the point and never arrived at the next: half its way, then the ✘, and the hook
         stub, (x, y) = _halfway(_way(mark.point, mark.then))
-        color, style, _ = _KINDS[mark.packet]
+        color, style, arrow = _KINDS[mark.packet]
         ax.add_patch(FancyArrowPatch(path=stub, arrowstyle="-", color=color, linewidth=3, linestyle=style,
                                      zorder=5, gid=f"map:lost:{mark.packet}"))
         _died_marker(ax, x, y, size=30)
@@ -501,26 +551,26 @@ def _legend(ax: Axes, outside: bool) -> None:
         return Line2D([], [], linestyle="none", marker="s", markersize=13, markerfacecolor=face,
                       markeredgecolor=INK, markeredgewidth=1.6)
     entries = [
-        (box("white"), "interface: a point where packets are watched", "interface"),
-        (box(_BOXES["bridge"]), "port of the bridge hwchiu0 (veth0, veth1)", "port"),
+        (box("white"), _("interface: a point where packets are watched"), "interface"),
+        (box(_BOXES["bridge"]), _("port of the bridge hwchiu0 (veth0, veth1)"), "port"),
         (Line2D([], [], linestyle="none", marker="o", markersize=11, markerfacecolor="white", markeredgecolor=INK,
-                markeredgewidth=2), "hwchiu0 itself: the bridge's own interface", "bridge"),
-        (Line2D([], [], color=INK, lw=2.2), "cable: a veth pair or a link", "cable"),
-        (Line2D([], [], color=GREY, lw=2.2, linestyle=":"), "routed by the host (ip_forward, iptables)", "routed"),
+                markeredgewidth=2), _("hwchiu0 itself: the bridge's own interface"), "bridge"),
+        (Line2D([], [], color=INK, lw=2.2), _("cable: a veth pair or a link"), "cable"),
+        (Line2D([], [], color=GREY, lw=2.2, linestyle=":"), _("routed by the host (ip_forward, iptables)"), "routed"),
     ]
     if has("map:interface:host:lo"):
         entries.append((Patch(facecolor="white", edgecolor=INK, linewidth=1.6, linestyle="--"),
-                        "lo: the host's loopback, for its own addresses (not watched)", "lo"))
+                        _("lo: the host's loopback, for its own addresses (not watched)"), "lo"))
     if has("map:request") or has("map:lost:request"):
-        entries.append((Line2D([], [], color=REQUEST, lw=3), "→ request", "request"))
+        entries.append((Line2D([], [], color=REQUEST, lw=3), _("→ request"), "request"))
     if has("map:reply") or has("map:lost:reply"):
-        entries.append((Line2D([], [], color=REPLY, lw=3, linestyle="--"), "← reply", "reply"))
+        entries.append((Line2D([], [], color=REPLY, lw=3, linestyle="--"), _("← reply"), "reply"))
     if has("map:rewritten:"):
         entries.append((Patch(facecolor=REWRITE_FACE, edgecolor=REWRITE, linewidth=2.2),
-                        "◆ address rewritten by NAT (or undone)", "rewrite"))
+                        _("◆ address rewritten by NAT (or undone)"), "rewrite"))
     if "died" in drawn:
         entries.append((Line2D([], [], color=RED, marker="X", markersize=15, linestyle="none",
-                               markeredgecolor="white"), "✘ where the probe died", "died"))
+                               markeredgecolor="white"), _("✘ where the probe died"), "died"))
     handles, labels, names = zip(*entries)
     spot, columns = ((4.55, 0.15), 1) if outside else ((0.1, 0.3), 2)
     legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=spot, bbox_transform=ax.transData,
@@ -536,10 +586,10 @@ def _fit_reason(journey: Journey, widest: float, tallest: float) -> tuple[str, f
     lines = [journey.reason] if journey.reason else []
     verdict = journey.dropped_by
     if verdict is not None and (verdict.iif or verdict.oif):
-        lines.append(f"(in {verdict.iif or '?'}, out {verdict.oif or '?'})")
+        lines.append(_("(in {iif}, out {oif})").format(iif=verdict.iif or "?", oif=verdict.oif or "?"))
     for size in (FONT - 1, SMALL + 0.5, SMALL):
         for width in range(60, 20, -2):
-            text = "\n".join(textwrap.fill(line, width) for line in lines)
+            text = "\n".join(_fill(line, width) for line in lines)
             if _inches(text, size) <= widest:
                 break
         if _tall(text, size) <= tallest:
@@ -584,9 +634,9 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
     _draw_topology(ax, bridge_address, outside, lo)
     shown = set(_XY) - (set() if outside else set(_PART4)) - (set() if lo else {"host:lo"})
     if journey is None:
-        title = "The lab: c1 and c2 on the bridge hwchiu0, in the host; the internet behind eth0"
+        title = _("The lab: c1 and c2 on the bridge hwchiu0, in the host; the internet behind eth0")
         if outside:
-            title = "The lab, and part 4's other machine (outside) behind the host's eth1"
+            title = _("The lab, and part 4's other machine (outside) behind the host's eth1")
         ax.set_title(title, fontsize=FONT + 2, weight="bold", loc="left", x=0.01)
         _legend(ax, outside)
         return fig
@@ -595,7 +645,7 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
     _legend(ax, outside)
     color = INK if journey.delivered else RED
     reason, size = _fit_reason(journey, 3.9, 2.2)
-    ax.text(9.5, _TOP, "delivered ✔" if journey.delivered else "NOT delivered ✘", fontsize=FONT + 3,
+    ax.text(9.5, _TOP, _("delivered ✔") if journey.delivered else _("NOT delivered ✘"), fontsize=FONT + 3,
             weight="bold", ha="right", va="top", color=color, gid="map:outcome")
     ax.text(9.5, _TOP - 0.42, reason, fontsize=size, ha="right", va="top", color=color,
             linespacing=1.3, gid="map:reason")
@@ -635,15 +685,34 @@ def _wrap(text: str, room: float, size: float = _HOOK_FONT) -> list[str]:
     if _inches(text, size, "bold") <= room:
         return [text]
     head, gap, rest = text.partition("  ")
-    words = ([head] + rest.split(" ")) if gap else text.split(" ")
-    lines = [words[0]]
-    for i, word in enumerate(words[1:]):
-        joined = f"{lines[-1]}{gap if gap and i == 0 else ' '}{word}"
+    pieces = ([("", head)] + [(gap if i == 0 else sep, word) for i, (sep, word) in enumerate(_pieces(rest))]
+              if gap else _pieces(text))
+    lines = [pieces[0][1]]
+    for sep, word in pieces[1:]:
+        joined = f"{lines[-1]}{sep}{word}"
         if _inches(joined, size, "bold") > room and lines[-1].strip():
             lines.append(f"   {word}")
         else:
             lines[-1] = joined
     return lines
+
+
+def _pieces(text: str) -> list[tuple[str, str]]:
+    """`text` as (what comes before it, a piece a line never breaks): words after a space, and in Chinese each
+    character (with its marks) after nothing."""
+    if not _wide(text):
+        return [("" if i == 0 else " ", word) for i, word in enumerate(text.split(" "))]
+    pieces: list[tuple[str, str]] = []
+    sep = ""
+    for chunk in _chunks(text):
+        if chunk.isspace():
+            sep = " "
+        elif pieces and not sep and (chunk in _CLOSING or pieces[-1][1][-1] in _OPENING):
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + chunk)
+        else:
+            pieces.append(("" if not pieces else sep, chunk))
+            sep = ""
+    return pieces or [("", "")]
 
 
 def _laid_out(lines: list[Line], rules: _Rules, room: float) -> list[tuple[Line, str]]:
@@ -671,7 +740,8 @@ def _write_lines(ax, printed: list[tuple[Line, str]], x: float, y: float, color:
         yy = y + (i + 0.5) * _LINE
         first = id(line) not in done
         done.add(id(line))
-        name = "ladder:reset" if "(RST)" in text else f"{gid}:{line.hook}" if first else f"{gid}:{line.hook}:more"
+        reset = line.hook == "socket" and "RST" in text      # the host's TCP reset (RST: the flag's name, in any language)
+        name = "ladder:reset" if reset else f"{gid}:{line.hook}" if first else f"{gid}:{line.hook}:more"
         ax.text(x, yy, text, fontsize=_HOOK_FONT, ha=ha, va="center", zorder=7, gid=name, **style)
         if stations is not None and first and line.hook in HOOKS:
             ax.plot([stations], [yy], "o", markersize=6, color=color, markerfacecolor="white", markeredgecolor=color,
@@ -722,7 +792,7 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
         return max(wide - at - 0.1, 1.6)
 
     # lay out the rows (inches down from the top), then draw; rules are numbered in reading order
-    reason = textwrap.fill(journey.reason, int(wide * 8.2)) if journey.reason else ""
+    reason = _fill(journey.reason, int(wide * 8.2)) if journey.reason else ""
     said_h = _tall(reason, FONT, 1.3) + 0.12 if reason else 0.0
     heads = said_h + 0.2             # the columns' names
     rules = _Rules()
@@ -735,10 +805,10 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
             if a is None or b is None:                # the host's own stack: above the first point, below the last
                 at = x.get(b or a or (mark.point if mark else ""), left + spacing / 2)
                 if said and a is None:
-                    said = [Line("socket", "sent by the host itself" + (
-                        ": a TCP reset (RST)" if kind == "reply" and _reset(journey) else ""))] + said
+                    said = [Line("socket", _("sent by the host itself: a TCP reset (RST)")
+                                 if kind == "reply" and _reset(journey) else _("sent by the host itself"))] + said
                 if said and b is None and said[-1].hook == "INPUT":
-                    said = said + [Line("socket", "to the host's own socket")]
+                    said = said + [Line("socket", _("to the host's own socket"))]
                 printed = _laid_out(said, rules, max(room(at + 0.15), at - 0.25))
                 if b is not None:
                     if printed:
@@ -784,23 +854,23 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
         head = FONT + 1 if _inches(point, FONT + 1, "bold") < spacing - 0.08 else FONT - 1
         ax.text(x[point], heads, point, fontsize=head, weight="bold", ha="center", va="center",
                 color=GREY if off else INK, gid=f"ladder:column:{point}")
-        address = "off the path" if off else ADDRESSES.get(point, "").split("/")[0]
+        address = _("off the path") if off else ADDRESSES.get(point, "").split("/")[0]
         if point == "host:lo":
-            address = "the host's own addresses"
+            address = _("the host's own addresses")
         if address:
             ax.text(x[point], heads + 0.3, address, fontsize=SMALL, ha="center", va="center", color=GREY)
         ax.plot([x[point]] * 2, [heads + 0.5, y - 0.2], color=GREY, lw=1.1, linestyle=(0, (4, 4)), zorder=1)
 
     sections = set()
     for what, kind, (a, b), y0, h, printed in plan:
-        color, style, _ = _KINDS[kind]
+        color, style, arrow = _KINDS[kind]
         gid = f"ladder:hook:{kind}:{b or a}"
         if what == "split":
             ax.plot([0.1, wide - 0.1], [y0] * 2, color="#CCCCCC", lw=1.2)
             continue
         if kind not in sections:
             sections.add(kind)
-            ax.text(0.16, y0, kind, fontsize=FONT, weight="bold", color=color, rotation=90, ha="center", va="top",
+            ax.text(0.16, y0, kind_word(kind), fontsize=FONT, weight="bold", color=color, rotation=90, ha="center", va="top",
                     gid=f"ladder:section:{kind}")
         if what == "dot":
             ax.plot([x[b]], [y0], "o", color=color, markersize=9, zorder=5, gid=f"ladder:seen:{kind}:{b}")
@@ -830,9 +900,10 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
                 words = mark.words
                 verdict = journey.dropped_by
                 if verdict is not None:
-                    words += f": {verdict.table} " + ("policy " if verdict.rule == "policy" else "rule ") + \
-                        verdict.verdict
-                ax.annotate(textwrap.fill(words, 30), (xm, yx), xytext=(17, 0), textcoords="offset points",
+                    said = _("{words}: {table} policy {verdict}") if verdict.rule == "policy" else \
+                        _("{words}: {table} rule {verdict}")
+                    words = said.format(words=words, table=verdict.table, verdict=verdict.verdict)
+                ax.annotate(_fill(words, 30), (xm, yx), xytext=(17, 0), textcoords="offset points",
                             fontsize=FONT, ha="left", va="center", color=RED, weight="bold", zorder=11,
                             gid="ladder:death", bbox=_WHITE_BOX)
             if printed:
@@ -912,10 +983,10 @@ def _cell_text(journey: Journey, point: str, kind: str, split: bool) -> tuple[st
     "lo" (passed the host's lo, which no point watches) or "unseen"."""
     if point not in journey.points:
         passed = point == "host:lo" and any(h[0] == kind for h in journey.hooks)
-        return ("over lo, not watched", "lo") if passed else ("not seen", "unseen")
+        return (_("over lo, not watched"), "lo") if passed else (_("not seen"), "unseen")
     addresses = journey.addresses(point, kind)
     if addresses is None:
-        return "not seen", "unseen"
+        return _("not seen"), "unseen"
     text = addresses.replace(" > ", "\n> ") if split else addresses
     if _made(journey, point, kind):
         return text + " ◆", "made"
@@ -924,7 +995,7 @@ def _cell_text(journey: Journey, point: str, kind: str, split: bool) -> tuple[st
 
 def _title(label: str, width: int) -> str:
     """A column's title in lines of about `width` characters, never breaking a word (nor at its hyphens)."""
-    return textwrap.fill(label, width, break_on_hyphens=False, break_long_words=False)
+    return _fill(label, width, break_on_hyphens=False, break_long_words=False)
 
 
 def _grid_why(journey: Journey, inches: float) -> str:
@@ -933,9 +1004,9 @@ def _grid_why(journey: Journey, inches: float) -> str:
     if not why:
         return ""
     width = 20
-    while width < 120 and _inches(textwrap.fill(why, width + 2), SMALL) <= inches:
+    while width < 120 and _inches(_fill(why, width + 2), SMALL) <= inches:
         width += 2
-    return textwrap.fill(why, width)
+    return _fill(why, width)
 
 
 @_styled
@@ -952,16 +1023,18 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
     """
     journeys = list(journeys)
     if not journeys:
-        raise ValueError("grid() needs at least one journey, one per condition to compare")
+        raise ValueError(_("grid() needs at least one journey, one per condition to compare"))
     everything = _grid_rows(journeys)
-    head = max(_inches(p, FONT - 1, "bold") for p in everything + ["outcome"]) + 0.22
-    titles = [_title(j.label or f"{j.src} → {j.dst}", 24) for j in journeys]
+    outcome = _("outcome")
+    head = max(_inches(p, FONT - 1, "bold") for p in everything + [outcome]) + 0.22
+    labels = [translated(j.label) or f"{j.src} → {j.dst}" for j in journeys]   # what each step changed
+    titles = [_title(label, 24) for label in labels]
 
     def cell_for(split: bool) -> float:
         shown = [_cell_text(j, p, k, split) for j in journeys for p in everything for k in ("request", "reply")]
         return max([1.8] + [_inches(t, _CELL_FONT, "normal" if how == "seen" else "bold") + _TAG + 0.38
                             for t, how in shown]
-                   + [max(_inches(word, FONT, "bold") for word in t.split()) + 0.2 for t in titles])
+                   + [max(_inches(word, FONT, "bold") for word in _words(t)) + 0.2 for t in titles])
 
     def fits(cell: float) -> int:
         return max(1, min(len(journeys), int((WIDTH - head - 0.15) // cell)))
@@ -972,8 +1045,7 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
         split, cell = True, cell_for(True)
     bands = math.ceil(len(journeys) / fits(cell))
     per = math.ceil(len(journeys) / bands)
-    for c, journey in enumerate(journeys):   # titles wrapped to their column
-        label = journey.label or f"{journey.src} → {journey.dst}"
+    for c, label in enumerate(labels):   # titles wrapped to their column
         width = 30
         while width > 8 and _inches(_title(label, width), FONT, "bold") > cell - 0.2:
             width -= 2
@@ -993,11 +1065,11 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
         layout.append((members, rows, y, title_h, tall))
         y += title_h + row_h * len(rows) + tall + 0.35
     wide = head + cell * per + 0.15
-    key = ["→ request   ← reply"]
+    key = [_("→ request   ← reply")]
     if any(_rewritten(j, p, k) for j in journeys for p in j.points for k in ("request", "reply")):
-        key.append("orange box: address rewritten by NAT (◆ where)")
+        key.append(_("orange box: address rewritten by NAT (◆ where)"))
     if any(j.mark is not None for j in journeys):
-        key.append("✘ and red frame: where the probe died")
+        key.append(_("✘ and red frame: where the probe died"))
     lines = [key[0]]
     for part in key[1:]:   # as many parts on a line as fit the picture's width
         joined = f"{lines[-1]}      {part}"
@@ -1016,7 +1088,7 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
             ax.text(head - 0.1, body + (r + 0.5) * row_h, point, fontsize=FONT - 1, weight="bold", ha="right",
                     va="center", color=INK, gid=f"grid:row:{point}" if members[0] == 0 else
                     f"grid:row:{point}:band{layout.index((members, rows, top, title_h, tall))}")
-        ax.text(head - 0.1, body + len(rows) * row_h + tall / 2, "outcome", fontsize=FONT - 1, weight="bold",
+        ax.text(head - 0.1, body + len(rows) * row_h + tall / 2, outcome, fontsize=FONT - 1, weight="bold",
                 ha="right", va="center", color=INK,
                 gid="grid:row:outcome" if members[0] == 0 else f"grid:row:outcome:band{members[0]}")
         for slot, c in enumerate(members):
@@ -1036,11 +1108,11 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
                                        edgecolor=RED if here else "#BBBBBB", linewidth=3 if here else 1, zorder=1,
                                        gid=f"grid:cell:{c}:{point}"))
                 if not on_path:
-                    ax.text(x0 + cell / 2, y0 + row_h / 2, "off the path", fontsize=SMALL, color=GREY,
+                    ax.text(x0 + cell / 2, y0 + row_h / 2, _("off the path"), fontsize=SMALL, color=GREY,
                             ha="center", va="center", style="italic", gid=f"grid:{c}:{point}:offpath")
                     continue
                 for k, kind in enumerate(("request", "reply")):
-                    color, _, tag = _KINDS[kind]
+                    color, dash, tag = _KINDS[kind]
                     text, how = _cell_text(journey, point, kind, split)
                     yy = y0 + 0.07 + (k + 0.5) * lane
                     seen = how in ("seen", "rewritten", "made")
@@ -1067,7 +1139,7 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
             y0 = body + len(rows) * row_h
             ax.add_patch(Rectangle((x0 + 0.03, y0 + 0.05), cell - 0.06, tall - 0.05, facecolor="white",
                                    edgecolor="#BBBBBB", linewidth=1, zorder=1, gid=f"grid:cell:{c}:outcome"))
-            word = "✔ delivered" if journey.delivered else "✘ not delivered"
+            word = _("✔ delivered") if journey.delivered else _("✘ not delivered")
             ax.text(x0 + cell / 2, y0 + 0.27, word, fontsize=FONT + 1, weight="bold", ha="center", va="center",
                     color=INK if journey.delivered else RED, gid=f"grid:{c}:outcome")
             if whys[c]:
@@ -1078,7 +1150,7 @@ def grid(journeys: Sequence[Journey], *, ax: Axes | None = None) -> Figure:
             linespacing=1.3, gid="grid:key")
     first = journeys[0]
     same = all((j.src, j.dst) == (first.src, first.dst) for j in journeys)
-    title = f"{first.src} → {first.dst}: what changed" if same else "what changed"
+    title = _("{src} → {dst}: what changed").format(src=first.src, dst=first.dst) if same else _("what changed")
     ax.set_title(title, fontsize=FONT + 3, weight="bold", loc="left", x=0.01)
     return fig
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import functools
 import html
 
+from .i18n import _
+
 FOOTNOTE_GID = "provenance"
 FOOTNOTE_INCHES = 0.4
 COLOR = "#9A6700"        # amber: a warning, not an error
@@ -30,7 +32,12 @@ COLOR = "#9A6700"        # amber: a warning, not an error
 
 def label(recorded: str) -> str:
     """The one label of a replayed output."""
-    return f"replayed: recorded on {recorded}, not your machine"
+    return _("replayed: recorded on {recorded}, not your machine").format(recorded=recorded)
+
+
+def line(recorded: str) -> str:
+    """The label as a line of text, in brackets: "(replayed: recorded on ..., not your machine)"."""
+    return _("({label})").format(label=label(recorded))
 
 
 def html_label(recorded: str) -> str:
@@ -51,7 +58,7 @@ class Recorded(str):
         return made
 
     def __repr__(self) -> str:
-        return f"{str.__repr__(self)}\n({label(self.recorded)})"
+        return f"{str.__repr__(self)}\n{line(self.recorded)}"
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(repr(self))
@@ -92,8 +99,11 @@ def footnote(fig, recorded: str, *, own_figure: bool = True):
         y = 0.12 * FOOTNOTE_INCHES / grown
     else:
         y = 0.005
+    from . import plots
+    families = getattr(plots, "families", None)          # the pictures' fonts: a Chinese label needs a CJK one
+    fonts = {"family": list(families())} if families else {}
     fig.text(0.01, y, "⟲ " + label(recorded), fontsize=13, color=COLOR, weight="bold", ha="left",
-             va="bottom", gid=FOOTNOTE_GID)
+             va="bottom", gid=FOOTNOTE_GID, **fonts)
     fig.recorded = recorded
     if not isinstance(fig, _Labelled):
         fig.__class__ = _labelled_class(type(fig))
@@ -140,6 +150,9 @@ def show_widget(widget, recorded: str = "", what: str = "panel") -> None:
         display(widget)
         return
     bundle = dict(widget._repr_mimebundle_())
-    bundle["text/plain"] = (f"({label(recorded)})\nthe {what}: each switch shows the outcome recorded for that "
-                            f"combination of switches")
+    if what == "dashboard":
+        said = _("the dashboard: each switch shows the outcome recorded for that combination of switches")
+    else:
+        said = _("the panel: each switch shows the outcome recorded for that combination of switches")
+    bundle["text/plain"] = f"{line(recorded)}\n{said}"
     display(bundle, raw=True)

@@ -36,7 +36,7 @@ from pathlib import Path
 from . import confinement
 from .errors import LabError, LabNotFound, NetkitError, SandboxError, from_wire
 from .state import Claim, Identity, LabRecord, check_name
-from .i18n import _, language
+from .i18n import _, language, translated
 
 REQUIRED_TOOLS = {
     # program: the Debian/Ubuntu package that brings it
@@ -184,9 +184,9 @@ class Sandbox:
             if [m.piece for m in missing] != ["user ns"]:
                 return SandboxError(
                     _("{runtime} withholds what the lab needs: {missing}. `netkit doctor` (or notebook 00) "
-                      "says more").format(runtime=confinement.NAMES[runtime],
-                                          missing="; ".join(_("{piece} (fix: {fix})").format(piece=m.piece, fix=m.fix)
-                                                            for m in missing)))
+                      "says more").format(runtime=translated(confinement.NAMES[runtime]),
+                                          missing="; ".join(_("{piece} (fix: {fix})").format(
+                                              piece=translated(m.piece), fix=m.fix) for m in missing)))
         if refused:
             if self.userns:
                 return SandboxError(

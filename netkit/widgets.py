@@ -17,9 +17,12 @@ import io
 import ipywidgets as w
 
 from .errors import NetkitError
+from .i18n import N_, _, translated
 from .switches import SWITCHES, switch
 
 VIEWS = ("ladder", "map")
+VIEW_LABELS = {"ladder": N_("ladder"), "map": N_("map")}
+"""What the picture toggle's buttons say for each of VIEWS (its values stay the words above)."""
 PICTURE_HEIGHT = "760px"
 """The panel's picture area is this tall whatever it shows, so the page does not jump when a tall ladder
 gives way to a map (or a short ladder): the picture is scaled to fit it, never cropped."""
@@ -51,14 +54,14 @@ def picture_key(journey, *extra) -> tuple:
 
 def _label(value) -> str:
     if value is True or value is False:
-        return "on" if value else "off"
+        return _("on") if value else _("off")
     return str(value)
 
 
 def switch_control(name: str) -> w.ToggleButtons:
     """The toggle for one switch of `netkit.switches`: one button per value, titled as the switch."""
     sw = switch(name)
-    return w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=sw.title,
+    return w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=translated(sw.title),
                            tooltips=[" / ".join(sw.commands[v]) for v in sw.values],
                            style={"description_width": "190px", "button_width": "80px"})
 
@@ -71,14 +74,15 @@ def refusal_html(error: Exception) -> str:
 def outcome_html(journey, source: str, target: str) -> str:
     """A probe's verdict and reason, as the panels show it: "c1 → 10.55.66.3: NOT delivered"."""
     color = "#009E73" if journey.delivered else "#D62728"
-    verdict = "delivered" if journey.delivered else "NOT delivered"
+    line = (_("{source} → {target}: delivered") if journey.delivered else
+            _("{source} → {target}: NOT delivered")).format(source=source, target=target)
     told = ""
     if journey.recorded:     # a replay: the recorded outcome of this combination of switches
         from .provenance import html_label
         told = (html_label(journey.recorded)
-                + '<span style="font-size:13px">the outcome recorded for these switches</span><br>')
-    return told + (f'<b style="color:{color};font-size:15px">{html.escape(source)} → {html.escape(target)}: '
-            f'{verdict}</b><br><span style="font-size:14px">{html.escape(journey.reason)}</span>')
+                + f'<span style="font-size:13px">{html.escape(_("the outcome recorded for these switches"))}</span><br>')
+    return told + (f'<b style="color:{color};font-size:15px">{html.escape(line)}</b><br>'
+                   f'<span style="font-size:14px">{html.escape(journey.reason)}</span>')
 
 
 class Panel:
@@ -101,17 +105,19 @@ class Panel:
             control = switch_control(name)
             control.observe(self._flipped(name), names="value")
             self.controls[name] = control
-        self.view = w.ToggleButtons(options=list(VIEWS), value=view, description="picture",
+        self.view = w.ToggleButtons(options=[(translated(VIEW_LABELS[v]), v) for v in VIEWS], value=view,
+                                    description=_("picture"),
                                     style={"description_width": "190px", "button_width": "80px"})
         self.view.observe(lambda change: self.draw(), names="value")
         shown = f"{self.target}:{self.port}" if self.port else self.target
-        self.probe_button = w.Button(description=f"probe {self.source} → {shown}",
+        self.probe_button = w.Button(description=_("probe {source} → {target}").format(source=self.source,
+                                                                                         target=shown),
                                      button_style="primary", icon="paper-plane",
                                      layout=w.Layout(width="260px"))
-        self.probe_button.on_click(lambda _: self._safely(self.probe))
-        self.refresh_button = w.Button(description="read the lab again", icon="refresh",
+        self.probe_button.on_click(lambda click: self._safely(self.probe))
+        self.refresh_button = w.Button(description=_("read the lab again"), icon="refresh",
                                        layout=w.Layout(width="200px"))
-        self.refresh_button.on_click(lambda _: self._safely(self.refresh))
+        self.refresh_button.on_click(lambda click: self._safely(self.refresh))
         self.outcome = w.HTML()
         self.typed = w.HTML()
         self.picture = w.Image(format="svg+xml", layout=w.Layout(

@@ -148,6 +148,10 @@ def test_doctor_names_a_missing_package(tmp_path):
     assert done.returncode == 1
     assert "this machine cannot run the lab yet" in done.stdout
     assert "missing: bridge, ip" in done.stdout and "fix: sudo apt-get install iproute2\n" in done.stdout
+    done = netkit("doctor", env=dict(env, NETKIT_LANG="zh-TW"))           # the same, in Traditional Chinese
+    assert done.returncode == 1
+    assert "這台機器還無法執行實驗環境" in done.stdout
+    assert "缺少：bridge, ip" in done.stdout and "修正方法：sudo apt-get install iproute2\n" in done.stdout
 
 
 def test_down_all_without_labs_of_this_user(tmp_path):

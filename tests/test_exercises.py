@@ -1,16 +1,20 @@
 """Each exercise, tried as a student would: its model answer passes, answers that open everything are refused
-with the reason, and its first hint says what the probe sees without giving a rule."""
+with the reason, and its first hint says what the probe sees without giving a rule. The tests marked `lab`
+start one; the others are pure (a recorded journey stands in for the probe)."""
 
 from __future__ import annotations
 
+import html
 import re
+from pathlib import Path
 
 import pytest
 
 from netkit import Lab
 from netkit.exercises import EXERCISES, Step
+from netkit.journey import Journey
 
-pytestmark = pytest.mark.lab
+DATA = Path(__file__).parent / "data"
 
 RULE_WORDS = re.compile(r"(^|\s)-[A-Za-z]\b|--[a-z]|\biptables\b|\bip route\b|-j\b|MASQUERADE|DNAT|conntrack")
 
@@ -45,6 +49,7 @@ def lab():
         yield lab
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("name", list(EXERCISES))
 def test_the_model_answer_passes_and_the_first_hint_gives_no_rule(lab, name):
     exercise = EXERCISES[name]
@@ -62,6 +67,7 @@ def test_the_model_answer_passes_and_the_first_hint_gives_no_rule(lab, name):
     assert answer.ok, answer
 
 
+@pytest.mark.lab
 @pytest.mark.parametrize("name, attempt, says", TOO_OPEN, ids=[f"{n}:{i}" for i, (n, _, _) in enumerate(TOO_OPEN)])
 def test_an_answer_that_opens_everything_is_refused_with_the_reason(lab, name, attempt, says):
     exercise = EXERCISES[name]
@@ -75,3 +81,57 @@ def test_an_answer_that_opens_everything_is_refused_with_the_reason(lab, name, a
 def test_every_scenario_exercise_is_tried_here():
     assert {name for name, _, _ in TOO_OPEN} == set(EXERCISES)
     assert sum(1 for name, _, _ in TOO_OPEN if name != "local-access") >= 2 * (len(EXERCISES) - 1)
+
+
+# -- in Traditional Chinese (pure: a recorded journey stands in for the lab) -------------------------------
+HAN = re.compile(r"[\u4e00-\u9fff]")
+# Four or more English words in a row is a sentence left in English (as tests/test_translations.py counts).
+ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[ ,]+[A-Za-z][A-Za-z'’-]*){3,}")
+
+
+class RecordedLab:
+    """Just enough of a lab for a check and a hint: every probe gives one recorded journey, the switches as set."""
+
+    def __init__(self, journey: Journey, **switches) -> None:
+        self.journey, self.switches = journey, {k.replace("_", "-"): v for k, v in switches.items()}
+
+    def probe(self, src, dst, port=None, timeout=None):
+        return self.journey
+
+    def get(self, name):
+        return self.switches[name]
+
+
+def _prose(text: str) -> str:
+    """What a student reads as sentences: HTML tags, `code` and <code> spans taken out."""
+    text = re.sub(r"<code>.*?</code>|<pre.*?</pre>", " ", text, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return re.sub(r"`[^`]*`", " ", html.unescape(text))
+
+
+def test_a_feedback_and_a_hint_read_in_chinese(monkeypatch):
+    from netkit import i18n
+    monkeypatch.delenv(i18n.ENV, raising=False)
+    monkeypatch.delenv("NETKIT_PROGRESS", raising=False)          # a check records nothing here
+    exercise = EXERCISES["icmp-only"]
+    lab = RecordedLab(Journey.from_json(DATA / "recorded-s1-forward-drop.json"),
+                      forward_policy="DROP", bridge_nf_call_iptables=1)
+    try:
+        i18n.use_language("zh-TW")
+        exercise._given = 0
+        feedback = exercise.check(lab)
+        hints = [exercise.hint(lab) for _ in range(4)]
+        shown = {"feedback": str(feedback), "feedback html": feedback._repr_html_(), "task": exercise._repr_html_(),
+                 "hint 1": str(hints[0]), "hint 2": str(hints[1]), "hint 1 html": hints[0]._repr_html_(),
+                 "hint 4": str(hints[3]).splitlines()[0]}
+    finally:
+        i18n.use_language(None)
+        exercise._given = 0
+    assert not feedback.ok and "10.55.66.3" in feedback.message and "hwchiu0" in feedback.message
+    for what, text in shown.items():
+        assert HAN.search(text), f"{what} is not in Chinese: {text}"
+        assert not ENGLISH_RUN.findall(_prose(text)), f"{what} still has English: {ENGLISH_RUN.findall(_prose(text))}"
+    assert exercise.show_solution().splitlines()[0] in str(hints[3])  # the answer's code as it is
+    # and in English, as ever
+    assert str(exercise.check(lab)).startswith("NOT YET: c1 → 10.55.66.3: the request is dropped")
+    exercise._given = 0

@@ -18,6 +18,7 @@ import ast
 import functools
 import importlib.util
 import io
+import re
 import subprocess
 import sys
 import warnings
@@ -39,6 +40,7 @@ from netkit.plots import GREY, RED, REPLY, REQUEST, REWRITE, WIDTH, grid, lab_ma
 from netkit.topology import BRIDGE_ADDRESS
 
 DATA = Path(__file__).parent / "data"
+HAN = re.compile(r"[\u4e00-\u9fff]")
 CASES = ("bridge-nf-on", "bridge-nf-off", "no-route", "no-masquerade", "masquerade",
          "masquerade-forward-drop", "forward-one-way")
 EVERY = sorted(DATA.glob("recorded-*.json")) + sorted(DATA.glob("synthetic-*.json"))
@@ -676,7 +678,7 @@ def test_the_module_is_pure():
     imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     allowed = ("__future__", "io", "textwrap", "dataclasses", "typing", "journey", "outcome", "topology", "hooks",
-               "functools", "glob", "math", "matplotlib", "provenance")
+               "functools", "glob", "math", "matplotlib", "provenance", "i18n", "re", "unicodedata")
     assert all(m.startswith("matplotlib.") or m in allowed for m in imported), imported
     assert "matplotlib.pyplot" not in imported
     code = ("import sys, netkit.plots; bad = [m for m in sys.modules if m.split('.')[0] in "
@@ -1131,3 +1133,30 @@ def test_the_panels_picture_keeps_its_height_when_the_picture_changes():
     pictures.append(panel.picture.value)
     assert len(set(pictures)) == 3 and all(b"<svg" in bytes(p)[:400] for p in pictures)
     assert panel.frame.layout.height == frame and panel.picture.layout.object_fit == "contain"
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("recorded-*.json")) + sorted(DATA.glob("synthetic-*.json")),
+                         ids=lambda p: p.stem)
+def test_every_journey_draws_in_traditional_chinese_without_missing_glyphs(path):
+    """The ladder, the map and the grid of every journey in zh-TW: titles in Chinese, no glyph drawn as an
+    empty box (matplotlib warns "Glyph ... missing from font(s)"), no picture wider than WIDTH."""
+    import warnings
+    from netkit.i18n import use_language
+    assert len(plots.families()) > 1, "no CJK font: sudo apt-get install fonts-noto-cjk"
+    use_language("zh-TW")
+    try:
+        journey = Journey.from_json(path)
+        other = Journey.from_json(DATA / "synthetic-masquerade.json")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            figures = [plots.ladder(journey), plots.lab_map(journey), plots.grid([journey, other])]
+            for figure in figures:
+                figure.savefig(io.BytesIO(), format="png", dpi=40)
+                figure.savefig(io.BytesIO(), format="svg")
+        missing = [str(w.message) for w in caught if "missing from" in str(w.message)]
+        assert not missing, missing
+        assert all(figure.get_size_inches()[0] <= plots.WIDTH + 1e-6 for figure in figures)
+        titles = [figure.axes[0].get_title(loc="left") for figure in figures]
+        assert all(HAN.search(title) for title in titles), titles
+    finally:
+        use_language(None)
