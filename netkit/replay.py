@@ -49,6 +49,7 @@ from .errors import BadArgument, NotRecorded, from_wire
 from .journey import Journey
 from .lab import CommandResult, Lab
 from .notice import ENV, LIVE_LAB, NotChecked, announce, quietly, served
+from .i18n import _, translated
 
 RECORD_ENV = "NETKIT_RECORD"
 RECORDINGS_ENV = "NETKIT_RECORDINGS"
@@ -65,7 +66,7 @@ KEYS = {
     "get": ("name",),
     "state": ("names",),
     "reset": ("stage",),
-    "tcpdump": ("point", "node", "command", "expression"),
+    "tcpdump": ("point", "node", "command", "expression", "verbose"),
     "start": ("node", "command", "port"),
     "change": ("node", "command"),
 }
@@ -81,8 +82,9 @@ def switched_on(value: str) -> bool:
         return False
     if word in ("1", "yes", "true", "on"):
         return True
-    raise BadArgument(f"{ENV}={value!r}: set it to 1 to replay the recordings shipped with netkit (labelled as "
-                      f"such), or to 0 (or leave it unset) for a live lab", value=value)
+    raise BadArgument(_("{ENV}={value!r}: set it to 1 to replay the recordings shipped with netkit (labelled "
+                        "as such), or to 0 (or leave it unset) for a live lab")
+                      .format(ENV=ENV, value=value), value=value)
 
 
 def mode() -> str | None:
@@ -90,8 +92,9 @@ def mode() -> str | None:
     replay = switched_on(os.environ.get(ENV, ""))
     record = os.environ.get(RECORD_ENV, "").strip()
     if replay and record:
-        raise BadArgument(f"both {ENV} and {RECORD_ENV} are set: a recording needs a live lab; unset {ENV} "
-                          f"to record, or {RECORD_ENV} to replay")
+        raise BadArgument(_("both {ENV} and {RECORD_ENV} are set: a recording needs a live lab; unset {ENV} "
+                            "to record, or {RECORD_ENV} to replay")
+                          .format(ENV=ENV, RECORD_ENV=RECORD_ENV))
     return "replay" if replay else "record" if record else None
 
 
@@ -158,8 +161,9 @@ class Recording:
     @classmethod
     def from_dict(cls, data: dict, path: str = "") -> "Recording":
         if data.get("format") != FORMAT:
-            raise NotRecorded(f"the recording {path or data.get('lab')!r} has format {data.get('format')!r}, "
-                              f"not {FORMAT}: record it again (tools/record_replays.py)")
+            raise NotRecorded(_("the recording {name!r} has format {found!r}, not {wanted}: record it again "
+                                "(tools/record_replays.py)")
+                              .format(name=path or data.get("lab"), found=data.get("format"), wanted=FORMAT))
         return cls(lab=data["lab"], recorded=data["recorded"], calls=tuple(data["calls"]),
                    notebook=data.get("notebook", ""), kernel=data.get("kernel", ""), date=data.get("date", ""),
                    path=path)
@@ -193,8 +197,10 @@ def load(name: str, where: Path | None = None) -> Recording:
     path = _place(where) / f"{name}.json"
     if not path.is_file():
         raise NotRecorded(
-            f"replay has no recording of a lab named {name!r}; it has: {', '.join(available(where)) or 'none'}. "
-            f"Use the notebook's own lab name (its parameters cell), or {LIVE_LAB}.", lab=name)
+            _("replay has no recording of a lab named {name!r}; it has: {names}. Use the notebook's own lab name "
+              "(its parameters cell), or {live_lab}.")
+            .format(name=name, names=", ".join(available(where)) or _("none"), live_lab=translated(LIVE_LAB)),
+            lab=name)
     return _read(str(path), path.stat().st_mtime)
 
 
@@ -230,15 +236,19 @@ class ReplayLab(Lab):
                 return entry
         if call == "open":
             opened = [e["args"].get("stage") for e in calls if e["call"] == "open"]
-            raise NotRecorded(f"replay recorded lab {self.name!r} at stage {', '.join(map(str, opened))}, not "
-                              f"{key['stage']}: open it as the notebook does (Lab(name={self.name!r}, "
-                              f"stage={opened[0]!r})), or use {LIVE_LAB}.", lab=self.name, stage=key["stage"])
+            raise NotRecorded(_("replay recorded lab {name!r} at stage {opened}, not {stage}: open it as the "
+                                "notebook does (Lab(name={name!r}, stage={first!r})), or use {live_lab}.")
+                              .format(name=self.name, opened=", ".join(map(str, opened)), stage=key["stage"],
+                                      first=opened[0], live_lab=translated(LIVE_LAB)),
+                              lab=self.name, stage=key["stage"])
         shown = ", ".join(f"{name}={value!r}" for name, value in key.items())
         raise NotRecorded(
-            f"replay: the recording of lab {self.name!r} holds no lab.{call}({shown}) after the calls made so "
-            f"far. A replay shows only what was recorded on {self.recorded}, in the notebook's order: run the "
-            f"cells in order from the top (running the lab's first cell again starts over). To try this call "
-            f"you need {LIVE_LAB}.", lab=self.name, call=call)
+            _("replay: the recording of lab {name!r} holds no lab.{call}({shown}) after the calls made so far. A "
+              "replay shows only what was recorded on {recorded}, in the notebook's order: run the cells in order "
+              "from the top (running the lab's first cell again starts over). To try this call you need "
+              "{live_lab}.")
+            .format(name=self.name, call=call, shown=shown, recorded=self.recorded, live_lab=translated(LIVE_LAB)),
+            lab=self.name, call=call)
 
     def _echo(self, entry: dict) -> None:
         if self.trace:
@@ -247,7 +257,8 @@ class ReplayLab(Lab):
 
     def _replay(self, method: str, *args, **kwargs):
         if self._closed:
-            raise NotRecorded(f"the replayed lab {self.name!r} is closed; run the notebook's first lab cell again")
+            raise NotRecorded(_("the replayed lab {name!r} is closed; run the notebook's first lab cell again")
+                              .format(name=self.name))
         entry = self._match(method, call_key(method, self, args, kwargs))
         self._echo(entry)
         if "error" in entry:
@@ -263,8 +274,8 @@ class ReplayLab(Lab):
     # -- the lab as a whole ------------------------------------------------------------------------
     @property
     def pid(self) -> int:
-        raise NotRecorded(f"the replayed lab {self.name!r} has no process: it runs nowhere. For a lab with a "
-                          f"process you need {LIVE_LAB}.")
+        raise NotRecorded(_("the replayed lab {name!r} has no process: it runs nowhere. For a lab with a process "
+                            "you need {live_lab}.").format(name=self.name, live_lab=translated(LIVE_LAB)))
 
     @property
     def closed(self) -> bool:
@@ -278,11 +289,13 @@ class ReplayLab(Lab):
         return f"<Lab {self.name!r} ({provenance.label(self.recorded)}): {state}>"
 
     def _repr_html_(self) -> str:
-        state = "closed" if self._closed else f"at stage {self.stage}"
-        return provenance.html_label(self.recorded) + f"<code>lab {html.escape(self.name)}, {html.escape(state)}</code>"
+        shown = (_("lab {name}, closed") if self._closed else _("lab {name}, at stage {stage}")).format(
+            name=self.name, stage=self.stage)
+        return provenance.html_label(self.recorded) + f"<code>{html.escape(shown)}</code>"
 
     def _call(self, op: str, **args):
-        raise NotRecorded(f"replay cannot run {op!r} in a lab: there is no lab process. You need {LIVE_LAB}.")
+        raise NotRecorded(_("replay cannot run {op!r} in a lab: there is no lab process. You need {live_lab}.")
+                          .format(op=op, live_lab=translated(LIVE_LAB)))
 
     def reset(self, stage: str | None = None) -> "ReplayLab":
         topology.stage(stage or self.stage)
@@ -320,14 +333,14 @@ class ReplayLab(Lab):
         return self._replay("start", node, command, port=port)
 
     def tcpdump(self, point: str, node: str, command: str, *, expression: str = "icmp",
-                timeout: float = 10.0) -> CommandResult:
+                timeout: float = 10.0, verbose: bool = False) -> CommandResult:
         from . import arguments
         topology.check_node(topology.split_point(point)[0], self.stage)
         topology.check_node(node, self.stage)
         arguments.command(command)
         arguments.expression(expression)
         return self._command(self._replay("tcpdump", point, node, command, expression=expression,
-                                          timeout=timeout))
+                                          timeout=timeout, verbose=verbose))
 
     def state(self, *names: str) -> dict:
         from .switches import switch
@@ -344,7 +357,8 @@ class ReplayLab(Lab):
         from .switches import switch
         sw = switch(name)
         if value not in sw.commands:
-            raise BadArgument(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}",
+            raise BadArgument(_("the switch {name!r} takes one of {list}, not {value!r}")
+                              .format(name=name, list=list(sw.commands), value=value),
                               switch=name, value=repr(value))
         return [self._command(data) for data in self._replay("set", name, value)]
 
@@ -405,7 +419,8 @@ class Board:
 
     def _alive(self) -> None:
         if self.lab.closed:
-            raise NotRecorded(f"the replayed lab {self.name!r} is closed; run the notebook's first lab cell again")
+            raise NotRecorded(_("the replayed lab {name!r} is closed; run the notebook's first lab cell again")
+                              .format(name=self.name))
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -429,14 +444,17 @@ class Board:
         self._alive()
         sw = switch(name)
         if value not in sw.commands:
-            raise BadArgument(f"the switch {name!r} takes one of {list(sw.commands)}, not {value!r}",
+            raise BadArgument(_("the switch {name!r} takes one of {list}, not {value!r}")
+                              .format(name=name, list=list(sw.commands), value=value),
                               switch=name, value=repr(value))
         if self._state.get(name) == value:
             return []
         typed = self._typed.get(name, {}).get(json.dumps(value))
         if typed is None:
-            raise NotRecorded(f"replay recorded this panel with the switches {', '.join(self._switches())} only; "
-                              f"{name!r} cannot be turned here. You need {LIVE_LAB}.", switch=name)
+            raise NotRecorded(_("replay recorded this panel with the switches {switches} only; {name!r} cannot be "
+                                "turned here. You need {live_lab}.")
+                              .format(switches=", ".join(self._switches()), name=name,
+                                      live_lab=translated(LIVE_LAB)), switch=name)
         self._state[name] = value
         served(self.recorded)
         return [CommandResult(**{**data, "recorded": self.recorded}) for data in typed]
@@ -451,32 +469,36 @@ class Board:
         tables = [t for t in self._stages[self.stage]["tables"] if t["probe"] == wanted]
         target = dst if port is None else f"{dst}:{port}"
         if not tables:
-            raise NotRecorded(f"replay recorded no probe {src} → {target} at stage {self.stage}. "
-                              f"You need {LIVE_LAB}.")
+            raise NotRecorded(_("replay recorded no probe {src} → {target} at stage {stage}. You need {live_lab}.")
+                              .format(src=src, target=target, stage=self.stage, live_lab=translated(LIVE_LAB)))
         table = tables[0]
         base = self._stages[self.stage]["state"]
         moved = [name for name, value in self._state.items()
                  if name not in table["switches"] and base.get(name) != value]
         if moved:
             raise NotRecorded(
-                f"replay recorded {src} → {target} for every combination of {', '.join(table['switches'])}, with "
-                f"the other switches as they were; {', '.join(moved)} changed: set it back to see a recorded "
-                f"outcome, or use {LIVE_LAB}.")
+                _("replay recorded {src} → {target} for every combination of {switches}, with the other switches "
+                  "as they were; {moved} changed: set it back to see a recorded outcome, or use {live_lab}.")
+                .format(src=src, target=target, switches=", ".join(table["switches"]), moved=", ".join(moved),
+                        live_lab=translated(LIVE_LAB)))
         values = [self._state[name] for name in table["switches"]]
         for row in table["combos"]:
             if row["values"] == values:
                 served(self.recorded)
                 return dataclasses.replace(Journey.from_dict(row["journey"]), recorded=self.recorded, label=label)
         settings = dict(zip(table["switches"], values))
-        raise NotRecorded(f"replay holds no recording of {src} → {target} with {settings}; you need {LIVE_LAB}.")
+        raise NotRecorded(_("replay holds no recording of {src} → {target} with {settings}; you need {live_lab}.")
+                          .format(src=src, target=target, settings=settings, live_lab=translated(LIVE_LAB)))
 
     def reset(self, stage: str | None = None) -> "Board":
         self._alive()
         stage = stage or self.stage
         topology.stage(stage)
         if stage not in self._stages:
-            raise NotRecorded(f"replay recorded the dashboard at the stages {', '.join(self._stages)} only, not "
-                              f"{stage}. You need {LIVE_LAB}.", stage=stage)
+            raise NotRecorded(_("replay recorded the dashboard at the stages {stages} only, not {stage}. You need "
+                                "{live_lab}.")
+                              .format(stages=", ".join(self._stages), stage=stage, live_lab=translated(LIVE_LAB)),
+                              stage=stage)
         self.stage = stage
         self._state = dict(self._stages[stage]["state"])
         served(self.recorded)

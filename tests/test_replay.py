@@ -444,6 +444,40 @@ def test_the_replayed_dashboard_gives_each_scenario_case_its_declared_outcome(mo
         assert "replay recorded the dashboard at the stages" in dash.message.value
 
 
+def test_in_traditional_chinese_the_replay_label_and_the_dashboard_speak_chinese(monkeypatch):
+    """zh-TW: the label of a replayed output, the dashboard's group titles and its buttons are Chinese; the data
+    (the groups' keys, the switches' values) stays as it is."""
+    import ipywidgets as w
+    from netkit.i18n import translated, use_language
+    han = re.compile(r"[\u4e00-\u9fff]")
+    monkeypatch.setenv(replay.ENV, "1")
+    monkeypatch.delenv(replay.RECORDINGS_ENV, raising=False)
+    monkeypatch.setattr(notice, "_live_here", lambda: (False, "refused"))
+    use_language("zh-TW")
+    try:
+        label = provenance.label(RECORDED)
+        assert han.search(label) and RECORDED in label and "replayed" not in label
+        dash = Dashboard(Lab(name="dashboard", stage=dashboard_stage()))
+
+        def every(widget):
+            yield widget
+            for child in getattr(widget, "children", ()):
+                yield from every(child)
+        headings = [h.value for h in every(dash.widget)
+                    if isinstance(h, w.HTML) and h.value.startswith('<b style="font-size:15px">')]
+        assert list(dash.groups) == list(scenarios.groups())      # the data: the English titles
+        for title in dash.groups:
+            assert han.search(translated(title)) and any(translated(title) in h for h in headings), title
+        assert han.search(headings[-1]) and "the lab" not in headings[-1]     # the heading over reset and refresh
+        for button, english in [(dash.reset_button, "reset to stage"), (dash.refresh_button, "read the lab again")]:
+            assert han.search(button.description) and button.description != english
+        assert han.search(dash.stage.description)
+        assert han.search(dash.controls["forward-policy"].description)      # "FORWARD policy", a switch's title
+        assert han.search(dash.outcome.value) and "replayed: recorded" not in dash.outcome.value
+    finally:
+        use_language(None)
+
+
 def test_doctor_names_replay_where_the_lab_cannot_run(monkeypatch):
     from netkit import doctor
     refused = doctor.check_replay(False, "")
@@ -508,3 +542,14 @@ def test_the_recordings_are_package_data():
     import tomllib
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "recordings/*.json" in data["tool"]["setuptools"]["package-data"]["netkit"]
+
+
+def test_a_replayed_lab_takes_the_same_arguments_as_a_live_one():
+    """A notebook cell replays only if ReplayLab accepts what Lab accepts (a new keyword on Lab.tcpdump, say)."""
+    import inspect
+    from netkit.lab import Lab as LiveLab
+    for method in replay.KEYS:
+        live = inspect.signature(getattr(LiveLab, method)).parameters
+        replayed = inspect.signature(getattr(replay.ReplayLab, method)).parameters
+        assert [(p.name, p.kind, p.default) for p in replayed.values()] == \
+               [(p.name, p.kind, p.default) for p in live.values()], method
