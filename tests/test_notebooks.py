@@ -21,6 +21,18 @@ from helpers import refused_user_namespaces
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+# The Traditional Chinese twins (same code, same asserts); their folder makes them speak zh-TW.
+ZH_NOTEBOOKS = sorted((REPO / "notebooks" / "zh-TW").glob("[0-9][0-9]-*.ipynb"))
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(REPO / "notebooks").with_suffix(""))
+
+
+def flat(path: Path) -> str:
+    """An artifact's file name: zh-TW/01-x.ipynb -> zh-TW-01-x.ipynb."""
+    return str(path.relative_to(REPO / "notebooks")).replace("/", "-")
 ARTIFACTS = REPO / "artifacts" / "notebooks"
 VENV_BIN = Path(sys.executable).parent
 
@@ -53,16 +65,21 @@ def test_there_are_notebooks_for_scenarios_1_and_2():
     assert "01-container-to-container.ipynb" in names and "02-container-to-internet.ipynb" in names
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", NOTEBOOKS + ZH_NOTEBOOKS, ids=shown)
 def test_notebook_runs_twice_in_a_row_as_root(notebook):
+    """Twice for an English notebook (the second run proves the first left nothing behind); once for its twin."""
     if os.geteuid() != 0:
         pytest.skip("the root run needs root; the rootless run covers this user")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    for prefix in ("root", "again"):
-        output = ARTIFACTS / f"{prefix}-{notebook.name}"
+    chinese = notebook in ZH_NOTEBOOKS
+    for prefix in ("root",) if chinese else ("root", "again"):
+        output = ARTIFACTS / f"{prefix}-{flat(notebook)}"
         book = assert_ran(papermill(notebook, output, cwd=notebook.parent), output)
         # Every code cell ran (papermill stops at the first failure).
         assert all(c.get("execution_count") for c in book.cells if c.cell_type == "code" and c.source.strip())
+        if chinese:                     # netkit's own words in its outputs are Chinese too
+            said = "\n".join(str(o) for c in book.cells for o in c.get("outputs", []))
+            assert len(HAN.findall(said)) > 20, f"{shown(notebook)}: almost no Chinese in netkit's outputs"
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +110,25 @@ def student_env(netkit_test_user):
 
 
 @pytest.mark.rootless
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", NOTEBOOKS + ZH_NOTEBOOKS, ids=shown)
 def test_notebook_runs_as_an_unprivileged_user(notebook, student_env):
     place, env = student_env
-    output = place / "out" / notebook.name
-    done = papermill(place / "notebooks" / notebook.name, output, user="netkit-test", env=env,
-                     cwd=place / "notebooks", python=str(place / "venv" / "bin" / "python"))
+    relative = notebook.relative_to(REPO / "notebooks")
+    output = place / "out" / flat(notebook)
+    done = papermill(place / "notebooks" / relative, output, user="netkit-test", env=env,
+                     cwd=(place / "notebooks" / relative).parent, python=str(place / "venv" / "bin" / "python"))
     book = assert_ran(done, output)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(output, ARTIFACTS / f"rootless-{notebook.name}")
+    shutil.copy(output, ARTIFACTS / f"rootless-{flat(notebook)}")
     text = "\n".join(str(o) for c in book.cells for o in c.get("outputs", []))
     if notebook.name.startswith("00-"):
-        assert "not root, but user namespaces are allowed" in text
+        from netkit.i18n import translated, use_language
+        use_language("zh-TW" if notebook in ZH_NOTEBOOKS else "en")
+        try:
+            rootless = translated("not root, but user namespaces are allowed: the lab runs rootless")
+        finally:
+            use_language(None)
+        assert rootless in text, f"the doctor's namespaces row, in the notebook's language: {rootless!r}"
 
 
 # Like Binder: an unprivileged user where the kernel refuses user namespaces (see helpers).
@@ -151,8 +175,26 @@ STATIC_MAP = re.compile(r"plots\.lab_map\(\s*(\)|None\b|(?!journey=)\w+=)")
 """A picture of the lab with no journey on it: drawn from the topology, not from a recording."""
 
 
-def unlabelled(book) -> list[str]:
+def in_language(lang: str, english: str) -> str:
+    from netkit.i18n import translated, use_language
+    use_language(lang)
+    try:
+        return translated(english)
+    finally:
+        use_language(None)
+
+
+def replayed_label(lang: str) -> re.Pattern:
+    """The label of a replayed output, in *lang*, as a pattern (REPLAYED for English)."""
+    before, after = in_language(lang, "replayed: recorded on {recorded}, not your machine").split("{recorded}")
+    return re.compile(re.escape(before) + r"Linux \d+\.\d+[\d.]*, \d{4}-\d\d-\d\d" + re.escape(after))
+
+
+def unlabelled(book, lang: str = "en") -> list[str]:
     """Every output after the lab's banner that came from the lab and does not say it was replayed."""
+    banner = in_language(lang, 'REPLAY: lab {lab!r} is not live. Its results are recordings, each marked '
+                               '"{label}".').split("{lab!r}")[0]
+    labelled = replayed_label(lang)
     found, started = [], False
     for number, cell in enumerate(book.cells):
         if cell.cell_type != "code":
@@ -160,10 +202,10 @@ def unlabelled(book) -> list[str]:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             text = output.get("text", "") + data.get("text/plain", "") + data.get("text/html", "")
-            if "REPLAY: lab" in text:
+            if banner in text:
                 started = True
                 continue
-            if not started or REPLAYED.search(text):
+            if not started or labelled.search(text):
                 continue
             if output["output_type"] == "stream" and all(ECHO.match(line) for line in text.splitlines()):
                 continue                  # the commands the lab typed (trace=print), echoed as recorded
@@ -180,22 +222,32 @@ def test_where_the_lab_cannot_start_the_notebooks_replay_with_every_output_label
     uid, gid, _ = netkit_test_user
     limit = Path("/proc/sys/user/max_user_namespaces").read_text()
     python = str(place / "venv" / "bin" / "python")
-    names = [p.name for p in NOTEBOOKS] + ["dashboard.ipynb"]
+    # The English notebooks, and one Traditional Chinese twin: the same recordings replay in either language.
+    names = [p.name for p in NOTEBOOKS] + ["dashboard.ipynb", "zh-TW/01-container-to-container.ipynb"]
     running = {}
     for name in names:               # all at once: each is a kernel replaying, no lab
-        argv = [python, "-m", "papermill", "--no-progress-bar", "-k", "python3", str(place / "notebooks" / name),
-                str(place / "out" / f"replayed-{name}")]
+        book = place / "notebooks" / name
+        argv = [python, "-m", "papermill", "--no-progress-bar", "-k", "python3", str(book),
+                str(place / "out" / f"replayed-{name.replace('/', '-')}")]
         running[name] = subprocess.Popen(refused_user_namespaces(uid, gid, argv), env={**env, "NETKIT_REPLAY": "1"},
-                                         cwd=place / "notebooks", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         cwd=book.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          text=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name, process in running.items():
         _, stderr = process.communicate(timeout=300)
-        output = place / "out" / f"replayed-{name}"
-        shutil.copy(output, ARTIFACTS / f"replayed-{name}")
+        output = place / "out" / f"replayed-{name.replace('/', '-')}"
+        shutil.copy(output, ARTIFACTS / output.name)
         book = assert_ran(subprocess.CompletedProcess(process.args, process.returncode, "", stderr), output)
         assert all(c.get("execution_count") for c in book.cells if c.cell_type == "code" and c.source.strip())
         text = "\n".join(str(o) for c in book.cells for o in c.get("outputs", []))
+        if name.startswith("zh-TW/"):
+            assert not unlabelled(book, "zh-TW"), "\n".join([name] + unlabelled(book, "zh-TW"))
+            label = replayed_label("zh-TW")
+            pictures = [o for c in book.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+                        and not STATIC_MAP.search(c.source)]
+            assert pictures and all(label.search(o["data"]["text/plain"]) for o in pictures), name
+            assert HAN.search(label.pattern) and "replayed" not in label.pattern
+            continue
         if name.startswith("00-"):    # the machine check says: not live here, the notebooks replay, go live there
             assert "user namespaces are refused" in text and "NETKIT_REPLAY=1: the lab cannot run live here" in text
             assert "the notebooks replay recordings instead" in text and "class server" in text
