@@ -25,7 +25,7 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import progress
+from . import progress, provenance
 from .i18n import N_, _, translated
 from .journey import Journey
 from .outcome import Result
@@ -58,15 +58,20 @@ class Hint:
     level: int
     of: int
     text: str
+    recorded: str = ""     # set when the hint describes a replayed probe (netkit.replay): then it says so
 
     def __str__(self) -> str:
-        return _("Hint {level} of {of}: {text}").format(level=self.level, of=self.of, text=self.text)
+        said = _("Hint {level} of {of}: {text}").format(level=self.level, of=self.of, text=self.text)
+        return f"{said}\n{provenance.line(self.recorded)}" if self.recorded else said
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         body = html.escape(self.text).replace("\n", "<br>")
         if self.level == self.of:
             body = f"<pre style='margin:4px 0'>{html.escape(self.text)}</pre>"
-        return (f'<div style="border-left:6px solid #0072B2;padding:6px 12px;font-size:14px">'
+        label = provenance.html_label(self.recorded) if self.recorded else ""
+        return (f'<div style="border-left:6px solid #0072B2;padding:6px 12px;font-size:14px">{label}'
                 f'<b style="color:#0072B2">{html.escape(_("Hint {level} of {of}.").format(level=self.level, of=self.of))}'
                 f'</b> {body}</div>')
 
@@ -185,6 +190,7 @@ class Exercise:
             src, dst, *port = self.probe
             journey = lab.probe(src, dst, port=port[0] if port else None)
             text = _("What the probe sees now: {saw}").format(saw=what_the_probe_saw(journey))
+            return Hint(1, 4, text, recorded=getattr(journey, "recorded", "") or "")
         elif self._given == 4:
             text = _("The answer (one way of several):") + "\n" + self.show_solution()
         else:

@@ -67,6 +67,25 @@ class Recorded(str):
         return (Recorded, (str(self), self.recorded))
 
 
+class RecordedState(dict):
+    """Switch values read from a recording (`lab.state()` in a replay): the same dict, shown with the label."""
+
+    recorded: str
+
+    def __init__(self, values: dict, recorded: str) -> None:
+        super().__init__(values)
+        self.recorded = recorded
+
+    def __repr__(self) -> str:
+        return f"{dict.__repr__(self)}\n{line(self.recorded)}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+    def __reduce__(self):
+        return (RecordedState, (dict(self), self.recorded))
+
+
 # -- pictures -------------------------------------------------------------------------
 def recorded_of(*values) -> str:
     """The provenance of the first replayed journey among `values` (journeys, or lists of them), or ""."""

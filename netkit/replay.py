@@ -346,7 +346,7 @@ class ReplayLab(Lab):
         from .switches import switch
         for name in names:
             switch(name)
-        return dict(self._replay("state", *names))
+        return provenance.RecordedState(self._replay("state", *names), self.recorded)
 
     def get(self, name: str):
         from .switches import switch

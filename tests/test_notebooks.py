@@ -211,6 +211,8 @@ def unlabelled(book, lang: str = "en") -> list[str]:
                 continue                  # the commands the lab typed (trace=print), echoed as recorded
             if "image/png" in data and STATIC_MAP.search(cell.source):
                 continue
+            if output.get("data", {}).get("text/plain", "").startswith("<Exercise "):
+                continue                  # an exercise's task card: the notebook's own words, not the lab's
             found.append(f"cell {number} ({cell.source.splitlines()[0][:60]}): {text[:200]!r}")
     return found
 

@@ -553,3 +553,20 @@ def test_a_replayed_lab_takes_the_same_arguments_as_a_live_one():
         replayed = inspect.signature(getattr(replay.ReplayLab, method)).parameters
         assert [(p.name, p.kind, p.default) for p in replayed.values()] == \
                [(p.name, p.kind, p.default) for p in live.values()], method
+
+
+def test_a_hint_that_describes_a_replayed_probe_is_labelled():
+    from netkit.exercises import Hint
+    replayed = Hint(1, 4, "What the probe sees now: ...", recorded=RECORDED)
+    assert str(replayed).endswith(f"({LABEL})") and repr(replayed) == str(replayed)
+    assert LABEL in replayed._repr_html_()
+    live = Hint(1, 4, "What the probe sees now: ...")
+    assert "replayed" not in str(live) and "replayed" not in live._repr_html_()
+
+
+def test_replayed_switch_values_are_the_same_dict_with_the_label():
+    import pickle
+    values = provenance.RecordedState({"icc-false": False, "bridge-nf-call-iptables": 1}, RECORDED)
+    assert values == {"icc-false": False, "bridge-nf-call-iptables": 1} and values["bridge-nf-call-iptables"] == 1
+    assert repr(values).endswith(f"({LABEL})")
+    assert pickle.loads(pickle.dumps(values)) == values

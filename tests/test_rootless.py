@@ -64,7 +64,7 @@ AS_USER = textwrap.dedent("""
         seen["traces"] = traces
         started = time.monotonic()
     # Only this user's processes can be read here; root scans everything afterwards.
-    seen["left_within_a_second"] = wait_gone(traces, started)
+    seen["left_after_close"] = wait_gone(traces, started)
     seen["state_file_left"] = Path(traces["state_file"]).exists()
     print(json.dumps(seen))
 """)
@@ -111,6 +111,6 @@ def test_a_lab_without_root(netkit_test_user, netkit_copy):
     assert code == 0 and name in out and "userns" in out
 
     # Nothing outlives it: within a second for what the user can see, and for root afterwards.
-    assert seen["left_within_a_second"] == []
+    assert seen["left_after_close"] == []
     assert seen["state_file_left"] is False
     assert leftovers(seen["traces"]) == []
