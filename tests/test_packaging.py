@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 import netkit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,3 +70,10 @@ def test_importing_netkit_starts_nothing():
     import sys
     out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["1", "0", "False", "True"]
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "bench").glob("*.py")) + sorted((REPO / "tools").glob("*.py")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_script_a_maintainer_runs_by_hand_compiles(script):
+    """The benchmarks and tools run outside the tests: at least they must parse."""
+    compile(script.read_text(), str(script), "exec")
