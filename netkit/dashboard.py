@@ -37,7 +37,7 @@ from .errors import NetkitError
 from . import scenarios as registry
 from .scenarios import Probe
 from .switches import SWITCHES
-from .widgets import outcome_html, picture_key, refusal_html, svg, switch_control
+from .widgets import PICTURE_HEIGHT, outcome_html, picture_key, refusal_html, svg, switch_control
 from .i18n import N_, _, translated
 
 
@@ -107,13 +107,17 @@ class Dashboard:
         self.refusal = w.HTML()          # a switch or probe the lab refused, shown where the click was
         self.outcome = w.HTML()
         self.typed = w.HTML()
-        self.picture = w.Image(format="svg+xml", layout=w.Layout(max_width="900px"))
+        self.picture = w.Image(format="svg+xml", layout=w.Layout(
+            max_width="100%", max_height="100%", object_fit="contain", object_position="left top"))
+        # a fixed frame: on a projected screen nothing below the picture jumps when a toggle redraws it
+        self.frame = w.Box([self.picture], layout=w.Layout(
+            height=PICTURE_HEIGHT, width="100%", max_width="900px", overflow="hidden", align_items="flex-start"))
         self._drawn = None
         switches = w.VBox(rows + [self.refusal, _heading(_("the lab")), w.HBox([self.stage, self.reset_button]),
                                   self.refresh_button],
                           layout=w.Layout(min_width="480px"))
         view = w.VBox([w.HBox(list(self.probe_buttons.values()), layout=w.Layout(flex_flow="row wrap")),
-                       self.outcome, self.picture, self.typed])
+                       self.outcome, self.frame, self.typed])
         self.widget = w.VBox([self.title, self.message, w.HBox([switches, view])])
         self.widget.add_class("netkit-dashboard")
         self.refresh()

@@ -11,6 +11,7 @@ from helpers import REPO
 from helpers import running_lab
 from netkit import Lab
 from netkit import scenarios
+from netkit import widgets
 from netkit.dashboard import Dashboard
 from netkit.switches import SWITCHES
 from netkit.widgets import Panel
@@ -51,6 +52,8 @@ def test_flipping_a_switch_changes_the_kernel_and_the_outcome(lab):
     assert dash.journey.delivered and "c1 → 10.55.66.3: delivered" in dash.outcome.value
     assert "sysctl -w net.bridge.bridge-nf-call-iptables=0" in dash.typed.value
     assert dash.picture.value != before
+    # the picture sits in a frame of fixed height: what is below it (the commands typed) does not jump
+    assert dash.picture in dash.frame.children and dash.frame.layout.height == widgets.PICTURE_HEIGHT
     dash.controls["bridge-nf-call-iptables"].value = 1
     assert sysctl_in_lab(lab) == "1" and "NOT delivered" in dash.outcome.value
 
