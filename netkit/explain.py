@@ -120,7 +120,7 @@ def visits(events: list[dict]) -> list[dict]:
             visit = now[1] if now and now[0] == key else None   # back from a jump: a new visit, in order
         if visit is None:
             visit = {"trace": event["id"], "table": event["table"], "chain": event["chain"], "decisions": [],
-                     **last.get(key[:2], {})}
+                     "headers": bool(event.get("network")), **last.get(key[:2], {})}
             found.append(visit)
         current[event["id"]] = (key, visit)
         verdict = (event.get("verdict") or "").upper()
@@ -233,19 +233,42 @@ def _probe_visits(raw: dict, ids: set) -> list[dict]:
     visit of the same trace id does.
     """
     found = visits(raw.get("trace", []))
-    kinds: dict[str, str] = {}
-    for visit in found:
-        if raw.get("proto", "icmp") == "icmp":
+    icmp, sport = raw.get("proto", "icmp") == "icmp", raw.get("sport")
+
+    def own(visit: dict) -> str | None:
+        """The kind the visit's own packet fields name, if they name the probe's packet."""
+        if icmp:
             if visit.get("icmp_id") in ids:
-                kinds.setdefault(visit["trace"], "reply" if visit.get("icmp_type") == "echo-reply" else "request")
+                return "reply" if visit.get("icmp_type") == "echo-reply" else "request"
+            return None
+        # The connection's first packet each way: the SYN, and the SYN-ACK or reset answering it.
+        flags = visit.get("tcp_flags", 0)
+        if visit.get("sport") == sport and flags & 0x02 and not flags & 0x10:
+            return "request"
+        if visit.get("dport") == sport and flags & (0x02 | 0x04):
+            return "reply"
+        return None
+
+    # The kernel's trace id comes from the packet buffer's address, so one id can follow the request and
+    # then its reply (or a later packet). So the packet a trace id follows is decided again at every visit
+    # that carries headers: by its own fields, or, when NAT has rewritten them, as the same packet as the
+    # id's visit before (same ICMP type or TCP flags). A chain reached by a jump has no headers: it belongs
+    # to the packet of the chain that jumped.
+    following: dict[str, tuple[str | None, tuple]] = {}      # trace id -> (kind, packet signature)
+    mine = []
+    for visit in found:
+        signature = (visit.get("icmp_type"), visit.get("tcp_flags"))
+        if visit.get("headers"):
+            kind = own(visit)
+            before = following.get(visit["trace"])
+            if kind is None and before and before[1] == signature:
+                kind = before[0]
+            following[visit["trace"]] = (kind, signature)
         else:
-            # The connection's first packet each way: the SYN, and the SYN-ACK or reset answering it.
-            sport, flags = raw.get("sport"), visit.get("tcp_flags", 0)
-            if visit.get("sport") == sport and flags & 0x02 and not flags & 0x10:
-                kinds.setdefault(visit["trace"], "request")
-            elif visit.get("dport") == sport and flags & (0x02 | 0x04):
-                kinds.setdefault(visit["trace"], "reply")
-    return [{**visit, "kind": kinds[visit["trace"]]} for visit in found if visit["trace"] in kinds]
+            kind = following.get(visit["trace"], (None, ()))[0]
+        if kind:
+            mine.append({**visit, "kind": kind})
+    return mine
 
 
 def dropped(raw: dict, ids: set) -> bool:

@@ -203,3 +203,19 @@ def test_topology_paths():
     assert topology.path("c1", "internet")[-2:] == ("host:eth0", "internet:eth0")
     assert topology.path("c1", "host") == ("c1:eth0", "host:veth0", "host:hwchiu0")
     assert topology.owner("8.8.8.8") == "internet" and topology.owner("9.9.9.9") is None
+
+
+@pytest.mark.parametrize("case", ["s2-forward-rules", "s2-masquerade", "p4-dnat", "s1-forward-accept"])
+def test_a_reply_that_reuses_its_requests_trace_id_is_still_the_reply(case):
+    """The kernel derives a trace id from the packet buffer's address, so a reply can carry its request's id
+    (seen once in a full test run: the reply's FORWARD ACCEPT was counted as the request's). Each visit's own
+    headers decide whether it is the request or the reply."""
+    recorded = raw(case)
+    first = recorded["trace"][0]["id"]
+    shared = {**recorded, "trace": [{**event, "id": first} for event in recorded["trace"]]}
+    assert len({e["id"] for e in recorded["trace"]}) > 1
+    expected = explain.build(recorded)
+    rebuilt = explain.build(shared)
+    assert [(v.kind, v.table, v.chain, v.rule, v.verdict) for v in rebuilt.verdicts] == \
+           [(v.kind, v.table, v.chain, v.rule, v.verdict) for v in expected.verdicts]
+    assert rebuilt.outcome == expected.outcome

@@ -52,6 +52,9 @@ def papermill(notebook: Path, output: Path, *, user: str | None = None, env=None
 
 
 def assert_ran(done: subprocess.CompletedProcess, output: Path) -> nbformat.NotebookNode:
+    if done.returncode != 0 and output.exists():      # keep what the failed run printed, for whoever reads CI
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(output, ARTIFACTS / f"failed-{output.parent.name}-{output.name}")
     assert done.returncode == 0, f"papermill failed:\n{done.stderr[-4000:]}"
     book = nbformat.read(str(output), as_version=4)
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])
