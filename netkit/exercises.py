@@ -234,6 +234,14 @@ def _too_open(canary: Journey, what: str) -> Feedback:
                              "protocol?").format(what=what, src=canary.src, target=target), canary)
 
 
+def _containers_apart(lab) -> Feedback | None:
+    """A refusal if a TCP connection from c1 to c2 gets through: the tasks that open one way keep that shut."""
+    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)
+    if canary.outcome.result is not Result.DROPPED:
+        return _too_open(canary, _("a TCP connection from c1 to c2"))
+    return None
+
+
 def _stuck(journey: Journey) -> Feedback:
     """Not yet: what the probe saw, and that a hint is there."""
     return Feedback(False, _("{saw} Ask for a hint if you are stuck.").format(saw=what_the_probe_saw(journey)),
@@ -246,9 +254,9 @@ def _check_icmp_only(lab) -> Feedback:
         return refused
     ping = lab.probe("c1", "10.55.66.3")
     back = lab.probe("c2", "10.55.66.2")
-    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)   # a TCP connection: must stay dropped
-    if canary.outcome.result is not Result.DROPPED:
-        return _too_open(canary, _("a TCP connection from c1 to c2"))
+    refused = _containers_apart(lab)
+    if refused is not None:
+        return refused
     if not ping.delivered:
         return _stuck(ping)
     if not back.delivered:
@@ -262,9 +270,9 @@ def _check_c2_out(lab) -> Feedback:
     refused = _kept(lab, forward_policy="DROP")
     if refused is not None:
         return refused
-    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)   # between the containers: still dropped
-    if canary.outcome.result is not Result.DROPPED:
-        return _too_open(canary, _("a TCP connection from c1 to c2"))
+    refused = _containers_apart(lab)
+    if refused is not None:
+        return refused
     journey = lab.probe("c2", "8.8.8.8")
     if journey.delivered and lab.probe("c1", "8.8.8.8").delivered:
         source = next((r.after for r in journey.outcome.rewrites if r.packet == "request" and r.field == "src"),
@@ -297,9 +305,9 @@ def _check_publish_c2(lab) -> Feedback:
     refused = _kept(lab, forward_policy="DROP")
     if refused is not None:
         return refused
-    canary = lab.probe("c1", "10.55.66.3", port=8000, timeout=0.5)   # between the containers: still dropped
-    if canary.outcome.result is not Result.DROPPED:
-        return _too_open(canary, _("a TCP connection from c1 to c2"))
+    refused = _containers_apart(lab)
+    if refused is not None:
+        return refused
     journey = lab.probe("outside", "172.17.9.103", port=3456)
     to_c1 = lab.probe("outside", "172.17.9.103", port=2345)
     moved = next((e for e in journey.conntrack if e.dnat), None)

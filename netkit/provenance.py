@@ -46,41 +46,37 @@ def html_label(recorded: str) -> str:
             f'class="netkit-replayed">⟲ {html.escape(label(recorded))}</div>')
 
 
-class Recorded(str):
-    """A string read from a recording: the same text (``==``, ``in``, ``startswith`` are unchanged),
-    shown in a notebook with the label after it."""
+class _WithLabel:
+    """Mixed into a value read from a recording: it is shown with the label after it."""
 
     recorded: str
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()}\n{line(self.recorded)}"
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+
+class Recorded(_WithLabel, str):
+    """A string read from a recording: the same text (``==``, ``in``, ``startswith`` are unchanged),
+    shown in a notebook with the label after it."""
 
     def __new__(cls, text: str, recorded: str) -> "Recorded":
         made = super().__new__(cls, text)
         made.recorded = recorded
         return made
 
-    def __repr__(self) -> str:
-        return f"{str.__repr__(self)}\n{line(self.recorded)}"
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(repr(self))
-
     def __reduce__(self):
         return (Recorded, (str(self), self.recorded))
 
 
-class RecordedState(dict):
+class RecordedState(_WithLabel, dict):
     """Switch values read from a recording (`lab.state()` in a replay): the same dict, shown with the label."""
-
-    recorded: str
 
     def __init__(self, values: dict, recorded: str) -> None:
         super().__init__(values)
         self.recorded = recorded
-
-    def __repr__(self) -> str:
-        return f"{dict.__repr__(self)}\n{line(self.recorded)}"
-
-    def _repr_pretty_(self, printer, cycle) -> None:
-        printer.text(repr(self))
 
     def __reduce__(self):
         return (RecordedState, (dict(self), self.recorded))

@@ -344,6 +344,16 @@ def expect_picture(container, delivered: bool, timeout: float = 30) -> None:
 
 
 # -- 1. JupyterLab: notebook 01, run by its menu, and the instructor panel ------------------------------
+def open_notebook(page, port: int, token: str, path: str):
+    """Open `path` (relative to the server's folder) in JupyterLab; its cells, once the kernel is idle."""
+    from playwright.sync_api import expect
+    page.goto(f"http://127.0.0.1:{port}/lab/tree/{path}?token={token}")
+    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
+    expect(cells.first).to_be_visible(timeout=60_000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(1, timeout=60_000)
+    return cells
+
+
 def test_jupyterlab_panel_toggle_changes_what_students_see(page, name, tmp_path):
     from playwright.sync_api import expect
     books = tmp_path / "notebooks"
@@ -352,11 +362,7 @@ def test_jupyterlab_panel_toggle_changes_what_students_see(page, name, tmp_path)
     server, port, token = jupyterlab(books, tmp_path)
     try:
         server.wait_ready()
-        page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook.name}?token={token}")
-        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
-        expect(cells.first).to_be_visible(timeout=60_000)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
-            1, timeout=60_000)
+        cells = open_notebook(page, port, token, notebook.name)
         shot(page, "01-jupyterlab-opened")
 
         # Run the notebook as a student does, up to the instructor panel: select the cell after the
@@ -516,11 +522,7 @@ def test_a_traditional_chinese_notebook_reads_in_chinese(page, name, tmp_path):
     server, port, token = jupyterlab(tmp_path / "notebooks", tmp_path, log="jupyterlab-zh-TW")
     try:
         server.wait_ready()
-        page.goto(f"http://127.0.0.1:{port}/lab/tree/zh-TW/{notebook.name}?token={token}")
-        cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell")
-        expect(cells.first).to_be_visible(timeout=60_000)
-        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(
-            1, timeout=60_000)
+        cells = open_notebook(page, port, token, f"zh-TW/{notebook.name}")
         title = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownOutput h1").first
         expect(title).to_be_visible()
         assert HAN.search(title.inner_text()), title.inner_text()

@@ -125,12 +125,8 @@ def test_notebook_runs_as_an_unprivileged_user(notebook, student_env):
     shutil.copy(output, ARTIFACTS / f"rootless-{flat(notebook)}")
     text = "\n".join(str(o) for c in book.cells for o in c.get("outputs", []))
     if notebook.name.startswith("00-"):
-        from netkit.i18n import translated, use_language
-        use_language("zh-TW" if notebook in ZH_NOTEBOOKS else "en")
-        try:
-            rootless = translated("not root, but user namespaces are allowed: the lab runs rootless")
-        finally:
-            use_language(None)
+        rootless = in_language("zh-TW" if notebook in ZH_NOTEBOOKS else "en",
+                               "not root, but user namespaces are allowed: the lab runs rootless")
         assert rootless in text, f"the doctor's namespaces row, in the notebook's language: {rootless!r}"
 
 
