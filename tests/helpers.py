@@ -14,14 +14,22 @@ outside the lab's own namespaces.
   that scan until nothing is left, for up to 10 s. The design promises a
   second; that is a speed goal, measured by bench/bench_lab.py ("close() ->
   all lab processes gone"), not timed here, where a loaded machine is slow.
+
+The kernel hands a freed namespace's inode number to the next namespace it
+makes (the lowest free number), so a new host started right after a reset
+often shows the old host's `net:[...]`. Where the kernel gives each namespace
+a 64-bit id it never reuses (NS_GET_ID, Linux 6.18), the traces keep it and
+the scan tells the two apart; without it, a matching number counts.
 """
 
 from __future__ import annotations
 
 import difflib
+import fcntl
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -129,12 +137,16 @@ def lab_traces(lab) -> dict:
     namespaces = dict(netns=netns, mnt=_ns(init, "mnt"), pid=_ns(init, "pid"))
     user = _ns(init, "user")
     namespaces["user"] = user if user != _ns("self", "user") else None
+    # The kernel's own ids for the same namespaces, which it never gives out twice.
+    paths = {_ns(init, kind): f"/proc/{init}/ns/{kind}" for kind in ("net", "mnt", "pid", "user")}
+    paths.update({link: f"/proc/{init}/root/run/netns/{node}" for node, link in netns.items() if node != "host"})
     from netkit.state import runtime_dir
     sandbox = lab._sandbox
     return {
         "name": lab.name,
         "pids": {"unshare": sandbox.proc.pid, "init": init},
         "namespaces": namespaces,
+        "namespace_ids": {link: _ns_kernel_id(path) for link, path in paths.items()},
         "state_file": str(sandbox.state_path),
         "machine_netns": _ns("self", "net"),
         "runtime_dir": str(runtime_dir()),
@@ -147,6 +159,33 @@ def _ns_ids(traces: dict) -> set[str]:
     if ns.get("user"):
         ids.add(ns["user"])
     return {i for i in ids if i}
+
+
+NS_GET_ID = 0x8008B70D
+"""_IOR(0xb7, 0xd, __u64) from <linux/nsfs.h>: a namespace's 64-bit id (Linux 6.18 and later)."""
+
+
+def _ns_kernel_id(path: str) -> int | None:
+    """The kernel's never-reused id of the namespace at `path`, or None (gone, or an older kernel)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return struct.unpack("Q", fcntl.ioctl(fd, NS_GET_ID, bytes(8)))[0]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _is_the_labs(traces: dict, link: str, path: str) -> bool:
+    """Is the namespace `link` names, reached at `path`, the lab's own and not a recycled number?"""
+    recorded = traces.get("namespace_ids", {}).get(link)
+    if recorded is None:
+        return True                 # no id to compare: the number alone decides
+    now = _ns_kernel_id(path)
+    return now is None or now == recorded   # gone in between: the next poll decides
 
 
 def _alive(pid: int) -> bool:
@@ -179,7 +218,7 @@ def leftovers(traces: dict) -> list[str]:
         for tid in tasks:
             for kind in ("net", "mnt", "pid", "pid_for_children", "user"):
                 link = _ns(f"{pid}/task/{tid}", kind)
-                if link in ids:
+                if link in ids and _is_the_labs(traces, link, f"/proc/{pid}/task/{tid}/ns/{kind}"):
                     found.append(f"process {pid} (task {tid}) is in the lab's {kind} namespace {link}")
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -190,7 +229,7 @@ def leftovers(traces: dict) -> list[str]:
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
             except OSError:
                 continue
-            if target in ids:
+            if target in ids and _is_the_labs(traces, target, f"/proc/{pid}/fd/{fd}"):
                 found.append(f"process {pid} holds {target} open (fd {fd})")
         mnt = _ns(pid, "mnt")
         if mnt in seen_mountinfo:
@@ -200,12 +239,19 @@ def leftovers(traces: dict) -> list[str]:
             mountinfo = Path(f"/proc/{pid}/mountinfo").read_text()
         except OSError:
             continue
-        for ident in ids:
-            if ident in mountinfo:
-                found.append(f"a mount of {ident} is still seen by process {pid}")
+        for line in mountinfo.splitlines():
+            fields = line.split()
+            ident = fields[3] if len(fields) > 4 else None
+            if ident in ids and _is_the_labs(traces, ident, f"/proc/{pid}/root{_unescape(fields[4])}"):
+                found.append(f"a mount of {ident} at {fields[4]} is still seen by process {pid}")
     if Path(traces["state_file"]).exists():
         found.append(f"the state file {traces['state_file']} is still there")
     return found
+
+
+def _unescape(mount_point: str) -> str:
+    """A mount point as /proc/PID/mountinfo writes it (space, tab, newline, backslash in octal)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mount_point)
 
 
 def wait_gone(traces: dict, since: float, seconds: float = 10.0) -> list[str]:

@@ -118,6 +118,57 @@ def test_nothing_outlives_a_forgotten_lab(name):
     assert wait_gone(traces, started) == []
 
 
+def test_a_recycled_namespace_number_is_not_taken_for_the_lab():
+    """The kernel gives a freed namespace's number to the next one it makes. A new host started
+    right after a reset took the old host's mnt:[...] and net:[...] in one CI run, and the scan
+    called it the old host's. The scan tells them apart by the kernel's id; here it is shown to."""
+    from helpers import _ns_kernel_id
+    if _ns_kernel_id("/proc/self/ns/net") is None:
+        pytest.skip("this kernel has no NS_GET_ID (Linux 6.18+): a recycled number counts as the lab's")
+
+    def new_netns():
+        proc = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+        for _ in range(500):
+            link = os.readlink(f"/proc/{proc.pid}/ns/net")
+            if link != os.readlink("/proc/self/ns/net"):
+                return proc, link
+            time.sleep(0.01)
+        raise AssertionError("unshare --net made no namespace")
+
+    first, link = new_netns()
+    traces = {"pids": {}, "namespaces": {"netns": {"node": link}, "mnt": None, "pid": None},
+              "namespace_ids": {link: _ns_kernel_id(f"/proc/{first.pid}/ns/net")},
+              "machine_netns": os.readlink("/proc/self/ns/net"), "state_file": "/nonexistent"}
+    try:
+        assert f"process {first.pid} (task {first.pid}) is in the lab's net namespace {link}" \
+            in leftovers(traces)
+    finally:
+        first.kill()
+        first.wait()
+    assert wait_gone(traces, time.monotonic()) == []
+    # Namespaces until one gets the freed number: the kernel takes the lowest free one, once its
+    # worker has freed the old namespace. Those made meanwhile stay, filling lower free numbers.
+    made = []
+    try:
+        for _ in range(200):
+            proc, again = new_netns()
+            made.append(proc)
+            if again == link:
+                break
+            time.sleep(0.01)
+        else:
+            pytest.skip(f"the kernel did not give {link} out again in 200 namespaces")
+        assert not any(str(proc.pid) in line for line in leftovers(traces)), leftovers(traces)
+        # Without the kernel's id, the number alone would have named it.
+        blind = {**traces, "namespace_ids": {}}
+        assert f"process {proc.pid} (task {proc.pid}) is in the lab's net namespace {link}" \
+            in leftovers(blind)
+    finally:
+        for proc in made:
+            proc.kill()
+            proc.wait()
+
+
 def test_reset_ends_the_old_host(lab):
     old = lab_traces(lab)
     lab.iptables("-P FORWARD ACCEPT")
