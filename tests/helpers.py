@@ -137,16 +137,13 @@ def lab_traces(lab) -> dict:
     namespaces = dict(netns=netns, mnt=_ns(init, "mnt"), pid=_ns(init, "pid"))
     user = _ns(init, "user")
     namespaces["user"] = user if user != _ns("self", "user") else None
-    # The kernel's own ids for the same namespaces, which it never gives out twice.
-    paths = {_ns(init, kind): f"/proc/{init}/ns/{kind}" for kind in ("net", "mnt", "pid", "user")}
-    paths.update({link: f"/proc/{init}/root/run/netns/{node}" for node, link in netns.items() if node != "host"})
     from netkit.state import runtime_dir
     sandbox = lab._sandbox
     return {
         "name": lab.name,
         "pids": {"unshare": sandbox.proc.pid, "init": init},
         "namespaces": namespaces,
-        "namespace_ids": {link: _ns_kernel_id(path) for link, path in paths.items()},
+        "namespace_ids": namespace_ids(init, netns),
         "state_file": str(sandbox.state_path),
         "machine_netns": _ns("self", "net"),
         "runtime_dir": str(runtime_dir()),
@@ -177,6 +174,14 @@ def _ns_kernel_id(path: str) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def namespace_ids(init: int, netns: dict) -> dict:
+    """The kernel's own ids of a lab's namespaces (its pid 1's, and its nodes' under /run/netns),
+    by their `net:[...]`-style names: ids the kernel never gives out twice."""
+    paths = {_ns(init, kind): f"/proc/{init}/ns/{kind}" for kind in ("net", "mnt", "pid", "user")}
+    paths.update({link: f"/proc/{init}/root/run/netns/{node}" for node, link in netns.items() if node != "host"})
+    return {link: _ns_kernel_id(path) for link, path in paths.items() if link}
 
 
 def _is_the_labs(traces: dict, link: str, path: str) -> bool:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import PYTHON, REPO, assert_answers, lab_name, link_json, ping, wait_gone
+from helpers import PYTHON, REPO, assert_answers, lab_name, link_json, namespace_ids, ping, wait_gone
 from netkit.sandbox import REQUIRED_TOOLS, which
 from netkit.state import runtime_dir
 
@@ -40,6 +40,7 @@ def _traces_of(name: str, env: dict) -> dict:
         "pids": {"unshare": record["pid"], "init": record["init_pid"]},
         "namespaces": {"netns": netns, "mnt": os.readlink(f"/proc/{record['init_pid']}/ns/mnt"),
                        "pid": os.readlink(f"/proc/{record['init_pid']}/ns/pid"), "user": None},
+        "namespace_ids": namespace_ids(record["init_pid"], netns),
         "state_file": state_file,
         "machine_netns": os.readlink("/proc/self/ns/net"),
     }
