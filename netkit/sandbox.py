@@ -176,7 +176,7 @@ class Sandbox:
         # EPERM/EACCES: user namespaces forbidden; ENOSPC: user.max_user_namespaces reached (e.g. 0)
         refused = any(text in said for text in ("Operation not permitted", "Permission denied",
                                                 "No space left on device"))
-        runtime, _clue = confinement.where()
+        runtime = confinement.where()[0]
         if refused and runtime:
             # In a container, say which flag is missing (a host that refuses user namespaces is
             # told so below, as anywhere else).

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from helpers import (
-    PYTHON, REPO, assert_answers, assert_lost, lab_name, lab_traces, leftovers, link_json,
+    PYTHON, REPO, _ns_kernel_id, assert_answers, assert_lost, lab_name, lab_traces, leftovers, link_json,
     machine_snapshot, ping, snapshot_diff, wait_gone,
 )
 from netkit import Lab
@@ -122,7 +122,6 @@ def test_a_recycled_namespace_number_is_not_taken_for_the_lab():
     """The kernel gives a freed namespace's number to the next one it makes. A new host started
     right after a reset took the old host's mnt:[...] and net:[...] in one CI run, and the scan
     called it the old host's. The scan tells them apart by the kernel's id; here it is shown to."""
-    from helpers import _ns_kernel_id
     if _ns_kernel_id("/proc/self/ns/net") is None:
         pytest.skip("this kernel has no NS_GET_ID (Linux 6.18+): a recycled number counts as the lab's")
 
@@ -158,7 +157,7 @@ def test_a_recycled_namespace_number_is_not_taken_for_the_lab():
             time.sleep(0.01)
         else:
             pytest.skip(f"the kernel did not give {link} out again in 200 namespaces")
-        assert not any(str(proc.pid) in line for line in leftovers(traces)), leftovers(traces)
+        assert leftovers(traces) == []
         # Without the kernel's id, the number alone would have named it.
         blind = {**traces, "namespace_ids": {}}
         assert f"process {proc.pid} (task {proc.pid}) is in the lab's net namespace {link}" \

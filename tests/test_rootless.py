@@ -110,7 +110,7 @@ def test_a_lab_without_root(netkit_test_user, netkit_copy):
     code, out, err = seen["status"]
     assert code == 0 and name in out and "userns" in out
 
-    # Nothing outlives it: within a second for what the user can see, and for root afterwards.
+    # Nothing outlives it: for what the user can see (wait_gone), and for root afterwards.
     assert seen["left_after_close"] == []
     assert seen["state_file_left"] is False
     assert leftovers(seen["traces"]) == []
