@@ -112,10 +112,13 @@ def check_br_netfilter() -> Check:
     elif runtime:
         fix = _("a container cannot load kernel modules: load br_netfilter on the machine (or VM) the container "
                 "runs on: {fix}; Docker Desktop: see the README's container section").format(fix=fix)
+    # Docker Engine 27.3 loads br_netfilter only for --icc=false (moby PR 48492, backport 48511); 27.4 adds
+    # --userland-proxy=false (PR 48676, backport 48685). Unchanged in 28.x and 29.0 (enableBrNfCallIptables).
     return Check("br_netfilter", False,
-                 _("not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. A Docker 28+ host "
-                   "does not load it unless run with --icc=false or --userland-proxy=false, so there "
-                   "scenario 1's first ping simply works"), fix)
+                 _("not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. Docker Engine 27.3 "
+                   "and later load it only for --icc=false (27.4 and later also for --userland-proxy=false), so "
+                   "on a default host of 27.3 or later scenario 1's first ping works, unless something else "
+                   "(Kubernetes, say) loaded the module"), fix)
 
 
 def check_kernel(release: str | None = None) -> Check:

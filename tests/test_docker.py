@@ -89,7 +89,7 @@ def test_icc_false_needs_br_netfilter(lab):
     lab.iptables("-I DOCKER-FORWARD 4 -i hwchiu0 -o hwchiu0 -j DROP")
     assert dropped_by(lab.probe("c1", "10.55.66.3")) == (
         "filter", "DOCKER-FORWARD", "-A DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP")
-    lab.sysctl("net.bridge.bridge-nf-call-iptables", 0)   # a Docker 28+ host without br_netfilter
+    lab.sysctl("net.bridge.bridge-nf-call-iptables", 0)   # a Docker 27.3+ host without br_netfilter (moby PR 48492)
     assert lab.probe("c1", "10.55.66.3").delivered
 
 
