@@ -7,10 +7,12 @@ Pure: reads files under tests/data/moby-v29.0.0/ (see its README.md) and the lab
 
 from __future__ import annotations
 
+import difflib
+
 import pytest
 
 import moby_listings as moby
-from moby_listings import moby_nft, moby_rules
+from moby_listings import Table, lab_rules, moby_nft, moby_rules
 
 # How a moby listing is put in the lab's names (moby_listings.LAB_NAMES, LAB_PORTS, IDLE):
 #
@@ -260,3 +262,48 @@ def test_the_lab_rules_come_from_the_lab_s_own_restore_input():
     assert tables["filter"].policies == {"FORWARD": "DROP"}
     assert tables["filter"].chain("FORWARD") == [rules.FORWARD_IN.line, rules.FORWARD_OUT.line]
     assert tables["nat"].rules == [rules.MASQUERADE.line]
+
+
+# -- the lab's docker-29 stage against the listing -----------------------------------------------
+# The stage's iptables steps, turned into the iptables-restore input the lab's host runs
+# (netkit.build.restore_input), against moby's listing for `docker run -p 8080:80` in the lab's
+# names (the mapping at the top of this file).
+
+STAGE = "docker-29"
+
+
+def _diff(name: str, lab: list[str], listed: list[str]) -> str:
+    return "\n".join(difflib.unified_diff(listed, lab, f"moby {moby.TAG} {name} (lab's names)",
+                                          f"lab stage {STAGE} {name}", lineterm="", n=20))
+
+
+@pytest.mark.parametrize("name", ["filter", "nat", "raw"])
+def test_docker29_writes_what_docker_29_writes(name):
+    lab = lab_rules(STAGE).get(name, Table(name))
+    listed = moby_rules("portmap")[name]
+    diff = _diff(name, lab.render(policies=False), listed.render(policies=False))
+    # the same user chains and the same rules ...
+    assert sorted(lab.chains) == sorted(listed.chains), "user chains differ:\n" + diff
+    assert sorted(lab.rules) == sorted(listed.rules), "rules differ:\n" + diff
+    # ... in the same order within every chain
+    for chain in listed.chain_order():
+        assert lab.chain(chain) == listed.chain(chain), f"the order of {chain} differs:\n" + diff
+
+
+def test_docker29_has_no_table_docker_29_does_not_write():
+    assert set(lab_rules(STAGE)) <= set(moby_rules("portmap"))
+
+
+def test_docker29_policies_differ_only_where_the_listing_s_host_had_forwarding_on():
+    # Docker sets FORWARD's policy to DROP only when it turned ip_forward on itself
+    # (moby docker-v29.0.0, daemon/libnetwork/drivers/bridge/setup_ip_forwarding.go:52-57,
+    # setupIPv4Forwarding: `if changed && wantFilterForwardDrop`). The host that generated moby's
+    # listing did not need that (its FORWARD stays ACCEPT); the lab's host is the article's, where
+    # Docker did (part3-start: `iptables -P FORWARD DROP`). Every other policy is ACCEPT in both.
+    lab = {name: table.policies for name, table in lab_rules(STAGE).items()}
+    listed = {name: table.policies for name, table in moby_rules("portmap").items()}
+    assert listed["filter"]["FORWARD"] == "ACCEPT" and lab["filter"] == {"FORWARD": "DROP"}
+    for name, policies in listed.items():
+        for chain, policy in policies.items():
+            if (name, chain) != ("filter", "FORWARD"):
+                assert policy == "ACCEPT" and lab.get(name, {}).get(chain, "ACCEPT") == "ACCEPT"
