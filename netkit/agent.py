@@ -37,8 +37,12 @@ from . import arguments, build, links, topology
 from .errors import BadArgument, CommandError, NetkitError, SandboxError, UnknownStage, to_wire
 from .i18n import LANGUAGES, N_, _, use_language
 
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-"""Nodes get root's PATH, so `route`, `iptables` and `sysctl` are found as in the article."""
+BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
+"""The lab's own programs (its docker-proxy), first on the nodes' PATH."""
+
+PATH = f"{BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""Nodes get root's PATH, so `route`, `iptables` and `sysctl` are found as in the article, after the lab's
+own folder: `docker-proxy` in a node is the lab's, even where Docker is installed on the machine."""
 
 ENV = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
 
@@ -246,7 +250,7 @@ class Agent:
             else:
                 self._step_run(batch, run(batch.node, batch.steps[0].command))
         for step, proc in waiting:
-            self._ready(step.node, step.command, proc, step.ready_port, timeout=10.0)
+            self._ready(step.node, step.command, proc, step.ready_port, timeout=10.0, address=step.ready_address)
         self.stage = stage
         self.links_settled.clear()
         threading.Thread(target=self._after_build, daemon=True).start()
@@ -319,13 +323,19 @@ class Agent:
                 found[spec["name"]] = [result["returncode"], result["stdout"]]
         return found
 
-    def op_start(self, node: str, command: str, port: int | None = None, timeout: float = 5.0) -> dict:
-        """Start a program that keeps running (a server) in `node`; ready once `port` listens."""
+    def op_start(self, node: str, command: str, port: int | None = None, timeout: float = 5.0,
+                 address: str = "127.0.0.1") -> dict:
+        """Start a program that keeps running (a server) in `node`; ready once `port` listens on `address`."""
         topology.check_node(node)
         command = arguments.command(command)
         port = None if port is None else arguments.port(port)
+        address = arguments.address(address) if ":" not in str(address) else _ipv6(address)
         timeout = arguments.timeout(timeout, maximum=arguments.START_TIMEOUT_MAX)
-        return self._ready(node, command, self._launch(node, command), port, timeout)
+        return self._ready(node, command, self._launch(node, command), port, timeout, address)
+
+    def op_listeners(self, port: int | None = None) -> list:
+        """Who listens on TCP `port` in the host (see `listening_programs`)."""
+        return listening_programs(None if port is None else arguments.port(port))
 
     def _launch(self, node: str, command: str) -> subprocess.Popen:
         log = tempfile.TemporaryFile()
@@ -336,12 +346,13 @@ class Agent:
         self.background.append(proc)
         return proc
 
-    def _ready(self, node: str, command: str, proc: subprocess.Popen, port: int | None, timeout: float) -> dict:
+    def _ready(self, node: str, command: str, proc: subprocess.Popen, port: int | None, timeout: float,
+               address: str = "127.0.0.1") -> dict:
         deadline = time.monotonic() + timeout
         while port is not None and time.monotonic() < deadline and not self.cancel.is_set():
             if proc.poll() is not None:
                 break
-            if _listening(node, port):
+            if _listening(node, port, address):
                 return {"pid": proc.pid, "node": node, "command": command, "port": port}
             time.sleep(0.005)
         if proc.poll() is None and port is None:
@@ -424,17 +435,96 @@ class Agent:
                             "returncode": 0, "timed_out": False, "seconds": 0.0, "cut": {}}}
 
 
-def _listening(node: str, port: int) -> bool:
-    """Does something in `node` accept TCP connections on `port` (tried on 127.0.0.1)?"""
+def _listening(node: str, port: int, address: str = "127.0.0.1") -> bool:
+    """Does something in `node` accept TCP connections on `port` at `address`?
+
+    In the host (the agent's own namespace) the kernel's socket table says so
+    without a connection: a connection to docker-proxy would make it open one to
+    the container, and leave a conntrack entry no student made. Elsewhere a
+    connection is tried.
+    """
     import socket
 
+    if node == "host":
+        anywhere = "::" if ":" in address else "0.0.0.0"    # the wildcard of the address's own family
+        return any(port == listen_port and listen_ip in (anywhere, address)
+                   for listen_ip, listen_port, _ in listeners())
     from .netns import socket_in
-    sock = socket_in(node, socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket_in(node, family, socket.SOCK_STREAM)
     sock.settimeout(0.2)
     try:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((address, port)) == 0
     finally:
         sock.close()
+
+
+def listeners() -> list[tuple[str, int, int]]:
+    """(address, port, socket inode) of every listening TCP socket in the agent's namespace, from
+    /proc/net/tcp and tcp6 (state 0A is LISTEN)."""
+    import ipaddress
+
+    found = []
+    for name, width in (("tcp", 8), ("tcp6", 32)):
+        try:
+            lines = open(f"/proc/net/{name}").read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != "0A":
+                continue
+            hex_ip, hex_port = fields[1].split(":")
+            raw = bytes.fromhex(hex_ip)
+            # the kernel prints each 32-bit word of the address in the machine's byte order
+            words = b"".join(raw[i:i + 4][::-1] if sys.byteorder == "little" else raw[i:i + 4]
+                             for i in range(0, len(raw), 4))
+            found.append((str(ipaddress.ip_address(words)), int(hex_port, 16), int(fields[9])))
+    return found
+
+
+def listening_programs(port: int | None = None) -> list[dict]:
+    """Who listens on TCP `port` (every port when None) in the agent's namespace: address, port, and the
+    process holding the socket (pid, its name as `ss -p` shows it, its argv), read from /proc."""
+    wanted = {inode: (address, listen_port) for address, listen_port, inode in listeners()
+              if port is None or listen_port == port}
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or not wanted:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{entry}/fd/{fd}")
+            except OSError:
+                continue
+            if not target.startswith("socket:["):
+                continue
+            inode = int(target[8:-1])
+            if inode in wanted:
+                try:
+                    program = open(f"/proc/{entry}/comm").read().strip()
+                    argv = [a.decode(errors="replace") for a in
+                            open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0") if a]
+                except OSError:
+                    continue
+                address, listen_port = wanted.pop(inode)
+                found.append({"address": address, "port": listen_port, "pid": int(entry),
+                              "program": program, "argv": argv})
+    found += [{"address": address, "port": listen_port, "pid": None, "program": "", "argv": []}
+              for address, listen_port in wanted.values()]
+    return sorted(found, key=lambda f: (f["port"], ":" in f["address"], f["address"]))
+
+
+def _ipv6(address: str) -> str:
+    import ipaddress
+    try:
+        return str(ipaddress.IPv6Address(str(address)))
+    except ValueError:
+        raise BadArgument(_("{address!r} is not an IP address").format(address=address)) from None
 
 
 def _saved_tables(text: str) -> dict:

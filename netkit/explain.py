@@ -23,10 +23,11 @@ from __future__ import annotations
 import re
 import socket
 import struct
+from dataclasses import replace
 
 from . import topology
 from .i18n import _
-from .journey import ConntrackEntry, Hop, Journey, Sighting, Verdict
+from .journey import ConntrackEntry, Hop, Journey, Relay, Sighting, Verdict
 from .outcome import Facts, Outcome, Result, decide
 
 ETH_P_IP = 0x0800
@@ -209,7 +210,12 @@ def build(raw: dict) -> Journey:
                       hooks=tuple(_hooks(mine)), conntrack=tuple(entries),
                       seconds=round(raw.get("seconds", 0.0), 4), label=raw.get("label", ""), dport=dport,
                       started=raw.get("started", 0.0), timeout=float(raw.get("timeout") or 0.0))
-    return journey.decided(decide(journey, Facts.from_raw(raw), dst_node))
+    journey = journey.decided(decide(journey, Facts.from_raw(raw), dst_node))
+    if raw.get("relay"):
+        found = raw["relay"]
+        onward = build({**found["raw"], "label": raw.get("label", "")}) if found.get("raw") else None
+        journey = replace(journey, relay=Relay(found["program"], found.get("pid"), found["listen"], onward))
+    return journey
 
 
 def _kind(packet: dict | None, proto: str, ids: set, sport, dport) -> str | None:
@@ -344,6 +350,8 @@ def sentence(journey: Journey) -> str:
 
 def _delivered(journey: Journey, target: str) -> str:
     o = journey.outcome
+    if journey.relay is not None:
+        return _relayed(journey, target)
     if journey.proto == "tcp":
         moved = next((e for e in journey.conntrack if e.dnat), None)
         text = _("{target} accepted the connection (the SYN got a SYN-ACK back to {src})").format(
@@ -362,4 +370,18 @@ def _delivered(journey: Journey, target: str) -> str:
     if source is not None:
         text += _("; conntrack rewrote {before} to {after} on the way out and back on the way in").format(
             before=source.before, after=source.after)
+    return text
+
+
+def _relayed(journey: Journey, target: str) -> str:
+    """A connection a program on the host (docker-proxy) accepted and carried on with a connection of its own."""
+    relay = journey.relay
+    text = _("{program} (pid {pid}), listening on {listen}, accepted the connection to {target} in the host: no "
+             "DNAT took it on, so it went up the host's INPUT chain to the proxy's socket").format(
+        program=relay.program, pid=relay.pid, listen=relay.listen, target=target)
+    onward = relay.journey
+    if onward is None or onward.src_address == "":
+        return text + _("; the proxy's own connection to the container was not seen")
+    text += _("; then it opened a second connection, {src} → {dst}:{port}: {reason}").format(
+        src=onward.src_address, dst=onward.dst, port=onward.dport, reason=sentence(onward))
     return text

@@ -178,6 +178,29 @@ def pad(text: str, width: int) -> str:
 
 
 @dataclass(frozen=True)
+class Relay:
+    """A program on the host that accepted the probe's connection and opened one of its own onward.
+
+    docker-proxy does this for a published port: the probe's connection ends in the host (its INPUT
+    chain, then the proxy's socket), and `journey` is the proxy's second connection, from the host to the
+    container, followed like a probe of its own."""
+
+    program: str                 # "docker-proxy", as `ss -ltnp` names the process
+    pid: int | None
+    listen: str                  # the address and port it listens on: "0.0.0.0:8080"
+    journey: "Journey | None"    # the second connection (None if it never left the host)
+
+    def to_dict(self) -> dict:
+        return {"program": self.program, "pid": self.pid, "listen": self.listen,
+                "journey": self.journey.to_dict() if self.journey is not None else None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Relay":
+        return cls(data["program"], data.get("pid"), data["listen"],
+                   Journey.from_dict(data["journey"]) if data.get("journey") else None)
+
+
+@dataclass(frozen=True)
 class Journey:
     """What one probe saw. `delivered` and `reason` answer "did it work, and why not"."""
 
@@ -196,6 +219,7 @@ class Journey:
     started: float = 0.0       # when the probe was sent (seconds since the epoch)
     timeout: float = 0.0       # how long the sender waited for an answer at most
     recorded: str = ""         # replayed from a recording: the kernel and date it was recorded on (netkit.provenance)
+    relay: "Relay | None" = None   # a program on the host accepted it and opened a second connection (docker-proxy)
 
     # -- what happened (all read from the outcome) ---------------------------
     def decided(self, outcome: Outcome) -> "Journey":
@@ -338,6 +362,7 @@ class Journey:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["outcome"] = self.outcome.to_dict() if self.outcome is not None else None
+        data["relay"] = self.relay.to_dict() if self.relay is not None else None
         return data
 
     @classmethod
@@ -353,6 +378,7 @@ class Journey:
         data["verdicts"] = tuple(Verdict(**v) for v in data.get("verdicts", ()))
         data["hooks"] = tuple(tuple(h) for h in data.get("hooks", ()))
         data["outcome"] = Outcome.from_dict(data["outcome"]) if data.get("outcome") else None
+        data["relay"] = Relay.from_dict(data["relay"]) if data.get("relay") else None
         data["conntrack"] = tuple(ConntrackEntry(
             proto=c["proto"], original=tuple(c["original"]), reply=tuple(c["reply"]), text=c.get("text", ""),
             original_ports=tuple(c["original_ports"]) if c.get("original_ports") else None,

@@ -503,12 +503,44 @@ class Lab:
             raise BadArgument(_("the switch {name!r} takes one of {list}, not {value!r}")
                               .format(name=name, list=list(sw.commands), value=value),
                               switch=name, value=repr(value))
+        from .switches import stage_refusal
+        refused = stage_refusal(sw, self.stage, topology.ancestors(self.stage) if self.stage else ())
+        if refused:
+            raise BadArgument(refused, switch=name, value=repr(value))
         if self.get(name) == value:
             return Typed()
+        for step in sw.commands[value]:
+            if isinstance(step, topology.Step) and step.ready_port is not None:
+                self._port_free(step)
         return Typed(self.change(sw.node, command) for command in sw.commands[value])
 
-    def change(self, node: str, command: str) -> CommandResult:
-        """Make one change to the network (a step), echo it, and fail loudly if refused."""
+    def _port_free(self, step: topology.Step) -> None:
+        """Refuse, before anything is typed, a program's start on a port something in the host holds."""
+        for held in self._call("listeners", port=step.ready_port):
+            if held["address"] in ("0.0.0.0", "::", step.ready_address):
+                who = (_("{program} (pid {pid})").format(program=held["program"], pid=held["pid"])
+                       if held["pid"] else _("a socket of the kernel"))
+                raise CommandError(
+                    _("port {port} of the host is held by {who}, so `{command}` could not listen there; nothing "
+                      "was changed. Stop it first (netkit exec host -- kill {pid}), or start afresh: "
+                      "lab.reset({stage!r})")
+                    .format(port=step.ready_port, who=who, command=step.command, pid=held["pid"] or "PID",
+                            stage=self.stage), node=step.node, command=step.command)
+
+    def change(self, node: str, command) -> CommandResult:
+        """Make one change to the network (a step), echo it, and fail loudly if refused.
+
+        `command` is a command line, or a `topology.Step`; a step that starts a program that keeps running
+        (``docker-proxy ... &``) returns once the program listens on its port."""
+        if isinstance(command, topology.Step):
+            step = command
+            if not step.command.endswith("&"):
+                return self.change(step.node, step.command)
+            if self.trace:
+                self.trace(f"[{step.node}] {step.command}")
+            started = self._call("start", node=step.node, command=step.command[:-1].strip(),
+                                 port=step.ready_port, address=step.ready_address)
+            return CommandResult(step.node, step.command, "", "", 0, recorded=getattr(started, "recorded", ""))
         if self.trace:
             self.trace(f"[{node}] {command}")
         return self.run(node, command, check=True)

@@ -71,13 +71,54 @@ class Prober:
     def tcp(self, src: str, dst: str, port: int, timeout: float = 1.0, cancel=None) -> dict:
         with self.lock:
             sport = random.randrange(40000, 60000)
-            self._ready({sport})
-            return tcp(self.tracer, self.capture, src, dst, port, sport, timeout, cancel)
+            proxy = proxy_at(src, dst, port)
+            self._ready({sport} | ({proxy["to_port"]} if proxy else set()))
+            return tcp(self.tracer, self.capture, src, dst, port, sport, timeout, cancel, proxy=proxy)
 
     def icmp(self, src: str, dst: str, timeout: float, ident: int, packet: bytes, cancel=None) -> dict:
         with self.lock:
             self._ready()
             return icmp(self.tracer, self.capture, src, dst, timeout, ident, packet, cancel)
+
+
+def proxy_at(src: str, dst: str, port: int) -> dict | None:
+    """The docker-proxy that would accept a connection from `src` to `dst`:`port`, if one listens there.
+
+    Only a connection the host takes in itself can reach it: to one of the host's addresses, or, from the
+    host, to its loopback. Whether the kernel delivers it there (and not, through a DNAT, to a container)
+    the probe learns as it goes. Read from the host's socket table and the proxy's own flags.
+    """
+    if not (topology.owner(dst) == "host" or (src == "host" and dst.startswith("127."))):
+        return None
+    from .agent import listening_programs
+    for held in listening_programs(port):
+        if held["program"] != "docker-proxy" or held["address"] not in ("0.0.0.0", dst):
+            continue
+        flags = dict(zip(held["argv"], held["argv"][1:]))
+        try:
+            to, to_port = flags["-container-ip"], int(flags["-container-port"])
+        except (KeyError, ValueError):
+            continue
+        return {"program": held["program"], "pid": held["pid"], "listen": f"{held['address']}:{port}",
+                "to": to, "to_port": to_port}
+    return None
+
+
+def _relay_frames(capture: Capture, proxy: dict, sport: int) -> tuple[int | None, bool, bool]:
+    """(the proxy's source port, was it answered, was it refused) of the second connection, as captured."""
+    relay_port = answered = refused = None
+    for f in capture.seen_at("host:hwchiu0") + capture.seen_at("host:eth0") + capture.seen_at("host:eth1"):
+        packet = explain.parse_frame(bytes.fromhex(f["frame"]))
+        if not packet or "sport" not in packet:
+            continue
+        syn, ack, rst = packet["flags"] & 0x02, packet["flags"] & 0x10, packet["flags"] & 0x04
+        if (relay_port is None and syn and not ack and packet["dst"] == proxy["to"]
+                and packet["dport"] == proxy["to_port"] and packet["sport"] != sport):
+            relay_port = packet["sport"]
+        elif relay_port is not None and packet["src"] == proxy["to"] and packet["dport"] == relay_port:
+            answered = answered or bool(syn and ack)
+            refused = refused or bool(rst)
+    return relay_port, bool(answered), bool(refused)
 
 
 def _finish(tracer: Tracer, capture: Capture, started: float, wall_start: float, path, first_kind) -> dict:
@@ -104,10 +145,14 @@ def _finish(tracer: Tracer, capture: Capture, started: float, wall_start: float,
 
 
 def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport: int, timeout: float = 1.0,
-        cancel: threading.Event | None = None) -> dict:
-    """Open a TCP connection from `src` to `dst`:`dport` (the SYN is the probe) and record its way."""
+        cancel: threading.Event | None = None, proxy: dict | None = None) -> dict:
+    """Open a TCP connection from `src` to `dst`:`dport` (the SYN is the probe) and record its way.
+
+    With `proxy` (see `proxy_at`), a connection the host took in itself was accepted by docker-proxy, which
+    opens a second one to the container: the probe waits for that one's answer too, and records it as the
+    journey's relay."""
     topology.check_node(src)
-    capture.watch({sport})
+    capture.watch({sport} | ({proxy["to_port"]} if proxy else set()))
     path = topology.path(src, topology.owner(dst))
     sock = socket_in(src, socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -144,14 +189,64 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport:
                            send_error=False):
             break
     elapsed = time.monotonic() - started
+    relay = None
+    if replied and proxy is not None:
+        relay = _follow_relay(tracer, capture, proxy, sport, deadline, cancel)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # a reset, so the connection is gone at once
     record = _finish(tracer, capture, trace_start, wall_start, path, lambda p: p.get("sport") == sport)
-    conntrack = [line for line in _run(["conntrack", "-L", "-p", "tcp"]).stdout.splitlines()
-                 if line.count(" src=") >= 2 and f" sport={sport} " in line.split(" src=", 2)[1]]
+    if relay is not None:
+        relay_port, answered, refused = relay.pop("found")
+        relay["raw"] = {
+            "src": "host", "dst": proxy["to"], "proto": "tcp", "sport": relay_port, "dport": proxy["to_port"],
+            "timeout": timeout, "send_error": None, "refused": refused, "replied": answered,
+            "mismatch": False, "route_back": False, "seconds": relay.pop("seconds"),
+            "conntrack": _conntrack_of(relay_port), **record, "src_address": _source_of(record, relay_port)}
     return {"src": src, "dst": dst, "proto": "tcp", "sport": sport, "dport": dport, "timeout": timeout,
-            "conntrack": conntrack, "send_error": send_error, "refused": refused, "replied": replied,
-            "mismatch": wrong_source, "route_back": False, "seconds": round(elapsed, 4), **record}
+            "conntrack": _conntrack_of(sport), "send_error": send_error, "refused": refused, "replied": replied,
+            "mismatch": wrong_source, "route_back": False, "seconds": round(elapsed, 4), **record,
+            **({"relay": relay} if relay is not None else {})}
+
+
+def _source_of(record: dict, sport: int | None) -> str:
+    """The source address of the first frame of the connection from port `sport`, as captured."""
+    for f in record["frames"]:
+        packet = explain.parse_frame(bytes.fromhex(f["frame"]))
+        if packet and sport is not None and packet.get("sport") == sport:
+            return packet["src"]
+    return ""
+
+
+def _conntrack_of(sport: int | None) -> list[str]:
+    """The conntrack entries of the TCP connection from source port `sport`."""
+    if sport is None:
+        return []
+    return [line for line in _run(["conntrack", "-L", "-p", "tcp"]).stdout.splitlines()
+            if line.count(" src=") >= 2 and f" sport={sport} " in line.split(" src=", 2)[1]]
+
+
+def _follow_relay(tracer: Tracer, capture: Capture, proxy: dict, sport: int, deadline: float,
+                  cancel: threading.Event | None) -> dict | None:
+    """After docker-proxy accepted the probe's connection: wait for its second connection to be answered
+    (or refused, or dropped). None when the probe's connection was not the proxy's (a DNAT took it on)."""
+    capture.drain()
+    for f in capture.done_so_far():
+        packet = explain.parse_frame(bytes.fromhex(f["frame"]))
+        if packet and packet.get("sport") == sport and packet["dst"] == proxy["to"]:
+            return None     # the probe's own SYN went on to the container: no proxy in between
+    started = time.monotonic()
+    relay_port, answered, refused = None, False, False
+    while time.monotonic() < deadline and not (cancel and cancel.is_set()):
+        relay_port, answered, refused = _relay_frames(capture, proxy, sport)
+        dropped = relay_port is not None and explain.dropped(
+            {"proto": "tcp", "sport": relay_port, "trace": tracer.since(started - 0.05)}, set())
+        if answered or refused or dropped:
+            break
+        time.sleep(0.003)
+    capture.drain()
+    relay_port, answered, refused = _relay_frames(capture, proxy, sport)
+    return {key: proxy[key] for key in ("program", "pid", "listen")} | {
+        "found": (relay_port, answered, refused), "seconds": round(time.monotonic() - started, 4)}
 
 
 def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float, ident: int, packet: bytes,

@@ -65,3 +65,14 @@ DOCKER_RAW_GUARD = Rule("raw", "PREROUTING -d 10.55.66.2/32 ! -i hwchiu0 -j DROP
 DOCKER_ICC = Rule("filter", "DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP")
 DOCKER_DNAT = Rule("nat", "DOCKER ! -i hwchiu0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000")
 DOCKER_MASQUERADE = Rule("nat", "POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MASQUERADE")
+
+# -- docker-proxy on (Docker's default) or off (`dockerd --userland-proxy=false`), Docker 29's layout -------
+# With the proxy, Docker's nat rules leave two connections to the proxy: the host's own to 127.0.0.0/8
+# (the OUTPUT jump skips it) and a container's to the host's address (the DNAT skips what comes in on the
+# bridge). Without it, the kernel must do both: the DNAT takes every interface, the OUTPUT jump loopback too
+# (so route_localnet goes on), and two MASQUERADE rules make the answers come back through the host.
+DOCKER_OUTPUT_JUMP = Rule("nat", "OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER")
+NOPROXY_OUTPUT_JUMP = Rule("nat", "OUTPUT -m addrtype --dst-type LOCAL -j DOCKER")
+NOPROXY_DNAT = Rule("nat", "DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000")
+NOPROXY_LOCAL_MASQUERADE = Rule("nat", "POSTROUTING -o hwchiu0 -m addrtype --src-type LOCAL -j MASQUERADE")
+NOPROXY_HAIRPIN = Rule("nat", "POSTROUTING -s 10.55.66.2/32 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from . import exercises, rules
+from . import exercises, rules, topology
 from .i18n import N_
 from .outcome import Result
 from .switches import Switch, policy_switch, rule_switch
@@ -74,6 +74,23 @@ OUTSIDE_TO_2345 = Probe("outside", "172.17.9.103", N_("scenario 3: outside to th
 HOST_TO_2345 = Probe("host", "172.17.9.103", N_("the host's own curl to port 2345"), port=2345)
 C2_TO_2345 = Probe("c2", "172.17.9.103", N_("hairpin: c2 to the published port"), port=2345)
 OUTSIDE_TO_8080 = Probe("outside", "172.17.9.103", N_("Docker's rules: outside to the published port 8080"), port=8080)
+
+# `dockerd --userland-proxy=false` and back, on the docker-29 stage: the proxies stop (or start) and Docker's
+# nat rules change to let the kernel do their work (rules.NOPROXY_*). On a real host this is a setting of
+# dockerd and a restart; in the lab it is the commands that make the same difference. The switch reads as on
+# while the proxy's forms of the two nat rules are in place.
+USERLAND_PROXY = Switch(
+    "userland-proxy", N_("docker-proxy (userland-proxy)"), (True, False), "host",
+    {False: ["pkill -x docker-proxy", "pidwait -x docker-proxy",
+             rules.DOCKER_OUTPUT_JUMP.command("-D"), rules.NOPROXY_OUTPUT_JUMP.command("-A"),
+             rules.DOCKER_DNAT.command("-D"), rules.NOPROXY_DNAT.command("-A"),
+             rules.NOPROXY_LOCAL_MASQUERADE.command("-I"), rules.NOPROXY_HAIRPIN.command("-A"),
+             "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=1"],
+     True: [rules.NOPROXY_HAIRPIN.command("-D"), rules.NOPROXY_LOCAL_MASQUERADE.command("-D"),
+            rules.NOPROXY_DNAT.command("-D"), rules.DOCKER_DNAT.command("-A"),
+            rules.NOPROXY_OUTPUT_JUMP.command("-D"), rules.DOCKER_OUTPUT_JUMP.command("-A"),
+            "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()]},
+    rules=(rules.DOCKER_OUTPUT_JUMP, rules.DOCKER_DNAT), stages=("docker-29",))
 
 HAIRPIN_READY = (("c2", "ip route add default via 10.55.66.1"),
                  ("host", rules.BRIDGED_ACCEPT.command("-I")))
@@ -155,6 +172,7 @@ SCENARIOS: list[Scenario] = [
             rule_switch("docker-published", N_("DOCKER: published port"), (rules.DOCKER_PUBLISHED,)),
             rule_switch("docker-raw-guard", N_("raw guard for c1"), (rules.DOCKER_RAW_GUARD,), verb="-A"),
             rule_switch("icc-false", N_("--icc=false"), (rules.DOCKER_ICC,)),
+            USERLAND_PROXY,
         ),
         probes=(OUTSIDE_TO_8080,),
         exercises=(exercises.DOCKER_USER,),

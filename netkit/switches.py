@@ -35,6 +35,7 @@ class Switch:
     parse: str = "exit"           # "exit": exit 0 means values[0]; "output": the output is the value
     rules: tuple[Rule, ...] = ()  # a rule switch: values[0] when every rule is in place
     policy: str = ""              # a policy switch: the filter chain whose policy is the value
+    stages: tuple[str, ...] = ()  # only a lab at (or built on) one of these stages can take it; () any
 
     def spec(self) -> dict:
         """How the lab's host reads this switch (see `netkit.agent`'s op_switches)."""
@@ -65,6 +66,15 @@ def rule_switch(name: str, title: str, rules: tuple[Rule, ...], verb: str = "-I"
     return Switch(name, title, (True, False), "host",
                   {True: [rule.command(verb) for rule in rules], False: [rule.command("-D") for rule in rules]},
                   rules=tuple(rules))
+
+
+def stage_refusal(sw: Switch, stage: str | None, ancestors) -> str:
+    """Why a lab at `stage` cannot take the switch `sw` (`ancestors`: the stage and those it builds on), or ""."""
+    if not sw.stages or stage is None or any(s in ancestors for s in sw.stages):
+        return ""
+    return (_("the switch {name!r} belongs to the stage {stages}, and this lab is at {stage!r}; go there "
+              "first: lab.reset({first!r})")
+            .format(name=sw.name, stages=" / ".join(sw.stages), stage=stage, first=sw.stages[0]))
 
 
 def policy_switch(name: str, title: str, chain: str) -> Switch:

@@ -61,6 +61,7 @@ class Step:
     command: str
     why: str = ""
     ready_port: int | None = None   # a background program (`... &`) is ready once this TCP port listens
+    ready_address: str = "127.0.0.1"  # ... on this address (the host's docker-proxy for [::] listens on ::)
 
     def __str__(self) -> str:
         return f"[{self.node}] {self.command}"
@@ -211,7 +212,7 @@ DOCKER_29_RULES = (
     # nat: the published port, and MASQUERADE for the bridge's subnet.
     "iptables -t nat -N DOCKER",
     "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
-    "iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
+    rules.DOCKER_OUTPUT_JUMP.command(),
     rules.DOCKER_MASQUERADE.command(),
     rules.DOCKER_DNAT.command(),
     # raw: since Docker 28, packets addressed straight to a container from anywhere but its bridge are dropped.
@@ -237,24 +238,42 @@ DOCKER_19_RULES = (
     # nat: the same DNAT and MASQUERADE, plus the hairpin MASQUERADE of a container reaching itself.
     "iptables -t nat -N DOCKER",
     "iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER",
-    "iptables -t nat -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER",
+    rules.DOCKER_OUTPUT_JUMP.command(),
     rules.DOCKER_MASQUERADE.command(),
     "iptables -t nat -A POSTROUTING -s 10.55.66.2/32 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE",
     "iptables -t nat -A DOCKER -i hwchiu0 -j RETURN",
     rules.DOCKER_DNAT.command(),
 )
 
+# docker-proxy, Docker's userland proxy, on by default in every version (29 included): one process per
+# published port and host address, started with these flags (moby's portmapper; Docker 28+ hands it the
+# bound socket with -use-listen-fd as well). The lab's own docker-proxy (netkit/bin/docker-proxy) does what
+# Docker's does for TCP: it accepts on the host's port and opens a second connection to the container.
+DOCKER_PROXY_PORT = 8080
+DOCKER_PROXIES = tuple(
+    f"docker-proxy -proto tcp -host-ip {host_ip} -host-port 8080 -container-ip 10.55.66.2 -container-port 8000"
+    for host_ip in ("0.0.0.0", "::"))
+
+
+def proxy_steps() -> tuple[Step, ...]:
+    """Starting both of Docker's proxies for the published port, as Docker does after writing its rules."""
+    return tuple(Step("host", f"{command} &", "Docker's userland proxy holds the published port on every "
+                      "host address and relays what reaches it to the container",
+                      ready_port=DOCKER_PROXY_PORT, ready_address="::1" if "-host-ip ::" in command else "127.0.0.1")
+                 for command in DOCKER_PROXIES)
+
+
 _add(Stage(
     "docker-29",
     "Docker 29's own rules for `docker run -p 8080:80`, with hwchiu0 as docker0 and c1 as the container",
     _DOCKER_WIRING + _steps("host", "the rules Docker 29 writes (iptables backend, default bridge)",
-                            *DOCKER_29_RULES),
+                            *DOCKER_29_RULES) + proxy_steps(),
     parent="part3-start", adds=("outside",),
 ))
 _add(Stage(
     "docker-19",
     "Docker 19.03's rules (the article's host) for the same container and port",
-    _DOCKER_WIRING + _steps("host", "the rules Docker 19.03 wrote", *DOCKER_19_RULES),
+    _DOCKER_WIRING + _steps("host", "the rules Docker 19.03 wrote", *DOCKER_19_RULES) + proxy_steps(),
     parent="part3-start", adds=("outside",),
 ))
 
