@@ -99,19 +99,28 @@ def _timed(step: str, argv: list[str], timeout: float) -> subprocess.CompletedPr
     return done
 
 
+def base_tarball() -> Path:
+    """The Debian bookworm root file system as a tarball, bootstrapped here once and cached.
+
+    The caller holds the "base" lock (`_locked`): Podman's base and the Docker Engine test's
+    (docker_engine.py) are both imported from it."""
+    tarball = CACHE / f"base-{BASE_KEY}.tar"
+    if not tarball.exists():
+        partial = CACHE / f"base-{BASE_KEY}.partial.tar"
+        partial.unlink(missing_ok=True)
+        _timed("bootstrap the base (mmdebstrap)",
+               ["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet", "bookworm", str(partial), MIRROR],
+               1800)
+        partial.rename(tarball)
+    return tarball
+
+
 def base_image() -> str:
     """The Debian bookworm base, bootstrapped here once and cached."""
     with _locked("base"):
         if image_exists(BASE_TAG):
             return BASE_TAG
-        tarball = CACHE / f"base-{BASE_KEY}.tar"
-        if not tarball.exists():
-            partial = CACHE / f"base-{BASE_KEY}.partial.tar"
-            partial.unlink(missing_ok=True)
-            _timed("bootstrap the base (mmdebstrap)",
-                   ["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet", "bookworm", str(partial), MIRROR],
-                   1800)
-            partial.rename(tarball)
+        tarball = base_tarball()
         _timed("import the base (podman import)", ["podman", "import", "--quiet", str(tarball), BASE_TAG], 600)
         return BASE_TAG
 
@@ -216,6 +225,26 @@ def started(image: str, flags: list[str]):
 def containers() -> set[str]:
     """Every container Podman knows, build containers included (ids)."""
     return set(podman("ps", "--all", "--external", "--format", "{{.ID}}").stdout.split())
+
+
+# -- the notebooks inside the image ---------------------------------------------------------------
+NOTEBOOKS = ["00-check-your-machine", "01-container-to-container", "02-container-to-internet",
+             "03-outside-to-container", "04-what-docker-writes"]
+NOTEBOOK_SCRIPT = ('id -u; for book in "$@"; do papermill --no-progress-bar -k python3 -p run_solutions True '
+                   '"$book.ipynb" "/out/$book.ipynb" || echo "FAILED $book"; done')
+"""Run inside the image as `sh -c NOTEBOOK_SCRIPT notebooks NAME...`, with a writable /out: prints
+the uid papermill ran as, then `FAILED <name>` for each notebook that did not run through."""
+
+
+def executed_notebook(book_path: Path):
+    """The notebook papermill wrote, checked: every code cell ran, and none gave an error."""
+    import nbformat
+    book = nbformat.read(str(book_path), as_version=4)
+    code = [cell for cell in book.cells if cell.cell_type == "code" and cell.source.strip()]
+    errors = [out for cell in code for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    assert not errors, f"{book_path.name}: {errors}"
+    assert code and all(cell.get("execution_count") for cell in code), f"{book_path.name}: not every cell ran"
+    return book
 
 
 def image_size(tag: str) -> str:

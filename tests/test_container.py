@@ -25,15 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
 
 import container_kit as kit
 
 pytestmark = pytest.mark.container
 
-NOTEBOOKS = ["00-check-your-machine", "01-container-to-container", "02-container-to-internet",
-             "03-outside-to-container", "04-what-docker-writes"]
+NOTEBOOKS = kit.NOTEBOOKS
 ARTIFACTS = kit.REPO / "artifacts" / "notebooks"
 
 
@@ -93,21 +91,10 @@ def shared_dir():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _executed(book_path: Path) -> nbformat.NotebookNode:
-    book = nbformat.read(str(book_path), as_version=4)
-    code = [cell for cell in book.cells if cell.cell_type == "code" and cell.source.strip()]
-    errors = [out for cell in code for out in cell.get("outputs", []) if out.get("output_type") == "error"]
-    assert not errors, f"{book_path.name}: {errors}"
-    assert code and all(cell.get("execution_count") for cell in code), f"{book_path.name}: not every cell ran"
-    return book
-
-
 def test_the_notebooks_run_inside_the_image_with_the_documented_podman_flags(image, shared_dir):
     flags, _, _, _ = kit.lab_flags(kit.documented_command("podman"))
-    script = ('id -u; for book in "$@"; do papermill --no-progress-bar -k python3 -p run_solutions True '
-              '"$book.ipynb" "/out/$book.ipynb" || echo "FAILED $book"; done')
     started = time.monotonic()
-    done = kit.run(image, flags, ["sh", "-c", script, "notebooks", *NOTEBOOKS],
+    done = kit.run(image, flags, ["sh", "-c", kit.NOTEBOOK_SCRIPT, "notebooks", *NOTEBOOKS],
                    volumes={str(shared_dir): "/out"}, timeout=900)
     print(f"\nnotebooks 00-04 in the container: {time.monotonic() - started:.0f} s")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -115,7 +102,7 @@ def test_the_notebooks_run_inside_the_image_with_the_documented_podman_flags(ima
     assert "FAILED" not in done.stdout, done.stdout + done.stderr[-4000:]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name in NOTEBOOKS:
-        book = _executed(shared_dir / f"{name}.ipynb")
+        book = kit.executed_notebook(shared_dir / f"{name}.ipynb")
         shutil.copy(shared_dir / f"{name}.ipynb", ARTIFACTS / f"container-{name}.ipynb")
         if name.startswith("00-"):
             text = "\n".join(str(out) for cell in book.cells for out in cell.get("outputs", []))
