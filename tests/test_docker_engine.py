@@ -250,7 +250,7 @@ def image(engine):
         with engine.outside_link():
             tag = de.kit_image(engine)
     print(f"\nimage {tag} ready in {time.monotonic() - started:.0f} s "
-          f"({', '.join(f'{step}: {seconds:.0f} s' for step, seconds in de.TIMES.items()) or 'cached'})")
+          f"({', '.join(f'{step}: {seconds:.0f} s' for step, seconds in {**kit.TIMES, **de.TIMES}.items())})")
     return tag
 
 
