@@ -475,7 +475,14 @@ class Journey:
                       for v in self.verdicts]
         for entry in self.conntrack:
             lines.append(f"conntrack: {entry.text}")
+        if self.relay is not None and self.relay.journey is not None:
+            lines.append(self._relay_heading())
+            lines += ["  " + line for line in str(self.relay.journey).splitlines()]
         return "\n".join(lines)
+
+    def _relay_heading(self) -> str:
+        return _("the second connection, which {program} (pid {pid}) opened:").format(
+            program=self.relay.program, pid=self.relay.pid)
 
     def _repr_pretty_(self, printer, cycle) -> None:
         printer.text(str(self))
@@ -534,6 +541,10 @@ class Journey:
                 parts.append(f"<div style='font-size:13px'>{said}</div>")
         for entry in self.conntrack:
             parts.append(f"<div style='font-size:13px'>conntrack: <code>{h.escape(entry.text)}</code></div>")
+        if self.relay is not None and self.relay.journey is not None:
+            parts.append(f"<div style='margin:8px 0 0 16px;padding-left:8px;border-left:3px solid {grey}'>"
+                         f"<div style='font-size:13px'><b>{h.escape(self._relay_heading())}</b></div>"
+                         f"{self.relay.journey._repr_html_()}</div>")
         return "".join(parts)
 
 

@@ -98,6 +98,7 @@ SMALL = 10            # the smallest text drawn: still readable on a projector
 WIDTH = 9.6           # inches: no picture is wider (JupyterLab's output area is about 980 px at 100 dpi)
 
 _KINDS = {"request": (REQUEST, "-", "→"), "reply": (REPLY, "--", "←")}
+RELAY = "#CC79A7"     # Okabe-Ito reddish purple: the second connection a program on the host opened (docker-proxy)
 _REWRITE_BOX = dict(boxstyle="round,pad=0.25", facecolor=REWRITE_FACE, edgecolor=REWRITE, linewidth=2.2)
 _WHITE_BOX = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.92)
 
@@ -518,6 +519,21 @@ def _map_path(ax: Axes, journey: Journey, shown: set[str]) -> None:
     _draw_notes(ax, journey, shown)
 
 
+def _map_relay(ax: Axes, journey: Journey, shown: set[str]) -> None:
+    """The second connection of a relayed probe (docker-proxy's, from the host to the container), thinner and
+    in its own colour, on the other side of its way; the legend names it."""
+    onward = journey.relay.journey if journey.relay is not None else None
+    if onward is None:
+        return
+    for kind in ("request", "reply"):
+        style = _KINDS[kind][1]
+        points = [p for p in seen_along(onward, kind) if p in shown]
+        for a, b in zip(points, points[1:]):
+            ax.add_patch(FancyArrowPatch(path=_way(a, b, offset=-_LANE), arrowstyle="-|>", mutation_scale=14,
+                                         color=RELAY, linewidth=2.2, linestyle=style, zorder=5,
+                                         gid=f"map:relay:{kind}:{b}"))
+
+
 def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> bool:
     """The ✘ where `journey.mark` says: on the way between two points, or inside a node beside its point."""
     mark = journey.mark
@@ -540,7 +556,7 @@ def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> bool:
     return True
 
 
-def _legend(ax: Axes, outside: bool) -> None:
+def _legend(ax: Axes, outside: bool, journey: Journey | None = None) -> None:
     """Explain every symbol the map drew, and only those (read back from the artists' gids)."""
     drawn = {(a.get_gid() or "") for a in ax.get_children()}
 
@@ -565,6 +581,12 @@ def _legend(ax: Axes, outside: bool) -> None:
         entries.append((Line2D([], [], color=REQUEST, lw=3), _("→ request"), "request"))
     if has("map:reply") or has("map:lost:reply"):
         entries.append((Line2D([], [], color=REPLY, lw=3, linestyle="--"), _("← reply"), "reply"))
+    if has("map:relay:request") and journey is not None and journey.relay is not None:
+        onward = journey.relay.journey
+        entries.append((Line2D([], [], color=RELAY, lw=2.2),
+                        _("→ {program}'s own connection, {src} → {dst}:{port}").format(
+                            program=journey.relay.program, src=onward.src_address, dst=onward.dst,
+                            port=onward.dport), "relay"))
     if has("map:rewritten:"):
         entries.append((Patch(facecolor=REWRITE_FACE, edgecolor=REWRITE, linewidth=2.2),
                         _("◆ address rewritten by NAT (or undone)"), "rewrite"))
@@ -624,6 +646,8 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
     """
     outside = _shows_outside(journey, outside)
     lo = journey is not None and journey.local
+    if bridge_address is None and journey is not None and journey.relay is not None and journey.relay.journey:
+        bridge_address = f"{journey.relay.journey.src_address}/24"   # the proxy spoke from the bridge's address
     low = _LOW4 if outside else _LOW3
     height = _TOP - low + 0.1
     fig, ax = _new_axes(ax, (WIDTH, height + 0.55), 0.55)
@@ -641,8 +665,9 @@ def lab_map(journey: Journey | None = None, *, bridge_address: str | None = None
         _legend(ax, outside)
         return fig
     _map_path(ax, journey, shown)
+    _map_relay(ax, journey, shown)
     _map_death(ax, journey, shown)
-    _legend(ax, outside)
+    _legend(ax, outside, journey)
     color = INK if journey.delivered else RED
     reason, size = _fit_reason(journey, 3.9, 2.2)
     ax.text(9.5, _TOP, _("delivered ✔") if journey.delivered else _("NOT delivered ✘"), fontsize=FONT + 3,

@@ -62,7 +62,8 @@ DOCKER_OUTBOUND = Rule("filter", "DOCKER-FORWARD -i hwchiu0 -j ACCEPT")
 DOCKER_PUBLISHED = Rule("filter",
                         "DOCKER -d 10.55.66.2/32 ! -i hwchiu0 -o hwchiu0 -p tcp -m tcp --dport 8000 -j ACCEPT")
 DOCKER_RAW_GUARD = Rule("raw", "PREROUTING -d 10.55.66.2/32 ! -i hwchiu0 -j DROP")
-DOCKER_ICC = Rule("filter", "DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP")
+DOCKER_ICC = Rule("filter", "DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP")            # --icc=false: in place of
+DOCKER_ICC_OUTBOUND = Rule("filter", "DOCKER-FORWARD -i hwchiu0 ! -o hwchiu0 -j ACCEPT")  # DOCKER_OUTBOUND, these two
 DOCKER_DNAT = Rule("nat", "DOCKER ! -i hwchiu0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000")
 DOCKER_MASQUERADE = Rule("nat", "POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MASQUERADE")
 

@@ -74,6 +74,8 @@ OUTSIDE_TO_2345 = Probe("outside", "172.17.9.103", N_("scenario 3: outside to th
 HOST_TO_2345 = Probe("host", "172.17.9.103", N_("the host's own curl to port 2345"), port=2345)
 C2_TO_2345 = Probe("c2", "172.17.9.103", N_("hairpin: c2 to the published port"), port=2345)
 OUTSIDE_TO_8080 = Probe("outside", "172.17.9.103", N_("Docker's rules: outside to the published port 8080"), port=8080)
+HOST_TO_LOOPBACK_8080 = Probe("host", "127.0.0.1", N_("the host's own curl to 127.0.0.1:8080"), port=8080)
+C2_TO_ETH0_8080 = Probe("c2", "10.0.2.15", N_("hairpin: c2 to the host's address, port 8080"), port=8080)
 
 # `dockerd --userland-proxy=false` and back, on the docker-29 stage: the proxies stop (or start) and Docker's
 # nat rules change to let the kernel do their work (rules.NOPROXY_*). On a real host this is a setting of
@@ -91,6 +93,15 @@ USERLAND_PROXY = Switch(
             rules.NOPROXY_OUTPUT_JUMP.command("-D"), rules.DOCKER_OUTPUT_JUMP.command("-A"),
             "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()]},
     rules=(rules.DOCKER_OUTPUT_JUMP, rules.DOCKER_DNAT), stages=("docker-29",))
+
+# `--icc=false` as Docker 29 writes it (moby's usernet-portmap-noicc listing at docker-v29.0.0): the bridge's
+# outgoing ACCEPT gives way to a DROP of bridge-to-bridge traffic and an ACCEPT of the rest, both at the end of
+# DOCKER-FORWARD.
+ICC_FALSE = Switch(
+    "icc-false", N_("--icc=false"), (True, False), "host",
+    {True: [rules.DOCKER_OUTBOUND.command("-D"), rules.DOCKER_ICC.command("-A"), rules.DOCKER_ICC_OUTBOUND.command("-A")],
+     False: [rules.DOCKER_ICC.command("-D"), rules.DOCKER_ICC_OUTBOUND.command("-D"), rules.DOCKER_OUTBOUND.command("-A")]},
+    rules=(rules.DOCKER_ICC, rules.DOCKER_ICC_OUTBOUND), stages=("docker-29",))
 
 HAIRPIN_READY = (("c2", "ip route add default via 10.55.66.1"),
                  ("host", rules.BRIDGED_ACCEPT.command("-I")))
@@ -171,13 +182,19 @@ SCENARIOS: list[Scenario] = [
             rule_switch("docker-outbound", N_("DOCKER-FORWARD -i hwchiu0"), (rules.DOCKER_OUTBOUND,), verb="-A"),
             rule_switch("docker-published", N_("DOCKER: published port"), (rules.DOCKER_PUBLISHED,)),
             rule_switch("docker-raw-guard", N_("raw guard for c1"), (rules.DOCKER_RAW_GUARD,), verb="-A"),
-            rule_switch("icc-false", N_("--icc=false"), (rules.DOCKER_ICC,)),
+            ICC_FALSE,
             USERLAND_PROXY,
         ),
-        probes=(OUTSIDE_TO_8080,),
+        probes=(OUTSIDE_TO_8080, C2_TO_ETH0_8080),
         exercises=(exercises.DOCKER_USER,),
         cases=(
             Case("d29-published", "docker-29", OUTSIDE_TO_8080, N_("Docker 29: -p 8080:80"), Result.DELIVERED),
+            Case("d29-proxy-local", "docker-29", HOST_TO_LOOPBACK_8080, N_("docker-proxy"), Result.DELIVERED),
+            Case("d29-proxy-hairpin", "docker-29", C2_TO_ETH0_8080, N_("docker-proxy"), Result.DELIVERED),
+            Case("d29-noproxy-local", "docker-29", HOST_TO_LOOPBACK_8080, N_("--userland-proxy=false"),
+                 Result.DELIVERED, settings=(("userland-proxy", False),)),
+            Case("d29-noproxy-hairpin", "docker-29", C2_TO_ETH0_8080, N_("--userland-proxy=false"),
+                 Result.DELIVERED, settings=(("userland-proxy", False),)),
         ),
     ),
 ]

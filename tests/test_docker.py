@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from moby_listings import moby_rules
 from netkit import Lab
 
 pytestmark = pytest.mark.lab
@@ -86,7 +87,15 @@ def test_docker_user_sees_packets_after_dnat(lab):
 
 def test_icc_false_needs_br_netfilter(lab):
     lab.reset("docker-29")
-    lab.iptables("-I DOCKER-FORWARD 4 -i hwchiu0 -o hwchiu0 -j DROP")
+    lab.set("icc-false", True)
+    # what Docker 29 writes for --icc=false (moby's listing at docker-v29.0.0), filter table, in the lab's names
+    # (policies aside: the listing's host had forwarding on already, so its FORWARD policy stayed ACCEPT)
+    written = lab.run("host", "iptables -S", check=True).stdout.splitlines()
+    assert [line for line in written if not line.startswith("-P ")] == [
+        line for line in moby_rules("noicc")["filter"].render() if not line.startswith("-P ")]
+    outgoing = lab.probe("c1", "8.8.8.8")
+    assert outgoing.delivered and ("request", "DOCKER-FORWARD", "-A DOCKER-FORWARD -i hwchiu0 ! -o hwchiu0 -j ACCEPT") in [
+        (v.kind, v.chain, v.rule) for v in outgoing.verdicts]
     assert dropped_by(lab.probe("c1", "10.55.66.3")) == (
         "filter", "DOCKER-FORWARD", "-A DOCKER-FORWARD -i hwchiu0 -o hwchiu0 -j DROP")
     lab.sysctl("net.bridge.bridge-nf-call-iptables", 0)   # a Docker 27.3+ host without br_netfilter (moby PR 48492)

@@ -80,7 +80,33 @@ OUTCOMES = {
     "p4-hairpin-broken": (Result.WRONG_SOURCE, "reply", "c2:eth0", None, "c2", None, None),
     "p4-hairpin-masquerade": (Result.DELIVERED, None, None, None, None, None, None),
     "d29-published": (Result.DELIVERED, None, None, None, None, None, None),
+    "d29-proxy-local": (Result.DELIVERED, None, None, None, None, None, None),
+    "d29-proxy-hairpin": (Result.DELIVERED, None, None, None, None, None, None),
+    "d29-noproxy-local": (Result.DELIVERED, None, None, None, None, None, None),
+    "d29-noproxy-hairpin": (Result.DELIVERED, None, None, None, None, None, None),
 }
+
+
+@pytest.mark.parametrize("case", ["d29-proxy-local", "d29-proxy-hairpin"])
+def test_a_relayed_connection_keeps_the_proxy_and_its_second_connection(case):
+    journey = explain.build(raw(case))
+    relay = journey.relay
+    assert relay.program == "docker-proxy" and relay.listen == "0.0.0.0:8080" and isinstance(relay.pid, int)
+    onward = relay.journey
+    assert onward.delivered and (onward.src, onward.dst, onward.dport) == ("host", "10.55.66.2", 8000)
+    assert [hop.point for hop in onward.hops if hop.on_path] == ["host:hwchiu0", "host:veth0", "c1:eth0"]
+    assert all(onward.seen(p) and onward.seen(p, "reply") for p in ("host:hwchiu0", "host:veth0", "c1:eth0"))
+    # the first connection ended in the host: up its INPUT hook, never forwarded, never DNATed
+    assert journey.passed("INPUT") and not journey.passed("FORWARD")
+    assert not any(entry.dnat for entry in journey.conntrack)
+    assert not any(journey.seen(p) for p in ("host:veth0", "c1:eth0"))
+    assert journey == Journey.from_json(journey.to_json())
+
+
+@pytest.mark.parametrize("case", ["d29-noproxy-local", "d29-noproxy-hairpin"])
+def test_without_the_proxy_the_kernel_dnats_and_nothing_is_relayed(case):
+    journey = explain.build(raw(case))
+    assert journey.relay is None and any(entry.dnat for entry in journey.conntrack)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -36,7 +36,7 @@ from matplotlib.text import Annotation, Text
 from netkit import plots
 from netkit.journey import Journey, Sighting
 from netkit.outcome import Outcome, Result
-from netkit.plots import GREY, RED, REPLY, REQUEST, REWRITE, WIDTH, grid, lab_map, ladder
+from netkit.plots import GREY, RED, RELAY, REPLY, REQUEST, REWRITE, WIDTH, grid, lab_map, ladder
 from netkit.topology import BRIDGE_ADDRESS
 
 DATA = Path(__file__).parent / "data"
@@ -194,7 +194,19 @@ def test_map_draws_veth0_and_veth1_as_ports_of_hwchiu0():
 # what the map draws (the gid of its artists) -> the legend's entry that explains it
 SYMBOLS = {"map:interface:": "interface", "map:cable:": "cable", "map:routed:": "routed", "map:request:": "request",
            "map:reply:": "reply", "map:lost:request": "request", "map:lost:reply": "reply",
-           "map:rewritten:": "rewrite", "died": "died", "map:interface:host:lo": "lo"}
+           "map:rewritten:": "rewrite", "died": "died", "map:interface:host:lo": "lo", "map:relay:": "relay"}
+
+
+@pytest.mark.parametrize("case", ["d29-proxy-local", "d29-proxy-hairpin"])
+def test_map_draws_docker_proxys_second_connection_in_its_own_colour(case):
+    journey = Journey.from_json(DATA / f"recorded-{case}.json")
+    fig = lab_map(journey)
+    arrows = {a.get_gid(): a for a in fig.findobj(FancyArrowPatch) if (a.get_gid() or "").startswith("map:relay:")}
+    assert set(arrows) == {"map:relay:request:host:veth0", "map:relay:request:c1:eth0",
+                           "map:relay:reply:host:veth0", "map:relay:reply:host:hwchiu0"}
+    assert all(same_color(a.get_edgecolor(), RELAY) for a in arrows.values())
+    assert one(fig, "map:legend:relay").get_text() == "→ docker-proxy's own connection, 10.55.66.1 → 10.55.66.2:8000"
+    assert one(fig, "map:bridge-address").get_text() == "10.55.66.1/24"   # the proxy spoke from the bridge
 
 
 @pytest.mark.parametrize("path", EVERY, ids=[p.stem for p in EVERY])
@@ -1023,12 +1035,14 @@ def test_red_means_died_and_nothing_else(path):
 def test_rewritten_addresses_and_only_those_are_in_the_rewrite_colour(path):
     journey = Journey.from_json(path)
     path_points = [h.point for h in journey.hops if h.on_path]
-    expected = set()      # (kind, point) carrying an address NAT rewrote, read from the outcome
+    rewritten = set()     # (kind, point) carrying an address NAT rewrote, read from the outcome
     for r in journey.outcome.rewrites:
         way = path_points if r.packet == "request" else path_points[::-1]
-        expected |= {(r.packet, p) for p in way[way.index(r.point):] if journey.seen(p, r.packet)}
-    if not journey.outcome.rewrites and any(v.chain == "OUTPUT" and v.verdict == "DNAT" for v in journey.verdicts):
-        expected |= {("request", p) for p in path_points if journey.seen(p)}   # the host's own DNAT, nat OUTPUT
+        rewritten |= {(r.packet, p) for p in way[way.index(r.point):] if journey.seen(p, r.packet)}
+    expected = set(rewritten)
+    if journey.src == "host" and any(entry.dnat for entry in journey.conntrack):
+        # the host's own connection, DNATed in nat OUTPUT (or a chain it jumps to, Docker's DOCKER)
+        expected |= {("request", p) for p in path_points if journey.seen(p)}
     steps, cells = picture("ladder", path), picture("grid", path)
     for kind in ("request", "reply"):
         for point in path_points:
@@ -1049,7 +1063,7 @@ def test_rewritten_addresses_and_only_those_are_in_the_rewrite_colour(path):
     assert all(boxed(t) for t in picture("map", path).findobj(Text)
                if (t.get_gid() or "").startswith("map:rewritten:"))
     # the table boxes the same cells (from the outcome's rewrites: the host's own nat OUTPUT DNAT is not one)
-    assert journey._repr_html_().count("◆") == (len(expected) if journey.outcome.rewrites else 0)
+    assert journey._repr_html_().count("◆") == len(rewritten)
 
 
 def _seen_first(journey: Journey, kind: str) -> str | None:
