@@ -196,7 +196,8 @@ _DOCKER_WIRING = (
 )
 
 DOCKER_29_RULES = (
-    # filter: Docker 28.0.1+ moved its FORWARD rules into DOCKER-FORWARD and its sub-chains.
+    # filter: Docker 28.0.1+ moved its FORWARD rules into DOCKER-FORWARD and its sub-chains (moby PR 49518); 29.0
+    # replaced the isolation chains with DOCKER-INTERNAL. Checked against moby's listing (tests/test_moby_listings.py).
     "iptables -N DOCKER", "iptables -N DOCKER-BRIDGE", "iptables -N DOCKER-CT",
     "iptables -N DOCKER-FORWARD", "iptables -N DOCKER-INTERNAL", "iptables -N DOCKER-USER",
     "iptables -A FORWARD -j DOCKER-USER",
@@ -215,12 +216,14 @@ DOCKER_29_RULES = (
     rules.DOCKER_OUTPUT_JUMP.command(),
     rules.DOCKER_MASQUERADE.command(),
     rules.DOCKER_DNAT.command(),
-    # raw: since Docker 28, packets addressed straight to a container from anywhere but its bridge are dropped.
+    # raw: packets addressed straight to a container from anywhere but its bridge are dropped: per published
+    # port since 28.0.0 (moby PR 49325), per container since 28.2.0 (PR 49829), as here.
     rules.DOCKER_RAW_GUARD.command(),
 )
 
 DOCKER_19_RULES = (
-    # filter: Docker up to 27.x wrote its rules straight into FORWARD (the article's host ran 19.03).
+    # filter: Docker up to 28.0.0 wrote its rules straight into FORWARD (the article's host ran 19.03; DOCKER-FORWARD
+    # came in 28.0.1, moby PR 49518). 20.10.24 writes exactly these (tests/test_docker_engine.py).
     "iptables -N DOCKER", "iptables -N DOCKER-ISOLATION-STAGE-1", "iptables -N DOCKER-ISOLATION-STAGE-2",
     "iptables -N DOCKER-USER",
     "iptables -A FORWARD -j DOCKER-USER",
