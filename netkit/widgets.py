@@ -58,11 +58,16 @@ def _label(value) -> str:
     return str(value)
 
 
+def typed(command) -> str:
+    """A switch's command as a person types it (a `topology.Step` that starts a program, or a command line)."""
+    return getattr(command, "command", command)
+
+
 def switch_control(name: str) -> w.ToggleButtons:
     """The toggle for one switch of `netkit.switches`: one button per value, titled as the switch."""
     sw = switch(name)
     return w.ToggleButtons(options=[(_label(v), v) for v in sw.values], description=translated(sw.title),
-                           tooltips=[" / ".join(str(c.command if hasattr(c, "command") else c) for c in sw.commands[v]) for v in sw.values],
+                           tooltips=[" / ".join(typed(c) for c in sw.commands[v]) for v in sw.values],
                            style={"description_width": "190px", "button_width": "80px"})
 
 
