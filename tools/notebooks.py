@@ -110,12 +110,25 @@ def differences(source: Path) -> list[str]:
     return problems
 
 
+VERSION = re.compile(r"^    jupytext_version: .*$", re.M)
+
+
+def _version(text: str) -> str:
+    found = VERSION.search(text)
+    return found[0] if found else ""
+
+
+def _unversioned(text: str) -> str:
+    """A source without the header line naming the Jupytext version that last wrote it."""
+    return VERSION.sub("", text)
+
+
 def sync(root: Path = NOTEBOOKS) -> None:
     for source in sources(root):
         text = source.read_text()
         fresh = canonical(text, source.parent)
-        if fresh != text:
-            source.write_text(fresh)
+        if _unversioned(fresh) != _unversioned(text):   # a newer Jupytext alone rewrites nothing
+            source.write_text(fresh.replace(_version(fresh), _version(text)) if _version(text) else fresh)
         nbformat.write(notebook(source), str(source.with_suffix(".ipynb")))
         print(f"{source.relative_to(root)} -> {source.with_suffix('.ipynb').name}")
 
