@@ -147,7 +147,10 @@ def _target(rule: str, verdict: str) -> str:
     jump = re.search(r"-j (\S+)", rule)
     if jump and jump[1] not in ("ACCEPT", "DROP", "RETURN"):
         return jump[1]  # MASQUERADE, DNAT, SNAT, a user chain
-    return verdict.split()[0] if verdict.startswith(("JUMP", "GOTO")) else verdict
+    if verdict.startswith(("JUMP", "GOTO")):
+        words = verdict.split()
+        return words[1] if len(words) > 1 else words[0]   # the chain it jumped to (a vmap's jump names it too)
+    return verdict
 
 
 # -- conntrack -------------------------------------------------------------------

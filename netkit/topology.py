@@ -273,10 +273,101 @@ _add(Stage(
                             *DOCKER_29_RULES) + proxy_steps(),
     parent="part3-start", adds=("outside",),
 ))
+# Docker 29 with `--firewall-backend=nftables` (experimental in 29.0) writes no iptables rule: a table of its
+# own, `ip docker-bridges`, for the same container and port. This is moby's generated listing at the tag
+# docker-v29.0.0 (integration/network/bridge/nftablesdoc/generated/usernet-portmap.md), in the lab's names
+# (tests/test_moby_listings.py compares the two). One word differs: Debian 12's nft (1.0.6) does not take
+# `priority dstnat` in a nat chain on the output hook, so it is written as its value, -100.
+DOCKER_29_NFT = """table ip docker-bridges {
+  map filter-forward-in-jumps {
+    type ifname : verdict
+    elements = { "hwchiu0" : jump filter-forward-in__hwchiu0 }
+  }
+
+  map filter-forward-out-jumps {
+    type ifname : verdict
+    elements = { "hwchiu0" : jump filter-forward-out__hwchiu0 }
+  }
+
+  map nat-postrouting-in-jumps {
+    type ifname : verdict
+    elements = { "hwchiu0" : jump nat-postrouting-in__hwchiu0 }
+  }
+
+  map nat-postrouting-out-jumps {
+    type ifname : verdict
+    elements = { "hwchiu0" : jump nat-postrouting-out__hwchiu0 }
+  }
+
+  chain filter-FORWARD {
+    type filter hook forward priority filter; policy accept;
+    oifname vmap @filter-forward-in-jumps
+    iifname vmap @filter-forward-out-jumps
+  }
+
+  chain nat-OUTPUT {
+    type nat hook output priority -100; policy accept;
+    ip daddr != 127.0.0.0/8 fib daddr type local counter jump nat-prerouting-and-output
+  }
+
+  chain nat-POSTROUTING {
+    type nat hook postrouting priority srcnat; policy accept;
+    iifname vmap @nat-postrouting-out-jumps
+    oifname vmap @nat-postrouting-in-jumps
+  }
+
+  chain nat-PREROUTING {
+    type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local counter jump nat-prerouting-and-output
+  }
+
+  chain nat-prerouting-and-output {
+    iifname != "hwchiu0" tcp dport 8080 counter dnat to 10.55.66.2:8000 comment "DNAT"
+  }
+
+  chain raw-PREROUTING {
+    type filter hook prerouting priority raw; policy accept;
+    ip daddr 10.55.66.2 iifname != "hwchiu0" counter drop comment "DROP DIRECT ACCESS"
+  }
+
+  chain filter-forward-in__hwchiu0 {
+    ct state established,related counter accept
+    iifname "hwchiu0" counter accept comment "ICC"
+    ip daddr 10.55.66.2 tcp dport 8000 counter accept
+    counter drop comment "UNPUBLISHED PORT DROP"
+  }
+
+  chain filter-forward-out__hwchiu0 {
+    ct state established,related counter accept
+    counter accept comment "OUTGOING"
+  }
+
+  chain nat-postrouting-in__hwchiu0 {
+  }
+
+  chain nat-postrouting-out__hwchiu0 {
+    oifname != "hwchiu0" ip saddr 10.55.66.0/24 counter masquerade comment "MASQUERADE"
+  }
+}
+"""
+
 _add(Stage(
     "docker-19",
     "Docker 19.03's rules (the article's host) for the same container and port",
     _DOCKER_WIRING + _steps("host", "the rules Docker 19.03 wrote", *DOCKER_19_RULES) + proxy_steps(),
+    parent="part3-start", adds=("outside",),
+))
+
+_add(Stage(
+    "docker-29-nft",
+    "Docker 29's own nftables table (--firewall-backend=nftables) for the same container and port",
+    _DOCKER_WIRING
+    + _steps("host", "with the nftables backend Docker sets no iptables policy (only its iptables backend sets "
+             "FORWARD to DROP): part 3's DROP is taken back, so Docker's own table decides",
+             "iptables -P FORWARD ACCEPT")
+    + _steps("host", "the table Docker 29 writes with --firewall-backend=nftables",
+             f"nft -f - <<'EOF'\n{DOCKER_29_NFT}EOF")
+    + proxy_steps(),
     parent="part3-start", adds=("outside",),
 ))
 

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from moby_listings import moby_rules
+from moby_listings import moby_nft, moby_rules, parse_nft
 from netkit import Lab
 
 pytestmark = pytest.mark.lab
@@ -120,3 +120,38 @@ def test_docker_19_layout_gives_the_same_outcomes():
         web = lab.probe("outside", HOST, port=8080)
         assert web.delivered
         assert [(v.table, v.verdict) for v in web.verdicts if v.chain == "DOCKER"] == [("nat", "DNAT"), ("filter", "ACCEPT")]
+
+
+def test_docker_29_nftables_backend_writes_its_own_table_and_gives_the_same_outcomes():
+    """`--firewall-backend=nftables`: moby's own table (tests/data/moby-v29.0.0), the same probes, nft's words."""
+    with Lab(name=f"d29nft-{uuid.uuid4().hex[:6]}", stage="docker-29-nft") as lab:
+        # no iptables rule at all, and the table the kernel holds is moby's listing in the lab's names
+        assert [line for line in lab.run("host", "iptables-save", check=True).stdout.splitlines()
+                if line.startswith("-A ")] == []
+        # (moby's listing drops the counters' running values, as `nft -s` does)
+        listed = parse_nft(lab.run("host", "nft -s list table ip docker-bridges", check=True).stdout.splitlines())
+        # (nft 1.0.6 here takes and prints the output hook's nat priority as its value, -100, not `dstnat`)
+        wanted = {name: [line.replace("hook output priority dstnat", "hook output priority -100") for line in lines]
+                  for name, lines in moby_nft("portmap").chains.items()}
+        assert listed.chains == wanted and listed.maps == moby_nft("portmap").maps
+        assert lab.run("host", "iptables -S FORWARD", check=True).stdout.startswith("-P FORWARD ACCEPT")
+
+        web = published(lab)
+        assert web.delivered and web.addresses("c1:eth0").endswith("> 10.55.66.2:8000")
+        assert ("docker-bridges", "filter-forward-in__hwchiu0", "ACCEPT") in [
+            (v.table, v.chain, v.verdict) for v in web.verdicts if v.kind == "request"]
+        outgoing = out(lab)
+        assert outgoing.delivered and outgoing.addresses("host:eth0") == "10.0.2.15 > 8.8.8.8"
+        assert any(v.chain == "nat-postrouting-out__hwchiu0" and v.rule.endswith('masquerade comment "MASQUERADE"')
+                   for v in outgoing.verdicts)
+        lab.change("outside", "ip route replace 10.55.66.0/24 via 172.17.9.103")
+        # unpublished: dropped by Docker's own table, with FORWARD's policy at ACCEPT
+        to_c2 = lab.probe("outside", "10.55.66.3")
+        assert dropped_by(to_c2) == ("docker-bridges", "filter-forward-in__hwchiu0",
+                                     'counter drop comment "UNPUBLISHED PORT DROP"')
+        # straight to the published container: the raw guard
+        direct = lab.probe("outside", "10.55.66.2", port=8000)
+        assert dropped_by(direct) == ("docker-bridges", "raw-PREROUTING",
+                                      'ip daddr 10.55.66.2 iifname != "hwchiu0" counter drop comment "DROP DIRECT ACCESS"')
+        # docker-proxy runs with this backend too
+        assert lab.probe("c2", "10.0.2.15", port=8080).relay is not None
