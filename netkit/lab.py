@@ -509,10 +509,11 @@ class Lab:
             raise BadArgument(refused, switch=name, value=repr(value))
         if self.get(name) == value:
             return Typed()
-        for step in sw.commands[value]:
+        commands = sw.commands_at(topology.ancestors(self.stage) if self.stage else ())[value]
+        for step in commands:
             if isinstance(step, topology.Step) and step.ready_port is not None:
                 self._port_free(step)
-        return Typed(self.change(sw.node, command) for command in sw.commands[value])
+        return Typed(self.change(sw.node, command) for command in commands)
 
     def _port_free(self, step: topology.Step) -> None:
         """Refuse, before anything is typed, a program's start on a port something in the host holds."""

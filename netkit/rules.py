@@ -73,6 +73,7 @@ DOCKER_MASQUERADE = Rule("nat", "POSTROUTING -s 10.55.66.0/24 ! -o hwchiu0 -j MA
 # bridge). Without it, the kernel must do both: the DNAT takes every interface, the OUTPUT jump loopback too
 # (so route_localnet goes on), and two MASQUERADE rules make the answers come back through the host.
 DOCKER_OUTPUT_JUMP = Rule("nat", "OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER")
+DOCKER19_RETURN = Rule("nat", "DOCKER -i hwchiu0 -j RETURN")   # the 19.03/20.10 layout, with the proxy only
 NOPROXY_OUTPUT_JUMP = Rule("nat", "OUTPUT -m addrtype --dst-type LOCAL -j DOCKER")
 NOPROXY_DNAT = Rule("nat", "DOCKER -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.55.66.2:8000")
 NOPROXY_LOCAL_MASQUERADE = Rule("nat", "POSTROUTING -o hwchiu0 -m addrtype --src-type LOCAL -j MASQUERADE")

@@ -92,7 +92,20 @@ USERLAND_PROXY = Switch(
             rules.NOPROXY_DNAT.command("-D"), rules.DOCKER_DNAT.command("-A"),
             rules.NOPROXY_OUTPUT_JUMP.command("-D"), rules.DOCKER_OUTPUT_JUMP.command("-A"),
             "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()]},
-    rules=(rules.DOCKER_OUTPUT_JUMP, rules.DOCKER_DNAT), stages=("docker-29",))
+    rules=(rules.DOCKER_OUTPUT_JUMP, rules.DOCKER_DNAT), stages=("docker-29", "docker-19"),
+    # The 19.03/20.10 layout, as Engine 20.10.24 writes it with --userland-proxy=false
+    # (tests/data/docker-20.10/userland-proxy-false.rules): its nat DOCKER chain also loses
+    # `-i docker0 -j RETURN`, and its per-container hairpin MASQUERADE is there with the proxy too.
+    at=(("docker-19", {
+        False: ["pkill -x docker-proxy", "pidwait -x docker-proxy",
+                rules.DOCKER_OUTPUT_JUMP.command("-D"), rules.NOPROXY_OUTPUT_JUMP.command("-A"),
+                rules.DOCKER19_RETURN.command("-D"), rules.DOCKER_DNAT.command("-D"), rules.NOPROXY_DNAT.command("-A"),
+                rules.NOPROXY_LOCAL_MASQUERADE.command("-I"),
+                "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=1"],
+        True: [rules.NOPROXY_LOCAL_MASQUERADE.command("-D"),
+               rules.NOPROXY_DNAT.command("-D"), rules.DOCKER19_RETURN.command("-A"), rules.DOCKER_DNAT.command("-A"),
+               rules.NOPROXY_OUTPUT_JUMP.command("-D"), rules.DOCKER_OUTPUT_JUMP.command("-A"),
+               "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()]}),))
 
 # `--icc=false` as Docker 29 writes it (moby's usernet-portmap-noicc listing at docker-v29.0.0): the bridge's
 # outgoing ACCEPT gives way to a DROP of bridge-to-bridge traffic and an ACCEPT of the rest, both at the end of

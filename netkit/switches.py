@@ -36,6 +36,11 @@ class Switch:
     rules: tuple[Rule, ...] = ()  # a rule switch: values[0] when every rule is in place
     policy: str = ""              # a policy switch: the filter chain whose policy is the value
     stages: tuple[str, ...] = ()  # only a lab at (or built on) one of these stages can take it; () any
+    at: tuple = ()                # ((stage, {value: commands}), ...): other commands for a lab at that stage
+
+    def commands_at(self, ancestors) -> dict:
+        """value -> commands for a lab at a stage with these `ancestors` (`commands` unless `at` names one)."""
+        return next((commands for stage, commands in self.at if stage in ancestors), self.commands)
 
     def spec(self) -> dict:
         """How the lab's host reads this switch (see `netkit.agent`'s op_switches)."""

@@ -244,7 +244,7 @@ DOCKER_19_RULES = (
     rules.DOCKER_OUTPUT_JUMP.command(),
     rules.DOCKER_MASQUERADE.command(),
     "iptables -t nat -A POSTROUTING -s 10.55.66.2/32 -d 10.55.66.2/32 -p tcp -m tcp --dport 8000 -j MASQUERADE",
-    "iptables -t nat -A DOCKER -i hwchiu0 -j RETURN",
+    rules.DOCKER19_RETURN.command(),
     rules.DOCKER_DNAT.command(),
 )
 

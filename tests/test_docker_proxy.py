@@ -134,13 +134,35 @@ def test_without_a_proxy_the_hosts_curl_is_refused():
         assert not journey.delivered and journey.relay is None
 
 
-def test_userland_proxy_is_refused_off_its_stage_and_nothing_changes():
-    with Lab(name=f"proxy-{uuid.uuid4().hex[:6]}", stage="docker-19") as lab:
+def test_userland_proxy_is_refused_off_its_stages_and_nothing_changes():
+    with Lab(name=f"proxy-{uuid.uuid4().hex[:6]}", stage="part4-published") as lab:
         before = lab.run("host", "iptables-save -t nat | grep -v '^#'; ss -ltnH", check=True).stdout
         with pytest.raises(BadArgument) as refused:
             lab.set("userland-proxy", False)
         assert "lab.reset('docker-29')" in str(refused.value)
         assert lab.run("host", "iptables-save -t nat | grep -v '^#'; ss -ltnH", check=True).stdout == before
+
+
+def test_userland_proxy_off_on_the_19_layout_is_what_engine_20_10_wrote():
+    with Lab(name=f"proxy-{uuid.uuid4().hex[:6]}", stage="docker-19") as lab:
+        def nat():
+            return [line for line in lab.run("host", "iptables-save -t nat", check=True).stdout.splitlines()
+                    if not line.startswith("#")]
+        before = nat()
+        lab.set("userland-proxy", False)
+        engine = ENGINE_NOPROXY.read_text().replace("docker0", "hwchiu0").replace("172.17.0.0/16", "10.55.66.0/24")
+        engine = engine.replace("172.17.0.2:80", "10.55.66.2:8000").replace("172.17.0.2/32", "10.55.66.2/32")
+        engine = engine.replace("--dport 80 ", "--dport 8000 ")
+        wanted = ["*nat"] + engine.split("*nat\n")[1].split("COMMIT")[0].splitlines() + ["COMMIT"]
+        assert nat() == wanted
+        assert not any(name == "docker-proxy" for _, name in listeners(lab))
+        assert lab.sysctl("net.ipv4.conf.hwchiu0.route_localnet") == "1"
+        for src, dst in (("host", "127.0.0.1"), ("c2", ETH0)):
+            journey = lab.probe(src, dst, port=8080)
+            assert journey.delivered and journey.relay is None and any(e.dnat for e in journey.conntrack), journey
+        lab.set("userland-proxy", True)
+        assert nat() == before
+        assert listeners(lab) == {("0.0.0.0:8080", "docker-proxy"), ("[::]:8080", "docker-proxy")}
 
 
 def test_a_port_already_held_is_refused_before_anything_changes(lab):
