@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from helpers import NAMES, REPO, agents_running, keepers_running, lab_name, machine_snapshot, snapshot_diff
+from helpers import (NAMES, REPO, agents_running, engine_footprint, keepers_running, lab_name, machine_snapshot,
+                     snapshot_diff)
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,10 +53,15 @@ def pytest_runtest_setup(item):
 def machine_untouched():
     """The machine's own network reads the same after the whole suite as before it."""
     before = machine_snapshot()
+    engine = engine_footprint()
     keepers = keepers_running()
     yield before
     after = machine_snapshot()
     problems = []
+    changed = {key: (engine[key], now) for key, now in engine_footprint().items() if now != engine[key]}
+    if changed:
+        problems.append("the tests left a Docker Engine's programs or group on the machine (before -> after):\n"
+                        + "\n".join(f"  {key}: {was} -> {now}" for key, (was, now) in changed.items()))
     left_keepers = keepers_running() - keepers
     if left_keepers:
         problems.append(f"netkit keepers started by the tests outlived them: pids {sorted(left_keepers)}")

@@ -82,6 +82,34 @@ def _read_command(command: str) -> str:
     return f"exit {done.returncode}\n{_mask(done.stdout)}\n{_mask(done.stderr)}"
 
 
+ENGINE_PROGRAMS = ("docker", "dockerd", "containerd", "containerd-shim-runc-v2", "ctr", "docker-proxy", "docker-init")
+"""What a Docker Engine brings: the tests run one unpacked in a cache (tests/docker_engine.py) and the lab has
+its own docker-proxy (netkit/bin, on its nodes' PATH only); none of them may appear on the machine's PATH."""
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def engine_footprint() -> dict[str, str]:
+    """Each engine program found on the machine's PATH (with the file's identity: inode, size, mtime), and the
+    `docker` group, as they are now (reads only)."""
+    import grp
+    import shutil
+
+    search = ":".join(dict.fromkeys(os.environ.get("PATH", "").split(":") + SYSTEM_PATH.split(":")))
+    found = {}
+    for program in ENGINE_PROGRAMS:
+        where = shutil.which(program, path=search)
+        if where is None:
+            found[program] = "absent"
+            continue
+        info = os.stat(where)
+        found[program] = f"{where} inode {info.st_ino} size {info.st_size} mtime {info.st_mtime_ns}"
+    try:
+        found["group docker"] = f"gid {grp.getgrnam('docker').gr_gid}"
+    except KeyError:
+        found["group docker"] = "absent"
+    return found
+
+
 def machine_snapshot() -> dict[str, str]:
     """The machine's own network as text, one entry per command or file (reads only)."""
     snap = {command: _read_command(command) for command in MACHINE_COMMANDS}
