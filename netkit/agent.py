@@ -36,6 +36,7 @@ import time
 from . import arguments, build, links, topology
 from .errors import BadArgument, CommandError, NetkitError, SandboxError, UnknownStage, to_wire
 from .i18n import LANGUAGES, N_, _, use_language
+from .procfs import listeners, listening_programs
 
 BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
 """The lab's own programs (its docker-proxy), first on the nodes' PATH."""
@@ -329,7 +330,7 @@ class Agent:
         topology.check_node(node)
         command = arguments.command(command)
         port = None if port is None else arguments.port(port)
-        address = arguments.address(address) if ":" not in str(address) else _ipv6(address)
+        address = arguments.listen_address(address)
         timeout = arguments.timeout(timeout, maximum=arguments.START_TIMEOUT_MAX)
         return self._ready(node, command, self._launch(node, command), port, timeout, address)
 
@@ -458,73 +459,6 @@ def _listening(node: str, port: int, address: str = "127.0.0.1") -> bool:
     finally:
         sock.close()
 
-
-def listeners() -> list[tuple[str, int, int]]:
-    """(address, port, socket inode) of every listening TCP socket in the agent's namespace, from
-    /proc/net/tcp and tcp6 (state 0A is LISTEN)."""
-    import ipaddress
-
-    found = []
-    for name, width in (("tcp", 8), ("tcp6", 32)):
-        try:
-            lines = open(f"/proc/net/{name}").read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != "0A":
-                continue
-            hex_ip, hex_port = fields[1].split(":")
-            raw = bytes.fromhex(hex_ip)
-            # the kernel prints each 32-bit word of the address in the machine's byte order
-            words = b"".join(raw[i:i + 4][::-1] if sys.byteorder == "little" else raw[i:i + 4]
-                             for i in range(0, len(raw), 4))
-            found.append((str(ipaddress.ip_address(words)), int(hex_port, 16), int(fields[9])))
-    return found
-
-
-def listening_programs(port: int | None = None) -> list[dict]:
-    """Who listens on TCP `port` (every port when None) in the agent's namespace: address, port, and the
-    process holding the socket (pid, its name as `ss -p` shows it, its argv), read from /proc."""
-    wanted = {inode: (address, listen_port) for address, listen_port, inode in listeners()
-              if port is None or listen_port == port}
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or not wanted:
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{entry}/fd/{fd}")
-            except OSError:
-                continue
-            if not target.startswith("socket:["):
-                continue
-            inode = int(target[8:-1])
-            if inode in wanted:
-                try:
-                    program = open(f"/proc/{entry}/comm").read().strip()
-                    argv = [a.decode(errors="replace") for a in
-                            open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0") if a]
-                except OSError:
-                    continue
-                address, listen_port = wanted.pop(inode)
-                found.append({"address": address, "port": listen_port, "pid": int(entry),
-                              "program": program, "argv": argv})
-    found += [{"address": address, "port": listen_port, "pid": None, "program": "", "argv": []}
-              for address, listen_port in wanted.values()]
-    return sorted(found, key=lambda f: (f["port"], ":" in f["address"], f["address"]))
-
-
-def _ipv6(address: str) -> str:
-    import ipaddress
-    try:
-        return str(ipaddress.IPv6Address(str(address)))
-    except ValueError:
-        raise BadArgument(_("{address!r} is not an IP address").format(address=address)) from None
 
 
 def _saved_tables(text: str) -> dict:

@@ -66,6 +66,15 @@ def port(value) -> int:
     return value
 
 
+def listen_address(value) -> str:
+    """An IPv4 or IPv6 address a server may listen on (``127.0.0.1``, ``::1``), written as Python writes it."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except (ValueError, TypeError):
+        raise BadArgument(_("{value!r} is not an IP address; give the address the program listens on, e.g. "
+                            "'127.0.0.1' or '::1'").format(value=value), value=repr(value)[:200]) from None
+
+
 def text(value, *, what: str, example: str, maximum: int = COMMAND_MAX, empty: bool = False) -> str:
     """A string a program will receive: not empty, no NUL byte, not too long."""
     if not isinstance(value, str) or (not empty and not value.strip()):

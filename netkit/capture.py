@@ -109,11 +109,6 @@ class Capture:
         with self.lock:
             return [f for f in self.frames if f["point"] == point]
 
-    def done_so_far(self) -> list[dict]:
-        """The frames of the probe under way, kept."""
-        with self.lock:
-            return list(self.frames)
-
     def done(self) -> list[dict]:
         with self.lock:
             frames, self.frames, self.wanted = self.frames, [], set()

@@ -506,7 +506,7 @@ class Lab:
         from .switches import stage_refusal
         refused = stage_refusal(sw, self.stage, topology.ancestors(self.stage) if self.stage else ())
         if refused:
-            raise BadArgument(refused, switch=name, value=repr(value))
+            raise BadArgument(refused, switch=name, value=repr(value), stages=sw.stages)
         if self.get(name) == value:
             return Typed()
         commands = sw.commands_at(topology.ancestors(self.stage) if self.stage else ())[value]
@@ -526,7 +526,8 @@ class Lab:
                       "was changed. Stop it first (netkit exec host -- kill {pid}), or start afresh: "
                       "lab.reset({stage!r})")
                     .format(port=step.ready_port, who=who, command=step.command, pid=held["pid"] or "PID",
-                            stage=self.stage), node=step.node, command=step.command)
+                            stage=self.stage), node=step.node, command=step.command, port=step.ready_port,
+                    holder=held["pid"])
 
     def change(self, node: str, command) -> CommandResult:
         """Make one change to the network (a step), echo it, and fail loudly if refused.
@@ -539,9 +540,9 @@ class Lab:
                 return self.change(step.node, step.command)
             if self.trace:
                 self.trace(f"[{step.node}] {step.command}")
-            started = self._call("start", node=step.node, command=step.command[:-1].strip(),
-                                 port=step.ready_port, address=step.ready_address)
-            return CommandResult(step.node, step.command, "", "", 0, recorded=getattr(started, "recorded", ""))
+            self._call("start", node=step.node, command=step.command[:-1].strip(), port=step.ready_port,
+                       address=step.ready_address)
+            return CommandResult(step.node, step.command, "", "", 0)
         if self.trace:
             self.trace(f"[{node}] {command}")
         return self.run(node, command, check=True)

@@ -34,6 +34,7 @@ import time
 from . import explain, outcome, topology
 from .capture import Capture
 from .netns import socket_in
+from .procfs import listening_programs
 from .trace import Tracer, rule_names
 
 
@@ -90,7 +91,6 @@ def proxy_at(src: str, dst: str, port: int) -> dict | None:
     """
     if not (topology.owner(dst) == "host" or (src == "host" and dst.startswith("127."))):
         return None
-    from .agent import listening_programs
     for held in listening_programs(port):
         if held["program"] != "docker-proxy" or held["address"] not in ("0.0.0.0", dst):
             continue
@@ -104,21 +104,24 @@ def proxy_at(src: str, dst: str, port: int) -> dict | None:
     return None
 
 
-def _relay_frames(capture: Capture, proxy: dict, sport: int) -> tuple[int | None, bool, bool]:
-    """(the proxy's source port, was it answered, was it refused) of the second connection, as captured."""
-    relay_port = answered = refused = None
-    for f in capture.seen_at("host:hwchiu0") + capture.seen_at("host:eth0") + capture.seen_at("host:eth1"):
+def _relay_frames(capture: Capture, proxy: dict, sport: int) -> tuple[int | None, bool, bool, bool]:
+    """What hwchiu0 saw on the way to the proxy's container: the source port of the proxy's own connection,
+    whether it was answered, whether it was refused, and whether the probe's own SYN went there (DNATed)."""
+    relay_port, answered, refused, own = None, False, False, False
+    for f in capture.seen_at("host:hwchiu0"):
         packet = explain.parse_frame(bytes.fromhex(f["frame"]))
         if not packet or "sport" not in packet:
             continue
         syn, ack, rst = packet["flags"] & 0x02, packet["flags"] & 0x10, packet["flags"] & 0x04
-        if (relay_port is None and syn and not ack and packet["dst"] == proxy["to"]
-                and packet["dport"] == proxy["to_port"] and packet["sport"] != sport):
+        if packet["sport"] == sport and packet["dst"] == proxy["to"]:
+            own = True
+        elif (relay_port is None and syn and not ack and packet["dst"] == proxy["to"]
+                and packet["dport"] == proxy["to_port"]):
             relay_port = packet["sport"]
         elif relay_port is not None and packet["src"] == proxy["to"] and packet["dport"] == relay_port:
             answered = answered or bool(syn and ack)
             refused = refused or bool(rst)
-    return relay_port, bool(answered), bool(refused)
+    return relay_port, answered, refused, own
 
 
 def _finish(tracer: Tracer, capture: Capture, started: float, wall_start: float, path, first_kind) -> dict:
@@ -189,18 +192,20 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport:
                            send_error=False):
             break
     elapsed = time.monotonic() - started
-    relay = None
+    onward = None
     if replied and proxy is not None:
-        relay = _follow_relay(tracer, capture, proxy, sport, deadline, cancel)
+        onward = _follow_relay(tracer, capture, proxy, sport, deadline, cancel)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # a reset, so the connection is gone at once
     record = _finish(tracer, capture, trace_start, wall_start, path, lambda p: p.get("sport") == sport)
-    if relay is not None:
-        relay_port, answered, refused = relay.pop("found")
+    relay = None
+    if onward is not None:
+        relay_port, answered, refused, seconds = onward
+        relay = {key: proxy[key] for key in ("program", "pid", "listen")}
         relay["raw"] = {
             "src": "host", "dst": proxy["to"], "proto": "tcp", "sport": relay_port, "dport": proxy["to_port"],
             "timeout": timeout, "send_error": None, "refused": refused, "replied": answered,
-            "mismatch": False, "route_back": False, "seconds": relay.pop("seconds"),
+            "mismatch": False, "route_back": False, "seconds": seconds,
             "conntrack": _conntrack_of(relay_port), **record, "src_address": _source_of(record, relay_port)}
     return {"src": src, "dst": dst, "proto": "tcp", "sport": sport, "dport": dport, "timeout": timeout,
             "conntrack": _conntrack_of(sport), "send_error": send_error, "refused": refused, "replied": replied,
@@ -226,27 +231,24 @@ def _conntrack_of(sport: int | None) -> list[str]:
 
 
 def _follow_relay(tracer: Tracer, capture: Capture, proxy: dict, sport: int, deadline: float,
-                  cancel: threading.Event | None) -> dict | None:
+                  cancel: threading.Event | None) -> tuple[int | None, bool, bool, float] | None:
     """After docker-proxy accepted the probe's connection: wait for its second connection to be answered
-    (or refused, or dropped). None when the probe's connection was not the proxy's (a DNAT took it on)."""
+    (or refused, or dropped). Returns that connection's (source port, answered, refused, seconds), or None
+    when the probe's connection was not the proxy's (a DNAT took it on to the container)."""
     capture.drain()
-    for f in capture.done_so_far():
-        packet = explain.parse_frame(bytes.fromhex(f["frame"]))
-        if packet and packet.get("sport") == sport and packet["dst"] == proxy["to"]:
-            return None     # the probe's own SYN went on to the container: no proxy in between
+    if _relay_frames(capture, proxy, sport)[3]:
+        return None
     started = time.monotonic()
-    relay_port, answered, refused = None, False, False
     while time.monotonic() < deadline and not (cancel and cancel.is_set()):
-        relay_port, answered, refused = _relay_frames(capture, proxy, sport)
+        relay_port, answered, refused, _own = _relay_frames(capture, proxy, sport)
         dropped = relay_port is not None and explain.dropped(
             {"proto": "tcp", "sport": relay_port, "trace": tracer.since(started - 0.05)}, set())
         if answered or refused or dropped:
             break
         time.sleep(0.003)
     capture.drain()
-    relay_port, answered, refused = _relay_frames(capture, proxy, sport)
-    return {key: proxy[key] for key in ("program", "pid", "listen")} | {
-        "found": (relay_port, answered, refused), "seconds": round(time.monotonic() - started, 4)}
+    relay_port, answered, refused, _own = _relay_frames(capture, proxy, sport)
+    return relay_port, answered, refused, round(time.monotonic() - started, 4)
 
 
 def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float, ident: int, packet: bytes,

@@ -77,35 +77,36 @@ OUTSIDE_TO_8080 = Probe("outside", "172.17.9.103", N_("Docker's rules: outside t
 HOST_TO_LOOPBACK_8080 = Probe("host", "127.0.0.1", N_("the host's own curl to 127.0.0.1:8080"), port=8080)
 C2_TO_ETH0_8080 = Probe("c2", "10.0.2.15", N_("hairpin: c2 to the host's address, port 8080"), port=8080)
 
-# `dockerd --userland-proxy=false` and back, on the docker-29 stage: the proxies stop (or start) and Docker's
-# nat rules change to let the kernel do their work (rules.NOPROXY_*). On a real host this is a setting of
-# dockerd and a restart; in the lab it is the commands that make the same difference. The switch reads as on
-# while the proxy's forms of the two nat rules are in place.
-USERLAND_PROXY = Switch(
-    "userland-proxy", N_("docker-proxy (userland-proxy)"), (True, False), "host",
-    {False: ["pkill -x docker-proxy", "pidwait -x docker-proxy",
-             rules.DOCKER_OUTPUT_JUMP.command("-D"), rules.NOPROXY_OUTPUT_JUMP.command("-A"),
-             rules.DOCKER_DNAT.command("-D"), rules.NOPROXY_DNAT.command("-A"),
-             rules.NOPROXY_LOCAL_MASQUERADE.command("-I"), rules.NOPROXY_HAIRPIN.command("-A"),
-             "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=1"],
-     True: [rules.NOPROXY_HAIRPIN.command("-D"), rules.NOPROXY_LOCAL_MASQUERADE.command("-D"),
-            rules.NOPROXY_DNAT.command("-D"), rules.DOCKER_DNAT.command("-A"),
-            rules.NOPROXY_OUTPUT_JUMP.command("-D"), rules.DOCKER_OUTPUT_JUMP.command("-A"),
-            "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()]},
-    rules=(rules.DOCKER_OUTPUT_JUMP, rules.DOCKER_DNAT), stages=("docker-29", "docker-19"),
-    # The 19.03/20.10 layout, as Engine 20.10.24 writes it with --userland-proxy=false
-    # (tests/data/docker-20.10/userland-proxy-false.rules): its nat DOCKER chain also loses
-    # `-i docker0 -j RETURN`, and its per-container hairpin MASQUERADE is there with the proxy too.
-    at=(("docker-19", {
+def _userland_proxy(layout_19: bool) -> dict:
+    """value -> commands of `userland-proxy` for Docker 29's layout, or for 19.03/20.10's (`layout_19`): there the
+    nat DOCKER chain's `-i hwchiu0 -j RETURN` goes too, and the per-container hairpin MASQUERADE, written with
+    the proxy as well, stays."""
+    only_19 = [rules.DOCKER19_RETURN] if layout_19 else []
+    only_29 = [] if layout_19 else [rules.NOPROXY_HAIRPIN]
+    return {
         False: ["pkill -x docker-proxy", "pidwait -x docker-proxy",
                 rules.DOCKER_OUTPUT_JUMP.command("-D"), rules.NOPROXY_OUTPUT_JUMP.command("-A"),
-                rules.DOCKER19_RETURN.command("-D"), rules.DOCKER_DNAT.command("-D"), rules.NOPROXY_DNAT.command("-A"),
-                rules.NOPROXY_LOCAL_MASQUERADE.command("-I"),
+                *[rule.command("-D") for rule in only_19],
+                rules.DOCKER_DNAT.command("-D"), rules.NOPROXY_DNAT.command("-A"),
+                rules.NOPROXY_LOCAL_MASQUERADE.command("-I"), *[rule.command("-A") for rule in only_29],
                 "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=1"],
-        True: [rules.NOPROXY_LOCAL_MASQUERADE.command("-D"),
-               rules.NOPROXY_DNAT.command("-D"), rules.DOCKER19_RETURN.command("-A"), rules.DOCKER_DNAT.command("-A"),
+        True: [*[rule.command("-D") for rule in only_29], rules.NOPROXY_LOCAL_MASQUERADE.command("-D"),
+               rules.NOPROXY_DNAT.command("-D"), *[rule.command("-A") for rule in only_19],
+               rules.DOCKER_DNAT.command("-A"),
                rules.NOPROXY_OUTPUT_JUMP.command("-D"), rules.DOCKER_OUTPUT_JUMP.command("-A"),
-               "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()]}),))
+               "sysctl -w net.ipv4.conf.hwchiu0.route_localnet=0", *topology.proxy_steps()],
+    }
+
+
+# `dockerd --userland-proxy=false` and back, on the Docker stages: the proxies stop (or start) and Docker's nat
+# rules change to let the kernel do their work (rules.NOPROXY_*), as Docker 29 writes them (moby's noproxy
+# listing) and as Engine 20.10.24 wrote them on the 19.03 layout (tests/data/docker-20.10/). On a real host this
+# is a setting of dockerd and a restart; in the lab it is the commands that make the same difference. The switch
+# reads as on while the proxy's forms of the two nat rules are in place.
+USERLAND_PROXY = Switch(
+    "userland-proxy", N_("docker-proxy (userland-proxy)"), (True, False), "host", _userland_proxy(layout_19=False),
+    rules=(rules.DOCKER_OUTPUT_JUMP, rules.DOCKER_DNAT), stages=("docker-29", "docker-19"),
+    at=(("docker-19", _userland_proxy(layout_19=True)),))
 
 # `--icc=false` as Docker 29 writes it (moby's usernet-portmap-noicc listing at docker-v29.0.0): the bridge's
 # outgoing ACCEPT gives way to a DROP of bridge-to-bridge traffic and an ACCEPT of the rest, both at the end of

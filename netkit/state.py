@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import BadArgument, LabInUse, LabNotFound, StateError
+from .procfs import fd_targets
 from .i18n import _
 
 RUNTIME_ENV = "NETKIT_RUNTIME_DIR"
@@ -481,15 +482,7 @@ def orphans(state: StateDir) -> list[Found]:
         found = _proc(pid)
         if found is None or found[1] != state.uid:
             continue
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
+        for target in fd_targets(pid):
             if target.startswith(prefix) and target.endswith(SUFFIX + " (deleted)"):
                 name = target[len(prefix):-len(SUFFIX + " (deleted)")]
                 if NAME_RE.fullmatch(name):

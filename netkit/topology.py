@@ -253,17 +253,20 @@ DOCKER_19_RULES = (
 # bound socket with -use-listen-fd as well). The lab's own docker-proxy (netkit/bin/docker-proxy) does what
 # Docker's does for TCP: it accepts on the host's port and opens a second connection to the container.
 DOCKER_PROXY_PORT = 8080
-DOCKER_PROXIES = tuple(
-    f"docker-proxy -proto tcp -host-ip {host_ip} -host-port 8080 -container-ip 10.55.66.2 -container-port 8000"
-    for host_ip in ("0.0.0.0", "::"))
+DOCKER_PROXY_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1"}   # each address it listens on -> where to see it ready
+
+
+def proxy_command(host_ip: str) -> str:
+    return (f"docker-proxy -proto tcp -host-ip {host_ip} -host-port {DOCKER_PROXY_PORT} "
+            "-container-ip 10.55.66.2 -container-port 8000")
 
 
 def proxy_steps() -> tuple[Step, ...]:
     """Starting both of Docker's proxies for the published port, as Docker does after writing its rules."""
-    return tuple(Step("host", f"{command} &", "Docker's userland proxy holds the published port on every "
-                      "host address and relays what reaches it to the container",
-                      ready_port=DOCKER_PROXY_PORT, ready_address="::1" if "-host-ip ::" in command else "127.0.0.1")
-                 for command in DOCKER_PROXIES)
+    return tuple(Step("host", f"{proxy_command(host_ip)} &", "Docker's userland proxy holds the published port on "
+                      "every host address and relays what reaches it to the container",
+                      ready_port=DOCKER_PROXY_PORT, ready_address=ready)
+                 for host_ip, ready in DOCKER_PROXY_HOSTS.items())
 
 
 _add(Stage(

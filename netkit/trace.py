@@ -26,7 +26,6 @@ on the way to the lab's first command.
 from __future__ import annotations
 
 import json
-import re
 import socket
 import struct
 import subprocess
@@ -227,14 +226,13 @@ def rule_names(events: list[dict]) -> dict:
         elif not rules:
             # a table iptables does not know (Docker's nftables backend writes `ip docker-bridges`): the rule
             # as nft lists it, which is what a person types in `nft add rule`
-            text = subprocess.run(["nft", "-a", "list", "chain", "ip", table, chain], capture_output=True,
+            # (-s: stateless, so a counter is listed as `counter`, without the kernel's running count)
+            text = subprocess.run(["nft", "-s", "-a", "list", "chain", "ip", table, chain], capture_output=True,
                                   text=True, env=ENV).stdout
-            found = [line.strip().rsplit(" # handle ", 1) for line in text.splitlines() if " # handle " in line]
-            # (a rule's counter is the kernel's running count, not part of the rule a person types)
-            spelled_nft = {int(handle): re.sub(r"counter packets \d+ bytes \d+", "counter", rule)
-                           for rule, handle in found if handle.isdigit()}
-            names[f"{table} {chain}"] = [[handle, spelled_nft[handle]] for handle in handles
-                                         if handle in spelled_nft]
+            listed_rules = {int(handle): rule for rule, handle in
+                            (line.strip().rsplit(" # handle ", 1) for line in text.splitlines() if " # handle " in line)
+                            if handle.isdigit()}     # (the table's and chain's own lines carry a handle too)
+            names[f"{table} {chain}"] = [[handle, listed_rules[handle]] for handle in handles if handle in listed_rules]
     return names
 
 

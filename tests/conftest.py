@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -86,6 +87,17 @@ def no_lab_outlives_its_test():
     while (left := agents_running(named_here)) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not left, f"labs of this test still run after it ended: {left}"
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory a container's user (uid 1000 in the kit's image) may write, for what comes out of it."""
+    path = tempfile.mkdtemp(prefix="netkit-container-")
+    os.chmod(path, 0o777)
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

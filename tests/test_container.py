@@ -21,9 +21,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -80,15 +78,6 @@ def image():
     assert kit.containers() == before, "containers were left behind (podman ps --all --external)"
 
 
-@pytest.fixture
-def shared_dir():
-    """A directory the image's user (uid 1000) may write, for what comes out of the container."""
-    path = tempfile.mkdtemp(prefix="netkit-container-")
-    os.chmod(path, 0o777)
-    try:
-        yield Path(path)
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_the_notebooks_run_inside_the_image_with_the_documented_podman_flags(image, shared_dir):

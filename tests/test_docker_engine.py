@@ -25,13 +25,10 @@ builds (minutes), later ones reuse.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -265,14 +262,6 @@ def _run(engine, image, flags, command, *, volumes=None, timeout=300):
         engine.docker("rm", "--force", name, check=False)
 
 
-@pytest.fixture
-def shared_dir():
-    path = tempfile.mkdtemp(prefix="netkit-docker-out-")
-    os.chmod(path, 0o777)
-    try:
-        yield Path(path)
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_the_notebooks_run_inside_the_image_with_the_documented_docker_flags(engine, image, shared_dir):

@@ -26,6 +26,17 @@ ETH0 = "10.0.2.15"
 ENGINE_NOPROXY = Path(__file__).parent / "data" / "docker-20.10" / "userland-proxy-false.rules"
 
 
+def engine_noproxy_nat() -> list[str]:
+    """The nat table Engine 20.10.24 wrote with --userland-proxy=false, in the lab's names, as iptables-save
+    prints it (tests/data/docker-20.10/userland-proxy-false.rules)."""
+    text = ENGINE_NOPROXY.read_text()
+    for engine, lab_name in (("docker0", "hwchiu0"), ("172.17.0.0/16", "10.55.66.0/24"),
+                             ("172.17.0.2:80", "10.55.66.2:8000"), ("172.17.0.2/32", "10.55.66.2/32"),
+                             ("--dport 80 ", "--dport 8000 ")):
+        text = text.replace(engine, lab_name)
+    return ["*nat"] + text.split("*nat\n")[1].split("COMMIT")[0].splitlines() + ["COMMIT"]
+
+
 @pytest.fixture(scope="module")
 def lab():
     with Lab(name=f"proxy-{uuid.uuid4().hex[:6]}", stage="docker-29") as lab:
@@ -100,12 +111,8 @@ def test_userland_proxy_off_writes_what_the_engine_wrote_and_the_kernel_answers(
     nat = lab.run("host", "iptables -t nat -S", check=True).stdout.splitlines()
     # the nat rules Engine 20.10 wrote with --userland-proxy=false, in the lab's names (its DOCKER chain's
     # `-i docker0 -j RETURN` aside: the 19.03 layout's, which Docker 29 no longer writes)
-    engine = ENGINE_NOPROXY.read_text().replace("docker0", "hwchiu0").replace("172.17.0.0/16", "10.55.66.0/24")
-    engine = engine.replace("172.17.0.2:80", "10.55.66.2:8000").replace("172.17.0.2/32", "10.55.66.2/32")
-    engine = engine.replace("--dport 80 ", "--dport 8000 ")
-    section = engine.split("*nat\n")[1].split("COMMIT")[0]
-    wanted = [line for line in section.splitlines() if line.startswith("-A ")]
-    assert [line for line in nat if line.startswith("-A ")] == wanted
+    assert [line for line in nat if line.startswith("-A ")] == [
+        line for line in engine_noproxy_nat() if line.startswith("-A ")]
     # ... and what Docker 29 writes then (moby's generated listing at docker-v29.0.0)
     assert [line for line in nat if line.startswith("-A ")] == [
         line for line in moby_rules("noproxy")["nat"].render() if line.startswith("-A ")]
@@ -139,7 +146,8 @@ def test_userland_proxy_is_refused_off_its_stages_and_nothing_changes():
         before = lab.run("host", "iptables-save -t nat | grep -v '^#'; ss -ltnH", check=True).stdout
         with pytest.raises(BadArgument) as refused:
             lab.set("userland-proxy", False)
-        assert "lab.reset('docker-29')" in str(refused.value)
+        assert refused.value.stages == ("docker-29", "docker-19")
+        assert "lab.reset('docker-29')" in str(refused.value)      # the fix, named
         assert lab.run("host", "iptables-save -t nat | grep -v '^#'; ss -ltnH", check=True).stdout == before
 
 
@@ -150,11 +158,7 @@ def test_userland_proxy_off_on_the_19_layout_is_what_engine_20_10_wrote():
                     if not line.startswith("#")]
         before = nat()
         lab.set("userland-proxy", False)
-        engine = ENGINE_NOPROXY.read_text().replace("docker0", "hwchiu0").replace("172.17.0.0/16", "10.55.66.0/24")
-        engine = engine.replace("172.17.0.2:80", "10.55.66.2:8000").replace("172.17.0.2/32", "10.55.66.2/32")
-        engine = engine.replace("--dport 80 ", "--dport 8000 ")
-        wanted = ["*nat"] + engine.split("*nat\n")[1].split("COMMIT")[0].splitlines() + ["COMMIT"]
-        assert nat() == wanted
+        assert nat() == engine_noproxy_nat()
         assert not any(name == "docker-proxy" for _, name in listeners(lab))
         assert lab.sysctl("net.ipv4.conf.hwchiu0.route_localnet") == "1"
         for src, dst in (("host", "127.0.0.1"), ("c2", ETH0)):
@@ -168,11 +172,12 @@ def test_userland_proxy_off_on_the_19_layout_is_what_engine_20_10_wrote():
 def test_a_port_already_held_is_refused_before_anything_changes(lab):
     lab.reset("docker-29")
     lab.set("userland-proxy", False)
-    lab.start("host", "python3 -m http.server 8080 --bind 0.0.0.0", port=8080)
+    server = lab.start("host", "python3 -m http.server 8080 --bind 0.0.0.0", port=8080)
     before = lab.run("host", "iptables-save -t nat | grep -v '^#'", check=True).stdout
     with pytest.raises(CommandError) as refused:
         lab.set("userland-proxy", True)
-    assert "port 8080" in str(refused.value) and "kill" in str(refused.value)
-    assert refused.value.data.get("command", "").startswith("docker-proxy ")
+    assert (refused.value.port, refused.value.holder) == (8080, server["pid"])
+    assert refused.value.command.startswith("docker-proxy ")
+    assert f"kill {server['pid']}" in str(refused.value)      # the fix, named
     assert lab.run("host", "iptables-save -t nat | grep -v '^#'", check=True).stdout == before
     assert lab.get("userland-proxy") is False
