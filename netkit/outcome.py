@@ -25,10 +25,13 @@ The vocabulary:
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from enum import Enum
 
 from . import topology
+from .errors import BadArgument
+from .i18n import _
 
 
 class Result(str, Enum):
@@ -47,7 +50,7 @@ class Result(str, Enum):
         return self.value
 
 
-NO_ROUTE_ERRORS = ("Network is unreachable", "No route to host")
+NO_ROUTE_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})   # a send refused for want of a route
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,8 @@ class Facts:
     """What only the ends of the probe know, as the agent recorded it (no interpretation)."""
 
     replied: bool = False            # the sender got its answer (ICMP echo reply, or SYN-ACK)
-    send_error: str | None = None    # what the sender's kernel said when sending (strerror)
+    send_errno: int | None = None    # the errno the sender's kernel refused the send with (decides)
+    send_error: str = ""             # its strerror, as the agent wrote it (shown, never read)
     refused: bool = False            # TCP: connect() failed with "Connection refused"
     no_route_back: bool = False      # the receiver's routing table has no way back to the request's source
     wrong_source: bool = False       # TCP: the sender saw an answer from an address it did not call
@@ -63,7 +67,14 @@ class Facts:
 
     @classmethod
     def from_raw(cls, raw: dict) -> "Facts":
-        return cls(replied=bool(raw.get("replied")), send_error=raw.get("send_error") or None,
+        """The facts of a probe record (`netkit.probe`). A record from before the errno was kept (a
+        `send_error` text and no `send_errno`) is refused: record it again (tests/data/record.py)."""
+        if raw.get("send_error") and raw.get("send_errno") is None:
+            raise BadArgument(_("a probe record with a send error ({error}) but no errno predates the errno "
+                                "being recorded; record it again (tests/data/record.py, "
+                                "tools/record_replays.py)").format(error=raw["send_error"]))
+        return cls(replied=bool(raw.get("replied")), send_errno=raw.get("send_errno"),
+                   send_error=raw.get("send_error") or "",
                    refused=bool(raw.get("refused")), no_route_back=bool(raw.get("route_back")),
                    wrong_source=bool(raw.get("mismatch")), timeout=float(raw.get("timeout") or 0.0))
 
@@ -164,8 +175,8 @@ def decide(journey, facts: Facts, dst_node: str | None) -> Outcome:
     path = _path(journey)
     request_seen = [p for p in path if journey.seen(p, "request")]
     reply_seen = [p for p in path[::-1] if journey.seen(p, "reply")]
-    if facts.send_error:
-        result = Result.NO_ROUTE if facts.send_error in NO_ROUTE_ERRORS else Result.SEND_ERROR
+    if facts.send_errno is not None:
+        result = Result.NO_ROUTE if facts.send_errno in NO_ROUTE_ERRNOS else Result.SEND_ERROR
         return Outcome(result, "request", None, path[0] if path else None, journey.src, error=facts.send_error)
     if facts.replied:
         return Outcome(Result.DELIVERED, rewrites=changed)

@@ -38,6 +38,14 @@ from .procfs import listening_programs
 from .trace import Tracer, rule_names
 
 
+def _send_error(code: int | None) -> dict:
+    """What the sender's kernel refused a send with, as data: its errno, the errno's symbolic name, and
+    the strerror text, which is shown and never read (`netkit.outcome.Facts` decides from the number)."""
+    if code is None:
+        return {"send_errno": None, "send_errname": None, "send_error": None}
+    return {"send_errno": code, "send_errname": errno.errorcode.get(code, str(code)), "send_error": os.strerror(code)}
+
+
 def _run(argv: list[str], node: str = "host") -> subprocess.CompletedProcess:
     from .agent import ENV, node_argv
     return subprocess.run(node_argv(node, argv), capture_output=True, text=True, env=ENV)
@@ -160,7 +168,7 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport:
     sock = socket_in(src, socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setblocking(False)
-    send_error = None
+    send_error = None      # the errno the sender's kernel refused the connection with
     replied = refused = wrong_source = False
     started, wall_start = time.monotonic(), time.time()
     trace_start = started - 0.001
@@ -170,7 +178,7 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport:
     except OSError as exc:
         code = exc.errno
     if code not in (0, errno.EINPROGRESS):
-        send_error = os.strerror(code)
+        send_error = code
     deadline = started + timeout
     while send_error is None and time.monotonic() < deadline and not (cancel and cancel.is_set()):
         _, writable, _ = select.select([], [sock], [], 0.003)
@@ -181,7 +189,7 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport:
             elif code == errno.ECONNREFUSED:
                 refused = True
             else:
-                send_error = os.strerror(code)
+                send_error = code
             break
         if path:
             answers = [explain.parse_frame(bytes.fromhex(f["frame"])) for f in capture.seen_at(path[0])]
@@ -204,11 +212,11 @@ def tcp(tracer: Tracer, capture: Capture, src: str, dst: str, dport: int, sport:
         relay = {key: proxy[key] for key in ("program", "pid", "listen")}
         relay["raw"] = {
             "src": "host", "dst": proxy["to"], "proto": "tcp", "sport": relay_port, "dport": proxy["to_port"],
-            "timeout": timeout, "send_error": None, "refused": refused, "replied": answered,
+            "timeout": timeout, **_send_error(None), "refused": refused, "replied": answered,
             "mismatch": False, "route_back": False, "seconds": seconds,
             "conntrack": _conntrack_of(relay_port), **record, "src_address": _source_of(record, relay_port)}
     return {"src": src, "dst": dst, "proto": "tcp", "sport": sport, "dport": dport, "timeout": timeout,
-            "conntrack": _conntrack_of(sport), "send_error": send_error, "refused": refused, "replied": replied,
+            "conntrack": _conntrack_of(sport), **_send_error(send_error), "refused": refused, "replied": replied,
             "mismatch": wrong_source, "route_back": False, "seconds": round(elapsed, 4), **record,
             **({"relay": relay} if relay is not None else {})}
 
@@ -261,14 +269,14 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float, i
     path = topology.path(src, dst_node)
     dst_point = path[-1] if path and dst_node else None
     sender = socket_in(src, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    send_error = None
+    send_error = None      # the errno the sender's kernel refused the packet with
     replied = no_route_back = False
     started = time.monotonic()
     wall_start = time.time()
     try:
         sender.sendto(packet, (dst, 0))
     except OSError as exc:
-        send_error = exc.strerror
+        send_error = exc.errno
     trace_start = started - 0.001
     checked_back = False
     deadline = started + timeout
@@ -295,5 +303,5 @@ def icmp(tracer: Tracer, capture: Capture, src: str, dst: str, timeout: float, i
     conntrack = [line for line in _run(["conntrack", "-L", "-p", "icmp"]).stdout.splitlines()
                  if f" id={ident} " in line]
     return {"src": src, "dst": dst, "proto": "icmp", "id": ident, "timeout": timeout,
-            "conntrack": conntrack, "send_error": send_error, "replied": replied,
+            "conntrack": conntrack, **_send_error(send_error), "replied": replied,
             "route_back": no_route_back, "seconds": round(elapsed, 4), **record}

@@ -1,11 +1,13 @@
 """Pure tests: journeys rebuilt from recorded kernel data, parsing, JSON, pcap (no root needed)."""
 
+import errno
 import json
 from pathlib import Path
 
 import pytest
 
 from netkit import explain, topology
+from netkit.errors import BadArgument
 from netkit.journey import ConntrackEntry, Journey, Verdict
 from netkit.outcome import Result, Rewrite
 
@@ -245,3 +247,26 @@ def test_a_reply_that_reuses_its_requests_trace_id_is_still_the_reply(case):
     assert [(v.kind, v.table, v.chain, v.rule, v.verdict) for v in rebuilt.verdicts] == \
            [(v.kind, v.table, v.chain, v.rule, v.verdict) for v in expected.verdicts]
     assert rebuilt.outcome == expected.outcome
+
+
+@pytest.mark.parametrize("code, result", [(errno.ENETUNREACH, Result.NO_ROUTE), (errno.EHOSTUNREACH, Result.NO_ROUTE),
+                                          (errno.EPERM, Result.SEND_ERROR), (errno.EACCES, Result.SEND_ERROR)])
+def test_a_send_error_is_decided_from_its_errno_and_its_text_is_only_shown(code, result):
+    data = raw("s2-no-route")
+    # the text is what a translated C library might say: it decides nothing
+    data.update(send_errno=code, send_errname=errno.errorcode[code], send_error="裝置上已無多餘空間")
+    journey = explain.build(data)
+    assert journey.outcome.result is result
+    assert journey.outcome.error == "裝置上已無多餘空間"
+
+
+def test_the_no_route_record_keeps_the_errno_and_its_name():
+    data = raw("s2-no-route")
+    assert (data["send_errno"], data["send_errname"]) == (errno.ENETUNREACH, "ENETUNREACH")
+
+
+def test_a_record_with_a_send_error_text_and_no_errno_is_refused():
+    data = raw("s2-no-route")
+    del data["send_errno"], data["send_errname"]
+    with pytest.raises(BadArgument, match="record it again"):
+        explain.build(data)

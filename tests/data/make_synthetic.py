@@ -15,6 +15,7 @@ changing a journey here::
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def journeys() -> dict[str, Journey]:
         # Scenario 2, step 1: c1 only knows 10.55.66.0/24; the kernel refuses to send.
         "no-route": _journey(
             GOOGLE, TO_INTERNET, request={}, reply={},
-            facts=Facts(send_error="Network is unreachable"),
+            facts=Facts(send_errno=errno.ENETUNREACH, send_error="Network is unreachable"),
             label="no default route",
         ),
         # Scenario 2, step 3: out it goes with a private source; 8.8.8.8 cannot answer it.
