@@ -271,7 +271,7 @@ class Agent:
 
     def _after_build(self) -> None:
         """In the background: wait for the links to report their state, then get probes ready."""
-        _load_site()
+        _import_probes()
         try:
             links.wait_until_up()
         except Exception as exc:   # a display may show a link's state late; nothing else depends on it
@@ -392,7 +392,7 @@ class Agent:
 
     def prober(self):
         """The lab's one Prober (the background warm-up and the first probe may ask at once)."""
-        _load_site()
+        _import_probes()
         with self._prober_lock:
             if self._prober is None:
                 from .probe import Prober
@@ -613,15 +613,11 @@ def _mount_private_dirs() -> None:
 _IMPORTS = threading.Lock()
 
 
-def _load_site() -> None:
-    """The site packages (pyroute2's home), which the agent starts without (python -S) to start sooner,
-    and the modules that need them. One thread at a time: two threads importing modules that import each
-    other can see one of them half made."""
+def _import_probes() -> None:
+    """The modules probes need, imported once, in the background after a build. One thread at a time: two
+    threads importing modules that import each other can see one of them half made. (Only netkit's own
+    modules and the standard library: the host starts without the site packages, python -S.)"""
     with _IMPORTS:
-        if sys.flags.no_site and "site" not in sys.modules:
-            import site
-            site.main()
-        import pyroute2  # noqa: F401  (the netlink library links and trace use)
         from . import capture, links, probe, trace  # noqa: F401
 
 

@@ -6,8 +6,8 @@ of the lab's own (``netkit_trace``; iptables does not list it) sets
 hook they pass. The kernel then reports every rule and policy those packets
 meet as an ``NFT_MSG_TRACE`` message to the netlink group NFNLGRP_NFTRACE:
 what ``nft monitor trace`` prints as text. netkit subscribes to that group
-itself, through pyroute2's netlink socket and its attribute parser, and keeps
-each message as plain data (`event`):
+itself, with a plain netlink socket, and keeps each message as plain data
+(`event`):
 
     {"time", "id", "table", "chain", "type": "rule"|"policy"|"return",
      "handle", "verdict": "accept"|"drop"|"continue"|"jump"|..., "target",
@@ -19,8 +19,11 @@ the first message of each hook.) No text is parsed, and there is no
 the moment the socket is bound. (Debian 12's nft 1.0.6 prints trace events
 as text even with ``-j``.)
 
-pyroute2 is imported here, in the background after a lab is built, never
-on the way to the lab's first command.
+Why not pyroute2, which the tests use as the reference parser of the same
+bytes (tests/test_trace.py): its package imports every part of itself at
+once, about 120 ms of CPU and 19 MiB for each lab's host, twice what the
+rest of the host needs. The messages need only a walk over netlink's
+type-length-value attributes (`attributes`), done here with `struct`.
 """
 
 from __future__ import annotations
@@ -41,67 +44,76 @@ VERDICTS = {0: "drop", 1: "accept", 2: "stolen", 3: "queue", 4: "repeat", 5: "st
             -1: "continue", -2: "break", -3: "jump", -4: "goto", -5: "return"}
 
 
-def _message_class():
-    """pyroute2's description of an NFT_MSG_TRACE message (its attributes, as the kernel sends them)."""
-    from pyroute2.netlink import nla
-    from pyroute2.netlink.nfnetlink import nfgen_msg
+NETLINK_NETFILTER = 12
+NFNLGRP_NFTRACE = 9
+NFT_MSG_TRACE = 10 << 8 | 17          # NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_TRACE
+NLMSG_HEADER = struct.Struct("=IHHII")   # nlmsghdr: length, type, flags, seq, pid (the machine's byte order)
+NLA_HEADER = struct.Struct("=HH")        # nlattr: length, type
+NLA_TYPE_MASK = 0x3FFF                   # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
-    class nft_trace_msg(nfgen_msg):
-        # include/uapi/linux/netfilter/nf_tables.h: enum nft_trace_attributes, in order
-        nla_map = (
-            ("NFTA_TRACE_UNSPEC", "none"),
-            ("NFTA_TRACE_TABLE", "asciiz"),
-            ("NFTA_TRACE_CHAIN", "asciiz"),
-            ("NFTA_TRACE_RULE_HANDLE", "be64"),
-            ("NFTA_TRACE_TYPE", "be32"),
-            ("NFTA_TRACE_VERDICT", "verdict"),
-            ("NFTA_TRACE_ID", "be32"),
-            ("NFTA_TRACE_LL_HEADER", "cdata"),
-            ("NFTA_TRACE_NETWORK_HEADER", "cdata"),
-            ("NFTA_TRACE_TRANSPORT_HEADER", "cdata"),
-            ("NFTA_TRACE_IIF", "be32"),
-            ("NFTA_TRACE_IIFTYPE", "be16"),
-            ("NFTA_TRACE_OIF", "be32"),
-            ("NFTA_TRACE_OIFTYPE", "be16"),
-            ("NFTA_TRACE_MARK", "be32"),
-            ("NFTA_TRACE_NFPROTO", "be32"),
-            ("NFTA_TRACE_POLICY", "be32"),
-            ("NFTA_TRACE_PAD", "hex"),
-        )
+# include/uapi/linux/netfilter/nf_tables.h: enum nft_trace_attributes and enum nft_verdict_attributes
+TRACE_TABLE, TRACE_CHAIN, TRACE_RULE_HANDLE, TRACE_TYPE, TRACE_VERDICT, TRACE_ID = 1, 2, 3, 4, 5, 6
+TRACE_NETWORK_HEADER, TRACE_TRANSPORT_HEADER, TRACE_IIF, TRACE_OIF, TRACE_POLICY = 8, 9, 10, 12, 16
+VERDICT_CODE, VERDICT_CHAIN = 1, 2
 
-        class verdict(nla):
-            nla_map = (("NFTA_VERDICT_UNSPEC", "none"), ("NFTA_VERDICT_CODE", "be32"),
-                       ("NFTA_VERDICT_CHAIN", "asciiz"))
 
-    return nft_trace_msg
+def attributes(data: bytes, offset: int = 0, end: int | None = None) -> dict[int, bytes]:
+    """The netlink attributes in data[offset:end] as {type: payload} (nested ones stay bytes)."""
+    end = len(data) if end is None else end
+    found = {}
+    while offset + NLA_HEADER.size <= end:
+        length, kind = NLA_HEADER.unpack_from(data, offset)
+        if length < NLA_HEADER.size or offset + length > end:
+            break                                  # a truncated attribute: keep what came before it
+        found[kind & NLA_TYPE_MASK] = data[offset + NLA_HEADER.size:offset + length]
+        offset += (length + 3) & ~3                # attributes are 4-byte aligned
+    return found
+
+
+def messages(data: bytes):
+    """The (type, payload) of each netlink message in one datagram."""
+    offset = 0
+    while offset + NLMSG_HEADER.size <= len(data):
+        length, kind = NLMSG_HEADER.unpack_from(data, offset)[:2]
+        if length < NLMSG_HEADER.size or offset + length > len(data):
+            break
+        yield kind, data[offset + NLMSG_HEADER.size:offset + length]
+        offset += (length + 3) & ~3
+
+
+def _be(value: bytes | None) -> int | None:
+    return None if value is None else int.from_bytes(value, "big")
+
+
+def _text(value: bytes | None) -> str:
+    return "" if value is None else value.split(b"\0", 1)[0].decode(errors="replace")
 
 
 def _signed(value: int) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def event(msg, now: float) -> dict:
-    """One trace message as plain data (see the module's docstring)."""
-    get = msg.get_attr
-    kind = TRACE_TYPES.get(get("NFTA_TRACE_TYPE"), "unknown")
+def event(payload: bytes, now: float) -> dict:
+    """One NFT_MSG_TRACE message (its payload: nfgenmsg, then attributes) as plain data (see above)."""
+    get = attributes(payload, 4)                   # after struct nfgenmsg (family, version, res_id)
+    kind = TRACE_TYPES.get(_be(get.get(TRACE_TYPE)), "unknown")
     verdict = target = None
     if kind == "policy":
-        verdict = VERDICTS.get(get("NFTA_TRACE_POLICY"), "unknown")
-    elif get("NFTA_TRACE_VERDICT") is not None:
-        nested = get("NFTA_TRACE_VERDICT")
-        verdict = VERDICTS.get(_signed(nested.get_attr("NFTA_VERDICT_CODE") or 0), "unknown")
-        target = nested.get_attr("NFTA_VERDICT_CHAIN")
-    found = {"time": now, "id": f"{get('NFTA_TRACE_ID') or 0:08x}", "table": get("NFTA_TRACE_TABLE") or "",
-             "chain": get("NFTA_TRACE_CHAIN") or "", "type": kind, "handle": get("NFTA_TRACE_RULE_HANDLE"),
+        verdict = VERDICTS.get(_be(get.get(TRACE_POLICY)), "unknown")
+    elif TRACE_VERDICT in get:
+        nested = attributes(get[TRACE_VERDICT])
+        verdict = VERDICTS.get(_signed(_be(nested.get(VERDICT_CODE)) or 0), "unknown")
+        target = _text(nested[VERDICT_CHAIN]) if VERDICT_CHAIN in nested else None
+    found = {"time": now, "id": f"{_be(get.get(TRACE_ID)) or 0:08x}", "table": _text(get.get(TRACE_TABLE)),
+             "chain": _text(get.get(TRACE_CHAIN)), "type": kind, "handle": _be(get.get(TRACE_RULE_HANDLE)),
              "verdict": verdict, "target": target}
-    for key, attr in (("iif", "NFTA_TRACE_IIF"), ("oif", "NFTA_TRACE_OIF")):
-        index = get(attr)
+    for key, attr in (("iif", TRACE_IIF), ("oif", TRACE_OIF)):
+        index = _be(get.get(attr))
         if index:
             found[key] = name_of(index) or str(index)
-    for key, attr in (("network", "NFTA_TRACE_NETWORK_HEADER"), ("transport", "NFTA_TRACE_TRANSPORT_HEADER")):
-        data = get(attr)
-        if data:
-            found[key] = bytes(data).hex()
+    for key, attr in (("network", TRACE_NETWORK_HEADER), ("transport", TRACE_TRANSPORT_HEADER)):
+        if get.get(attr):
+            found[key] = get[attr].hex()
     return found
 
 
@@ -120,23 +132,16 @@ class Tracer:
         if self._error is not None:
             raise RuntimeError(f"could not subscribe to netfilter's trace messages: {self._error}")
 
-    def _subscribe(self):
-        from pyroute2.netlink import NETLINK_NETFILTER
-        from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES, NFNLGRP_NFTRACE
-        from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_TRACE
-        from pyroute2.netlink.nlsocket import NetlinkSocket
-
-        sock = NetlinkSocket(NETLINK_NETFILTER)
-        sock.register_policy(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_TRACE, _message_class())
+    def _subscribe(self) -> socket.socket:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.bind(groups=1 << (NFNLGRP_NFTRACE - 1))
+        sock.bind((0, 1 << (NFNLGRP_NFTRACE - 1)))
         return sock
 
     def _read(self) -> None:
-        # pyroute2's synchronous socket belongs to the thread that made it: this one makes and reads it.
         try:
             sock = self._subscribe()
-        except BaseException as exc:
+        except OSError as exc:
             self._error = exc
             self._ready.set()
             return
@@ -144,12 +149,12 @@ class Tracer:
         self._ready.set()
         while True:
             try:
-                messages = sock.get()
-            except Exception as exc:   # a burst overflowed the buffer: say so in the agent's log, go on
+                data = sock.recv(1 << 16)
+            except OSError as exc:   # ENOBUFS: a burst overflowed the buffer; say so in the agent's log, go on
                 print(f"netkit agent: trace messages lost: {exc}", flush=True)
                 continue
             now = time.monotonic()
-            found = [event(m, now) for m in messages]
+            found = [event(payload, now) for kind, payload in messages(data) if kind == NFT_MSG_TRACE]
             with self.lock:
                 self.events.extend(found)
                 self.batches += 1
