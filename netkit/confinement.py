@@ -163,7 +163,10 @@ def label_kind(label: str) -> str:
 
 
 def failed_step(said: str) -> str:
-    """Which step of the lab's start failed: "unshare", "proc", "sys" or "other"."""
+    """Which step of the lab's start failed: "unshare", "proc", "sys" or "other".
+
+    `said` is what unshare(1) and mount(8) wrote, run under LC_ALL=C (`netkit.i18n.untranslated`): their
+    exit status is 1 for every step, so their untranslated messages are the only record of the step."""
     if "unshare failed" in said or "uid_map" in said or "setgroups" in said:
         return "unshare"
     if "mount /proc" in said:
@@ -173,13 +176,14 @@ def failed_step(said: str) -> str:
     return "other"
 
 
-def how(runtime: str, setting: str) -> str:
-    """The fix, phrased for where we are (in the language in use)."""
+def how(runtime: str, piece: str) -> str:
+    """The fix for `piece` (a key of FIXES), phrased for where we are (in the language in use)."""
+    setting = FIXES[piece][runtime]
     if runtime in ("docker", "podman"):
         return _("add `{setting}` to `{runtime} run` (the README's section \"On macOS or Windows "
                  "(a container)\" has the whole command)").format(setting=setting, runtime=runtime)
     if runtime == "kubernetes":
-        if "procMount" in setting:
+        if piece == "masked paths":      # securityContext.procMount
             return _("set `{setting}` on the pod's container (Kubernetes allows it only with hostUsers: false in "
                      "the pod); deploy/kubernetes/values.yaml does it for Zero to JupyterHub").format(setting=setting)
         return _("set `{setting}` on the pod's container; deploy/kubernetes/values.yaml does it for "
@@ -227,7 +231,7 @@ def diagnose(ev: Evidence) -> list[Missing]:
                 "seccomp",
                 _("the seccomp filter of {runtime} refuses unshare(), which the lab needs to make its namespaces "
                   "(Seccomp: 2 in /proc/self/status; unshare said: {said})").format(runtime=name, said=ev.said),
-                how(runtime, FIXES["seccomp"][runtime])))
+                how(runtime, "seccomp")))
         else:
             if runtime == "kubernetes":
                 fix = _("allow user namespaces where the container runs: sudo sysctl -w "
@@ -254,7 +258,7 @@ def diagnose(ev: Evidence) -> list[Missing]:
         else:
             found = _("{runtime} hides or locks parts of /proc and /sys ({shown}), so the kernel refuses the fresh "
                       "/proc and /sys the lab mounts in its user namespace").format(runtime=name, shown=shown)
-        missing.append(Missing(N_("masked paths"), found, how(runtime, FIXES["masked paths"][runtime])))
+        missing.append(Missing(N_("masked paths"), found, how(runtime, "masked paths")))
     confining = label_kind(ev.label)
     if confining == "apparmor":
         found = _("the AppArmor profile {label!r} keeps the lab from mounting /proc and /sys (and, under "
@@ -263,7 +267,7 @@ def diagnose(ev: Evidence) -> list[Missing]:
         found = _("the SELinux label {label!r} keeps the lab from mounting /proc and /sys (and, under "
                   "AppArmor, from setting its sysctls)").format(label=ev.label.strip())
     if confining:        # the piece is "apparmor" or "selinux": a name, shown as it is
-        missing.append(Missing(confining, found, how(runtime, FIXES[confining][runtime])))
+        missing.append(Missing(confining, found, how(runtime, confining)))
     if not missing:
         missing.append(Missing(
             N_("namespaces"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import agent, confinement, sandbox
-from .i18n import N_, _, translated
+from .i18n import N_, _, translated, untranslated
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,8 @@ class Check:
 
 def _try(argv: list[str]) -> tuple[bool, str]:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        # untranslated: what it says is read (confinement.failed_step, the iptables backend)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, env=untranslated())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
     return done.returncode == 0, (done.stderr or done.stdout).strip()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 LANGUAGES = {"en": "English", "zh-TW": "繁體中文"}
 ENV = "NETKIT_LANG"
@@ -110,3 +111,16 @@ def N_(english: str) -> str:
 def translated(english: str) -> str:
     """*english*, a sentence marked with `N_` (or a notebook's probe label), in the language in use."""
     return _(english) if english else english
+
+
+def untranslated(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (this process's environment by default) for a program whose messages netkit reads.
+
+    ``LC_ALL=C``: the program's own messages and the C library's strerror come untranslated, whatever the
+    user's locale (with util-linux-locales and ``LANG=zh_TW.UTF-8``, unshare would say ``unshare 失敗:
+    裝置上已無多餘空間``); ``LANGUAGE``, which GNU gettext reads before LC_ALL, goes too. Python started
+    under it keeps UTF-8 for its files and pipes (PEP 540's UTF-8 mode in the C locale)."""
+    env = dict(os.environ if env is None else env)
+    env.pop("LANGUAGE", None)
+    env["LC_ALL"] = "C"
+    return env

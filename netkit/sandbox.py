@@ -23,6 +23,7 @@ iproute2 gets.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
@@ -36,7 +37,7 @@ from pathlib import Path
 from . import confinement
 from .errors import LabError, LabNotFound, NetkitError, SandboxError, from_wire
 from .state import Claim, Identity, LabRecord, check_name
-from .i18n import _, language, translated
+from .i18n import _, language, translated, untranslated
 
 REQUIRED_TOOLS = {
     # program: the Debian/Ubuntu package that brings it
@@ -130,7 +131,8 @@ class Sandbox:
         argv += ["sh", "-c", f'exec {spare}<&0; "$@" <&{spare} {spare}<&- & exec {spare}<&-; wait', "netkit-lab",
                  sys.executable, "-S", "-m", "netkit.agent", "--name", self.name, "--lock-fd", str(self.claim.fd),
                  "--state-dir-fd", str(self.claim.state.fd), "--state-file", self.claim.filename]
-        env = dict(os.environ)
+        # unshare's messages are read when the start fails (`_start_failure`): untranslated, in every locale.
+        env = untranslated()
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
                                                           env.get("PYTHONPATH")]))
         # The lab's processes inherit the locked state file: the name is theirs while they live.
@@ -173,9 +175,11 @@ class Sandbox:
     def _start_failure(self) -> NetkitError:
         self.ended.wait(5)
         said = " ".join(self._stderr[-3:]) or f"exit {self.proc.returncode}"
-        # EPERM/EACCES: user namespaces forbidden; ENOSPC: user.max_user_namespaces reached (e.g. 0)
-        refused = any(text in said for text in ("Operation not permitted", "Permission denied",
-                                                "No space left on device"))
+        # EPERM/EACCES: user namespaces forbidden; ENOSPC: user.max_user_namespaces reached (e.g. 0).
+        # unshare(1) reports the errno only as its C library's strerror (its exit status is 1 for any
+        # failure), and it runs under LC_ALL=C (the Popen's env), so that text is the errno's C-locale
+        # text, which os.strerror gives here too: never a sentence in the user's language.
+        refused = any(os.strerror(code) in said for code in (errno.EPERM, errno.EACCES, errno.ENOSPC))
         runtime = confinement.where()[0]
         if refused and runtime:
             # In a container, say which flag is missing (a host that refuses user namespaces is

@@ -177,3 +177,53 @@ def test_the_kernel_refusing_user_namespaces(world_tmp, name, netkit_test_user, 
     assert "No space left on device" in message  # what the kernel said is kept
     assert list(runtime.iterdir()) == []
     assert Path("/proc/sys/user/max_user_namespaces").read_text() == machine_limit
+
+
+UTIL_LINUX_ZH_TW = Path("/usr/share/locale/zh_TW/LC_MESSAGES/util-linux.mo")   # Debian's util-linux-locales
+
+
+@pytest.fixture
+def zh_tw_locale(world_tmp):
+    """A LOCPATH holding zh_TW.UTF-8 (compiled with localedef into a directory every user reads), so the
+    machine's own locales are not touched; skipped, saying why, without util-linux-locales."""
+    if not UTIL_LINUX_ZH_TW.exists():
+        pytest.skip("needs Debian's util-linux-locales (unshare's zh_TW messages): ./quickstart test installs it")
+    if not Path("/usr/share/i18n/locales/zh_TW").exists():
+        pytest.skip("needs the locale sources of Debian's locales package to compile zh_TW.UTF-8")
+    locales = Path(world_tmp) / "locales"
+    locales.mkdir()
+    subprocess.run(["localedef", "-i", "zh_TW", "-f", "UTF-8", str(locales / "zh_TW.UTF-8")],
+                   check=True, capture_output=True, text=True)
+    for root, dirs, files in os.walk(locales):
+        os.chmod(root, 0o755)
+        for file in files:
+            os.chmod(os.path.join(root, file), 0o644)
+    return {"LANG": "zh_TW.UTF-8", "LANGUAGE": "zh_TW:zh", "LOCPATH": str(locales)}
+
+
+@pytest.mark.rootless
+def test_the_refused_start_names_the_fix_in_a_chinese_locale(world_tmp, name, netkit_test_user, netkit_copy,
+                                                              zh_tw_locale):
+    """A student whose locale is zh_TW.UTF-8 (util-linux and the C library then speak Chinese) still gets
+    the message that names the fix: unshare runs untranslated, and the refusal is decided from its errno."""
+    uid, gid, _home = netkit_test_user
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", **zh_tw_locale}
+    # The trap is real: in this locale, where the kernel refuses, unshare itself says it in Chinese.
+    plain = subprocess.run(refused_user_namespaces(uid, gid, ["/usr/bin/unshare", "--user", "--map-root-user",
+                                                              "--net", "true"]),
+                           cwd="/", env=env, capture_output=True, text=True, timeout=30)
+    assert plain.returncode == 1 and "失敗" in plain.stderr and "No space left" not in plain.stderr, plain.stderr
+    runtime = Path(world_tmp) / "run"
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, uid, gid)
+    done = subprocess.run(refused_user_namespaces(uid, gid, ["/usr/bin/python3", "-c", REFUSED, name]),
+                          cwd="/", env={**env, "PYTHONPATH": str(netkit_copy), "NETKIT_RUNTIME_DIR": str(runtime)},
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["limit"] == "0" and result["euid"] == uid
+    assert result["kind"] == SandboxError.__name__, result
+    message = result["message"]
+    assert "unprivileged user" in message and "sysctl -w user.max_user_namespaces=" in message, message
+    assert "run as root" in message and "No space left on device" in message, message
+    assert list(runtime.iterdir()) == []
