@@ -229,33 +229,71 @@ class Agent:
                                  "use lab.reset(stage)")
                                .format(stage=self.stage, stage2=stage))
         started = time.monotonic()
-        index = 0
-        waiting: list[tuple[topology.Step, subprocess.Popen]] = []
-        for batch in build.batches(steps):
-            for offset, step in enumerate(batch.steps):
-                self.emit({"event": "step", "node": step.node, "command": step.command,
-                           "why": step.why, "index": index + offset, "total": len(steps)})
-            index += len(batch.steps)
-            if batch.tool == "start":
-                step = batch.steps[0]
-                waiting.append((step, self._launch(step.node, step.command[:-1].strip())))
-            elif batch.tool == "ip":
-                argv, lines = build.ip_argv(batch)
-                self._step_run(batch, run(batch.node, argv=argv, stdin=lines), r"Command failed -:(\d+)")
-            elif batch.tool == "iptables":
-                text, origin = build.restore_input([s.command for s in batch.steps])
-                result = run(batch.node, argv=["iptables-restore", "--noflush"], stdin=text)
-                self._step_run(batch, result, r"line (\d+) failed", origin)
-            elif batch.tool == "sysctl":
-                self._step_run(batch, run(batch.node, argv=build.sysctl_argv(batch)))
-            else:
-                self._step_run(batch, run(batch.node, batch.steps[0].command))
-        for step, proc in waiting:
+        for index, step in enumerate(steps):
+            self.emit({"event": "step", "node": step.node, "command": step.command,
+                       "why": step.why, "index": index, "total": len(steps)})
+        found = build.batches(steps)
+        launched = self._run_batches(found, build.waits_for(found))
+        for step, proc in launched:
             self._ready(step.node, step.command, proc, step.ready_port, timeout=10.0, address=step.ready_address)
         self.stage = stage
         self.links_settled.clear()
         threading.Thread(target=self._after_build, daemon=True).start()
         return {"stage": stage, "steps": len(steps), "seconds": round(time.monotonic() - started, 4)}
+
+    def _run_batches(self, found: list, waits: list[set[int]]) -> list:
+        """Run the batches, each as soon as the ones it waits for are done (see `build.waits_for`), at most
+        four at once. Returns the programs started in the background; raises the first failed step's error
+        (in the stage's order) once the batches already running have ended."""
+        done: dict[int, BaseException | None] = {}
+        launched: list[tuple[topology.Step, subprocess.Popen]] = []
+        finished = threading.Condition()
+        running: set[int] = set()
+
+        def work(index: int) -> None:
+            error = None
+            try:
+                launched.extend(self._run_batch(found[index]))
+            except BaseException as exc:
+                error = exc
+            with finished:
+                running.discard(index)
+                done[index] = error
+                finished.notify()
+
+        with finished:
+            while len(done) < len(found):
+                failed = any(error is not None for error in done.values())
+                ready = [i for i in range(len(found)) if i not in done and i not in running
+                         and waits[i] <= done.keys() and not failed]
+                for index in ready[:max(0, 4 - len(running))]:
+                    running.add(index)
+                    threading.Thread(target=work, args=(index,), daemon=True).start()
+                if not running:
+                    break                      # a batch failed: the ones waiting on nothing more never start
+                finished.wait()
+        for index in sorted(done):
+            if done[index] is not None:
+                raise done[index]
+        return launched
+
+    def _run_batch(self, batch) -> list:
+        """One batch, through its tool's batch mode (see `netkit.build`)."""
+        if batch.tool == "start":
+            step = batch.steps[0]
+            return [(step, self._launch(step.node, step.command[:-1].strip()))]
+        if batch.tool == "ip":
+            argv, lines = build.ip_argv(batch)
+            self._step_run(batch, run(batch.node, argv=argv, stdin=lines), r"Command failed -:(\d+)")
+        elif batch.tool == "iptables":
+            text, origin = build.restore_input([s.command for s in batch.steps])
+            result = run(batch.node, argv=["iptables-restore", "--noflush"], stdin=text)
+            self._step_run(batch, result, r"line (\d+) failed", origin)
+        elif batch.tool == "sysctl":
+            self._step_run(batch, run(batch.node, argv=build.sysctl_argv(batch)))
+        else:
+            self._step_run(batch, run(batch.node, batch.steps[0].command))
+        return []
 
     def _step_run(self, batch, result: dict, failed_line: str | None = None, origin: dict | None = None) -> None:
         """Raise the build error of the step that failed, if the batch failed."""

@@ -11,7 +11,13 @@ one tool in one node run together, through that tool's own batch mode:
   ``iptables-save`` prints;
 - ``sysctl -w`` steps as one ``sysctl -w A=1 B=2``;
 - a program that keeps running (``... &``) starts at once, and the build
-  waits for its port only at the end, so its start-up overlaps the rest.
+  waits for its port only at the end, so its start-up overlaps the rest;
+- batches that do not depend on each other run at the same time
+  (`waits_for`): the containers' own ``ip`` batches once the host has made
+  their namespaces and links, and the host's ``iptables-restore`` from the
+  start. Each process that changes nftables waits on its way out for the
+  kernel's RCU grace period (about 15 ms here), which is then not on the
+  build's path.
 
 Why the lab is built with iproute2 and not through pyroute2's netlink API:
 the command echoed is then the command that ran, so what a student reads can
@@ -30,6 +36,9 @@ import shlex
 from dataclasses import dataclass
 
 from .topology import Step
+
+
+WILDCARDS = ("0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,47 @@ def batches(steps) -> list[Batch]:
         else:
             found.append(Batch(step.node, tool, (step,)))
     return found
+
+
+def _enters(batch: Batch) -> set[str]:
+    """The nodes whose namespace a batch makes or moves an interface into (``netns add N``, ``netns N``)."""
+    nodes = set()
+    for step in batch.steps:
+        words = step.command.split()
+        nodes.update(words[i + 1] for i, word in enumerate(words[:-1]) if word == "netns" and words[i + 1] != "add")
+        nodes.update(words[i + 2] for i, word in enumerate(words[:-2]) if word == "netns" and words[i + 1] == "add")
+    return nodes
+
+
+def waits_for(found: list[Batch]) -> list[set[int]]:
+    """For each batch, the earlier batches it must wait for; the rest may run at the same time.
+
+    In one node, batches keep their order, with two exceptions: iptables batches wait only for earlier
+    iptables batches of their node (rules name interfaces, they do not need them to exist), and a server
+    started in the background that listens on every address (``0.0.0.0``, ``::``) waits for nothing of
+    its node (its Python then starts while the rest is built). A batch in a container waits for every batch
+    that made its namespace or moved an interface into it.
+    """
+    waits: list[set[int]] = []
+    for index, batch in enumerate(found):
+        before = set()
+        for earlier in range(index):
+            other = found[earlier]
+            if other.node == batch.node and _ordered(other, batch):
+                before.add(earlier)
+            elif other.node != batch.node and batch.node in _enters(other):
+                before.add(earlier)
+        waits.append(before)
+    return waits
+
+
+def _ordered(earlier: Batch, later: Batch) -> bool:
+    """Must `later` wait for `earlier`, a batch of the same node?"""
+    if (earlier.tool == "iptables") != (later.tool == "iptables"):
+        return False
+    if later.tool == "start" and later.steps[0].ready_address in WILDCARDS:
+        return earlier.tool == "start"              # the node's servers start in their stage's order
+    return True
 
 
 def ip_argv(batch: Batch) -> tuple[list[str], str]:
