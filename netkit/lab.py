@@ -135,70 +135,80 @@ def _ignore(event: dict) -> None:
 
 
 class _Hosts:
-    """A lab's hosts: the one in use, and a spare started ahead for the next reset.
+    """A lab's hosts: the one in use, and spares started ahead for the next reset.
 
-    A reset builds its stage on the spare, an agent already started and
-    waiting, and ends the old host in the background, so a reset costs the
-    stage's build, not a new process. The spare holds the lab's name too (it
-    is the same lab), and goes when the lab closes.
+    A reset builds its stage on a spare, an agent already started and
+    waiting, and ends the old host in the background, so a reset costs only
+    the steps from the spare's stage to the new one, not a new process. Two
+    spares at most: one at the first stage, on the way to every stage, and
+    one at the stage the lab is at, for the reset a student makes most (an
+    exercise starting over, a cell run again), which then costs nothing to
+    build. The spares hold the lab's name too (they are the same lab), and go
+    when the lab closes.
     """
 
     def __init__(self, current: Sandbox) -> None:
         self.current = current
-        self.spare: Sandbox | None = None
+        self.spares: dict[str, Sandbox] = {}        # by the stage each is built at
         self.lock = threading.Lock()
-        self.making: threading.Thread | None = None
+        self.making: dict[str, threading.Thread] = {}
 
-    def make_spare(self, name: str, claim: Claim, on_event) -> None:
-        """Start a spare in the background, unless one is there or on its way."""
+    def make_spares(self, name: str, claim: Claim, on_event, stage: str) -> None:
+        """Start the spares that are missing (at the first stage and at `stage`) in the background."""
         with self.lock:
-            if self.spare is not None or (self.making and self.making.is_alive()) or self.current.closed_here:
+            if self.current.closed_here:
                 return
-            self.making = threading.Thread(target=self._spare, args=(name, claim, on_event), daemon=True,
-                                           name=f"netkit-{name}-spare")
-            self.making.start()
+            for wanted in dict.fromkeys((topology.DEFAULT_STAGE, stage)):
+                if wanted in self.spares or (wanted in self.making and self.making[wanted].is_alive()):
+                    continue
+                self.making[wanted] = threading.Thread(target=self._spare, args=(name, claim, wanted),
+                                                       daemon=True, name=f"netkit-{name}-spare-{wanted}")
+                self.making[wanted].start()
+            for extra in [built for built in self.spares if built not in (topology.DEFAULT_STAGE, stage)]:
+                threading.Thread(target=self.spares.pop(extra).close, daemon=True).start()
 
-    def _spare(self, name: str, claim: Claim, on_event) -> None:
+    def _spare(self, name: str, claim: Claim, stage: str) -> None:
         try:
             spare = Sandbox(name, claim)     # silent: its steps are not the student's
         except Exception:
             return                       # no spare: the next reset starts a host itself
         try:
-            # every stage starts from this one: a reset then only adds the steps beyond it
-            spare.call("build", stage=topology.DEFAULT_STAGE, wait=120)
-            spare.built = topology.DEFAULT_STAGE
+            spare.call("build", stage=stage, wait=120)
+            spare.built = stage
         except Exception:
             spare.close()
             return
         with self.lock:
-            if self.current.closed_here:
+            if self.current.closed_here or stage in self.spares:
                 spare.close()
             else:
-                self.spare = spare
+                self.spares[stage] = spare
 
-    def take_spare(self) -> Sandbox | None:
-        making = self.making
-        if making is not None:
+    def take_spare(self, stage: str) -> Sandbox | None:
+        """The spare nearest to `stage` on its way (None if none is on the way)."""
+        on_the_way = topology.ancestors(stage)
+        for making in [thread for built, thread in list(self.making.items()) if built in on_the_way]:
             making.join(10)
         with self.lock:
-            spare, self.spare = self.spare, None
+            found = [built for built in on_the_way if built in self.spares]
+            spare = self.spares.pop(found[0]) if found else None
         if spare is not None and spare.ended.is_set():
             return None
         return spare
 
     def close(self) -> None:
         with self.lock:
-            spare, self.spare = self.spare, None
+            spares, self.spares = list(self.spares.values()), {}
         self.current.close()
-        if spare is not None:
+        for spare in spares:
             spare.close()
-        making = self.making
-        if making is not None and making.is_alive():
-            making.join(10)
-            with self.lock:
-                late, self.spare = self.spare, None
-            if late is not None:
-                late.close()
+        for making in list(self.making.values()):
+            if making.is_alive():
+                making.join(10)
+        with self.lock:
+            late, self.spares = list(self.spares.values()), {}
+        for spare in late:
+            spare.close()
 
 
 def _close_hosts(hosts: _Hosts) -> None:
@@ -324,7 +334,7 @@ class Lab:
             raise self._sandbox.gone()
         self._resetting = True
         try:
-            new = self._start(stage, self._hosts.take_spare())   # the same claim: the name stays this lab's
+            new = self._start(stage, self._hosts.take_spare(stage))   # the same claim: the name stays this lab's
         finally:
             self._resetting = False
         old = self._hosts.current
@@ -334,7 +344,7 @@ class Lab:
             pass                            # the old host is gone already: nothing to keep
         self._hosts.current = self._sandbox = new
         threading.Thread(target=old.close, daemon=True, name=f"netkit-{self.name}-old").start()
-        self._hosts.make_spare(self.name, self._claim, self._events())
+        self._hosts.make_spares(self.name, self._claim, self._events(), stage)
         new.record(stage)
         self.stage = stage
         if self.trace:
