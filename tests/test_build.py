@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -118,3 +119,49 @@ def test_the_lab_builds_what_typing_each_command_in_order_builds(stage):
     built = _as_the_lab_builds(stage)
     assert "== c1" in built and "hwchiu0" in built
     assert built == typed, "\n".join(difflib.unified_diff(typed.splitlines(), built.splitlines(), lineterm=""))
+
+
+# -- spares: a reset to the stage the lab is at builds nothing ----------------------
+def _hosts_settle(name: str, count: int, seconds: float = 20.0) -> list[int]:
+    from helpers import lab_hosts
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = lab_hosts(name)
+        if len(found) == count:
+            return found
+        time.sleep(0.05)
+    pytest.fail(f"lab {name!r} has hosts {lab_hosts(name)}, not {count}")
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.lab
+def test_a_reset_to_the_stage_the_lab_is_at_takes_the_spare_built_there_and_close_ends_every_host():
+    from helpers import lab_hosts
+    from netkit import Lab
+    name = f"spares-{uuid.uuid4().hex[:6]}"
+    lab = Lab(name=name)
+    try:
+        lab.reset("part4-start")
+        # the host in use, a spare at the first stage and a spare at part4-start
+        hosts = _hosts_settle(name, 3)
+        spares = {_parent(agent) for agent in hosts} - {lab.pid}    # each agent's parent: its lab's pid 1
+        assert len(spares) == 2
+        lab.reset("part4-start")
+        # the new host is one of the spares, already built: its web server (part 4's) was running before
+        assert lab.pid in spares
+        assert lab._sandbox.built == "part4-start"             # not the first stage's spare
+        assert "LISTEN" in lab.run("c1", "ss -ltn 'sport = :8000'").stdout
+        assert lab.run("c1", "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8000").stdout == "200"
+        _hosts_settle(name, 3)               # the old host gone, the spare at part4-start made again
+        lab.reset("docker-29")               # no spare is on its way there but the first stage's
+        assert lab.stage == "docker-29" and "DOCKER-USER" in lab.run("host", "iptables -S").stdout
+    finally:
+        lab.close()
+    deadline = time.monotonic() + 10
+    while lab_hosts(name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab_hosts(name) == []
