@@ -29,9 +29,8 @@ from functools import reduce
 
 from .i18n import _
 from .journey import Journey, Mark
+from .netfilter import DEST_NAT, HOOKS, SOURCE_NAT, HookPass, hook_of, passes
 from .topology import BRIDGE
-
-SOURCE_NAT, DEST_NAT = ("MASQUERADE", "SNAT"), ("DNAT", "REDIRECT")
 
 
 def path(journey: Journey) -> list[str]:
@@ -94,7 +93,6 @@ def local_dnat(journey: Journey):
                  and hook_of(journey, v) == "OUTPUT"), None)
 
 
-HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
 RULE = "\x00"   # where a line names a rule: the picture writes its number there, and the rule at its foot
 _DECISIVE = ("ACCEPT", "DROP", "REJECT") + SOURCE_NAT + DEST_NAT
 
@@ -110,45 +108,15 @@ class Line:
     rules: tuple[str, ...] = ()   # the iptables commands of the rules that acted (for the foot of the ladder)
 
 
-def hook_of(journey: Journey, verdict) -> str | None:
-    """The hook a verdict was met at (its chain, or for a user chain the hook it was jumped to from)."""
-    for hook, iif, oif, verdicts in (h for kind in ("request", "reply") for h in _hooks(journey, kind)):
-        if any(v is verdict for v in verdicts):
-            return hook
-    return verdict.chain if verdict.chain in HOOKS else None
-
-
-def _hooks(journey: Journey, kind: str) -> list[tuple[str, str, str, list]]:
-    """(HOOK, iif, oif, verdicts met there) for each hook `kind` passed in the host, in order.
-
-    Verdicts are met in the order the trace gave them: one in a built-in
-    chain belongs to the next hook of that name, one in a user chain (DOCKER,
-    ...) to the hook it was jumped to from.
-    """
-    hooks = [[hook, iif, oif, []] for k, hook, iif, oif in journey.hooks if k == kind]
-    verdicts = [v for v in journey.verdicts if v.kind == kind]
-    if not hooks:   # no hook list recorded: the verdicts' own chains say which hooks were passed
-        for v in verdicts:
-            if v.chain in HOOKS and not (hooks and hooks[-1][0] == v.chain):
-                hooks.append([v.chain, v.iif, v.oif, []])
-    at = 0
-    for v in verdicts:
-        if v.chain in HOOKS:
-            later = [i for i in range(at, len(hooks)) if hooks[i][0] == v.chain]
-            at = later[0] if later else next((i for i, h in enumerate(hooks) if h[0] == v.chain), at)
-        if hooks:
-            hooks[at][3].append(v)
-    return [tuple(h) for h in hooks]
-
-
-def _passes(journey: Journey, kind: str) -> list[list[tuple]]:
-    """The hooks split into passes through the host's stack: each starts at PREROUTING (in) or OUTPUT (sent)."""
-    passes: list[list[tuple]] = []
-    for hook in _hooks(journey, kind):
-        if not passes or hook[0] in ("PREROUTING", "OUTPUT"):
-            passes.append([])
-        passes[-1].append(hook)
-    return passes
+def _trips(journey: Journey, kind: str) -> list[list[HookPass]]:
+    """The hooks (`netkit.netfilter.passes`) split into trips through the host's stack: each starts at
+    PREROUTING (in) or OUTPUT (sent)."""
+    trips: list[list[HookPass]] = []
+    for one in passes(journey, kind):
+        if not trips or one.hook in ("PREROUTING", "OUTPUT"):
+            trips.append([])
+        trips[-1].append(one)
+    return trips
 
 
 def _device(point: str | None) -> tuple[str, bool] | None:
@@ -194,10 +162,10 @@ def between(journey: Journey, kind: str, mark: Mark | None) -> dict[tuple, list[
     ways = steps(journey, kind, mark)
     lines: dict[tuple, list[Line]] = {step: [] for step in ways}
     made: dict[tuple, list] = {}
-    for hooks in _passes(journey, kind):
-        way_in = hooks[0][1] if hooks[0][0] != "OUTPUT" else ""
-        way_out = hooks[-1][2] if hooks[-1][0] not in ("INPUT", "PREROUTING") else (
-            "" if hooks[-1][0] == "INPUT" else None)
+    for hooks in _trips(journey, kind):
+        way_in = hooks[0].iif if hooks[0].hook != "OUTPUT" else ""
+        way_out = hooks[-1].oif if hooks[-1].hook not in ("INPUT", "PREROUTING") else (
+            "" if hooks[-1].hook == "INPUT" else None)
         best, score = ways[0], -1
         for a, b in ways:
             fit_in, fit_out = _fits(a, way_in), (1 if way_out is None else _fits(b, way_out))
@@ -205,8 +173,8 @@ def between(journey: Journey, kind: str, mark: Mark | None) -> dict[tuple, list[
                 best, score = (a, b), fit_in * 10 + fit_out
         # a NAT rewrite first seen at an earlier point was made on the step arriving there (br_netfilter's
         # PREROUTING DNAT rewrites a frame before the bridge hands it up to hwchiu0)
-        for i, (hook, iif, oif, verdicts) in enumerate(hooks):
-            seen_at = [r.point for v in verdicts for r in journey.outcome.rewrites
+        for i, one in enumerate(hooks):
+            seen_at = [r.point for v in one.verdicts for r in journey.outcome.rewrites
                        if r.packet == kind and r.by == v.verdict] if journey.outcome else []
             earlier = [s for s in ways[:ways.index(best)] if s[1] in seen_at]
             if earlier:
@@ -224,15 +192,16 @@ def between(journey: Journey, kind: str, mark: Mark | None) -> dict[tuple, list[
     return lines
 
 
-def _describe(journey: Journey, kind: str, step: tuple, hooks: list[tuple]) -> list[Line]:
+def _describe(journey: Journey, kind: str, step: tuple, hooks: list[HookPass]) -> list[Line]:
     """One line per hook in `hooks`, with the routing decision after PREROUTING / OUTPUT."""
     a, b = step
     bridged = _device(a) == (BRIDGE, True) and _device(b) == (BRIDGE, True)
     undo = {r.field: r for r in made_at(journey, b, kind) if r.by == "conntrack"} if b else {}
     out: list[Line] = []
-    for i, (hook, iif, oif, verdicts) in enumerate(hooks):
+    for i, one in enumerate(hooks):
+        hook = one.hook
         words, dropped, rewrote, rules = [], False, False, []
-        for v in verdicts:
+        for v in one.verdicts:
             if v.verdict not in _DECISIVE or (v.rule == "policy" and v.table != "filter" and not v.dropped):
                 continue   # a jump to a user chain, or a nat / raw chain that let it pass untouched
             if v.rule == "policy":
@@ -251,7 +220,7 @@ def _describe(journey: Journey, kind: str, step: tuple, hooks: list[tuple]) -> l
         text = hook + ("  " + joined(words, _("{first}, {second}")) if words else "")
         out.append(Line(hook, ("◆ " if rewrote else "") + text + (" ✘" if dropped else ""), dropped, rewrote,
                          tuple(rules)))
-        following = hooks[i + 1][0] if i + 1 < len(hooks) else None
+        following = hooks[i + 1].hook if i + 1 < len(hooks) else None
         if hook in ("PREROUTING", "OUTPUT") and (following in ("FORWARD", "INPUT", "POSTROUTING")):
             if bridged:
                 out.append(Line("bridge", _("bridge: port to port, by MAC (fdb)")))
@@ -259,9 +228,9 @@ def _describe(journey: Journey, kind: str, step: tuple, hooks: list[tuple]) -> l
                 out.append(Line("routing", _("routing: to this host")))
             else:
                 rest = hooks[i + 1:]
-                ends = [j for j, h in enumerate(rest) if h[0] in ("PREROUTING", "OUTPUT")]
+                ends = [j for j, h in enumerate(rest) if h.hook in ("PREROUTING", "OUTPUT")]
                 this = rest[:ends[0]] if ends else rest
-                to = this[-1][2] if this else ""
+                to = this[-1].oif if this else ""
                 out.append(Line("routing", _("routing → {device}").format(device=to) if to else _("routing")))
     return out
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import provenance
 from .i18n import N_, _, translated
+from .netfilter import DEST_NAT, HOOKS, SOURCE_NAT
 from .outcome import Outcome, Result
 from .topology import owner
 
@@ -97,8 +98,7 @@ class Verdict:
             table=self.table, chain=self.chain, command=self.command, verdict=self.verdict, node=self.node)
 
 
-HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
-FINAL = ("ACCEPT", "DROP", "REJECT", "RETURN", "CONTINUE", "MASQUERADE", "SNAT", "DNAT", "REDIRECT", "QUEUE")
+FINAL = ("ACCEPT", "DROP", "REJECT", "RETURN", "CONTINUE", "QUEUE") + SOURCE_NAT + DEST_NAT
 """Verdicts that end a chain's say (any other verdict of a rule is the name of the chain it jumped to)."""
 
 

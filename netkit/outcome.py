@@ -17,7 +17,8 @@ The vocabulary:
 - ``node``: the node where it stopped (the host for a netfilter drop, the
   sender for "no route", the receiver for "no route back").
 - ``hook`` and ``verdict``: for a drop, the netfilter hook and the rule or
-  policy (`netkit.journey.Verdict`).
+  policy (`netkit.journey.Verdict`); a rule in a user chain (DOCKER-USER)
+  acted at the hook it was jumped to from (`netkit.netfilter.hook_of`).
 - ``rewrites``: each address NAT changed, on which packet, from what to
   what, first seen where, and by which target (MASQUERADE, DNAT, or
   conntrack undoing it on the reply).
@@ -32,6 +33,7 @@ from enum import Enum
 from . import topology
 from .errors import BadArgument
 from .i18n import _
+from .netfilter import DEST_NAT, SOURCE_NAT, hook_of
 
 
 class Result(str, Enum):
@@ -133,7 +135,6 @@ class Outcome:
 
 
 # -- deciding --------------------------------------------------------------------------
-SOURCE_NAT, DEST_NAT = ("MASQUERADE", "SNAT"), ("DNAT", "REDIRECT")
 
 
 def _path(journey) -> list[str]:
@@ -185,10 +186,8 @@ def decide(journey, facts: Facts, dst_node: str | None) -> Outcome:
     if dropped is not None:
         way, seen = (path, request_seen) if dropped.kind == "request" else (path[::-1], reply_seen)
         last = seen[-1] if seen else None
-        hook = next((h[1] for h in journey.hooks if h[0] == dropped.kind and h[1] == dropped.chain), None)
-        hook = hook or _hook_of(dropped)
         return Outcome(Result.DROPPED, dropped.kind, last, _after(way, last) if way else None, dropped.node,
-                       hook=hook, verdict=dropped, rewrites=changed)
+                       hook=hook_of(journey, dropped), verdict=dropped, rewrites=changed)
 
     if journey.proto == "tcp":
         answer = _answer(journey)
@@ -213,11 +212,6 @@ def decide(journey, facts: Facts, dst_node: str | None) -> Outcome:
                        rewrites=changed)
     last = request_seen[-1]
     return Outcome(Result.NO_REPLY, "request", last, _after(path, last), rewrites=changed)
-
-
-def _hook_of(verdict) -> str | None:
-    """The hook a verdict's chain hangs on, for the built-in chains (a user chain: not known here)."""
-    return verdict.chain if verdict.chain in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING") else None
 
 
 def _answer(journey):

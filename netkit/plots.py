@@ -77,9 +77,10 @@ from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Patch, R
 from matplotlib.path import Path
 from matplotlib.textpath import text_to_path
 
-from .hooks import HOOKS, RULE, Line, between, local_dnat, made_at, seen_along, steps
+from .hooks import RULE, Line, between, local_dnat, made_at, seen_along, steps
 from .hooks import tag as rewrite_tag
 from .hooks import path as _path
+from .netfilter import HOOKS
 from .i18n import _, translated
 from .journey import Journey, kind_word
 from .topology import ADDRESSES, BRIDGE, POINTS
@@ -546,14 +547,21 @@ def _map_death(ax: Axes, journey: Journey, shown: set[str]) -> bool:
         ax.add_patch(FancyArrowPatch(path=stub, arrowstyle="-", color=color, linewidth=3, linestyle=style,
                                      zorder=5, gid=f"map:lost:{mark.packet}"))
         _died_marker(ax, x, y, size=30)
-        if mark.hook:
-            ax.annotate(f"{mark.hook}: {journey.dropped_by.verdict}" if journey.dropped_by else mark.hook,
-                        (x, y), xytext=(17, 0), textcoords="offset points", fontsize=FONT - 1, color=RED,
-                        weight="bold", ha="left", va="center", zorder=11, gid="map:death", bbox=_WHITE_BOX)
+        _map_hook(ax, journey, mark, x, y)
         return True
     x, y = _INSIDE.get(mark.point, _XY[mark.point])
     _died_marker(ax, x, y, size=30)
+    _map_hook(ax, journey, mark, x, y)
     return True
+
+
+def _map_hook(ax: Axes, journey: Journey, mark, x: float, y: float) -> None:
+    """Beside the ✘ of a drop, the hook that dropped it and the verdict: ``FORWARD: DROP``. The hook is the
+    outcome's (`netkit.netfilter.hook_of`): a drop in DOCKER-USER says FORWARD, as the ladder does."""
+    if mark.hook:
+        ax.annotate(f"{mark.hook}: {journey.dropped_by.verdict}" if journey.dropped_by else mark.hook,
+                    (x, y), xytext=(17, 0), textcoords="offset points", fontsize=FONT - 1, color=RED,
+                    weight="bold", ha="left", va="center", zorder=11, gid="map:death", bbox=_WHITE_BOX)
 
 
 def _legend(ax: Axes, outside: bool, journey: Journey | None = None) -> None:

@@ -35,10 +35,11 @@ import subprocess
 import threading
 import time
 
+from . import netfilter
 from .netns import name_of
 
 TABLE = "netkit_trace"
-HOOKS = ("prerouting", "input", "forward", "output", "postrouting")
+HOOKS = tuple(hook.lower() for hook in netfilter.HOOKS)   # as nft spells them
 TRACE_TYPES = {1: "policy", 2: "return", 3: "rule"}
 VERDICTS = {0: "drop", 1: "accept", 2: "stolen", 3: "queue", 4: "repeat", 5: "stop",
             -1: "continue", -2: "break", -3: "jump", -4: "goto", -5: "return"}

@@ -689,7 +689,7 @@ def test_the_module_is_pure():
     tree = ast.parse(Path(plots.__file__).read_text())
     imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    allowed = ("__future__", "io", "textwrap", "dataclasses", "typing", "journey", "outcome", "topology", "hooks",
+    allowed = ("__future__", "io", "textwrap", "dataclasses", "typing", "journey", "outcome", "topology", "hooks", "netfilter",
                "functools", "glob", "math", "matplotlib", "provenance", "i18n", "re", "unicodedata")
     assert all(m.startswith("matplotlib.") or m in allowed for m in imported), imported
     assert "matplotlib.pyplot" not in imported
