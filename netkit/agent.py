@@ -193,12 +193,12 @@ class Agent:
                 handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
                 if handler is None or not isinstance(args, dict):
                     raise BadArgument(_("the lab's host has no operation {op!r}").format(op=op))
-                try:
-                    result = handler(**args)
+                import inspect   # (here: the agent starts on the standard library's lightest modules)
+                try:   # arguments the operation does not take: the caller's mistake, told from the signature
+                    inspect.signature(handler).bind(**args)
                 except TypeError as exc:
-                    if "argument" not in str(exc):
-                        raise
                     raise BadArgument(_("{op}: {exc}").format(op=op, exc=exc)) from None
+                result = handler(**args)
                 self.emit({"id": rid, "ok": True, "result": result})
             except NetkitError as exc:
                 self.emit({"id": rid, "ok": False, "error": to_wire(exc)})

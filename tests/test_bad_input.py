@@ -200,6 +200,16 @@ def test_a_shell_mistake_in_run_is_the_shells_own_answer(table_lab):
     assert result.returncode == 2 and "Unterminated quoted string" in result.stderr
 
 
+def test_an_operation_called_with_arguments_it_does_not_take_is_a_bad_argument(table_lab):
+    """The lab's host tells a wrong call from the operation's signature (not from a TypeError's words)."""
+    with pytest.raises(BadArgument) as caught:
+        table_lab._sandbox.call("run", node="c1", command="true", colour="red")
+    assert str(caught.value).startswith("run: ") and "colour" in str(caught.value)
+    with pytest.raises(BadArgument):
+        table_lab._sandbox.call("run", command="true")          # no node
+    assert table_lab._sandbox.call("run", node="c1", command="true")["returncode"] == 0
+
+
 COMMANDS = [
     (["exec", "--lab", "../x", "c1", "--", "true"], "is not a lab name"),
     (["exec", "--lab", "{lab}", "c3", "--", "route"], "no node 'c3'"),
