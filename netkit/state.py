@@ -19,9 +19,15 @@ which keep it until the lab ends. So:
 
 The state directory is per user: ``/run/netkit`` for root,
 ``$XDG_RUNTIME_DIR/netkit`` or ``/tmp/netkit-<uid>`` otherwise, or
-``NETKIT_RUNTIME_DIR``. It must be a real directory (not a symlink) owned by
+``NETKIT_RUNTIME_DIR`` (a class hub sets it to ``~/.run/netkit`` for every
+student's server). It must be a real directory (not a symlink) owned by
 that user and closed to everyone else (mode 700); files in it are opened
-relative to it, without following symlinks.
+relative to it, without following symlinks. Anyone can make
+``/tmp/netkit-<uid>`` first (uids are public, and /tmp's sticky bit then
+stops its rightful user removing it), so when that name belongs to someone
+else the default moves to ``~/.netkit-run`` in the user's own home, where
+nobody else can squat; a directory named by ``NETKIT_RUNTIME_DIR`` that
+someone else owns is refused, with the fix.
 
 Odd cases are reported, not guessed at: a lab whose file was deleted by hand
 is an *orphan*, found through the processes that still hold the deleted file;
@@ -121,16 +127,44 @@ def reaps_children(pid: int) -> bool:
 
 
 # -- the state directory ----------------------------------------------------------------
+HOME_DIR = ".netkit-run"
+"""The state directory in a user's own home, when /tmp/netkit-<uid> is taken by someone else."""
+
+
+def _home_of(uid: int) -> Path | None:
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        return None
+    return Path(home) if home and home != "/" else None
+
+
+def _squatted(path: Path, uid: int) -> bool:
+    """True if `path` exists (as anything, a link too) and belongs to a user other than `uid`."""
+    try:
+        return os.lstat(path).st_uid != uid
+    except OSError:
+        return False
+
+
 def _default_dir(uid: int) -> Path:
     if uid == 0:
         return Path("/run/netkit")
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if uid == os.geteuid() and xdg and os.access(xdg, os.W_OK):
         return Path(xdg) / "netkit"
-    return Path(f"/tmp/netkit-{uid}")
+    shared = Path(f"/tmp/netkit-{uid}")
+    home = _home_of(uid)
+    if home is not None and (_squatted(shared, uid) or os.path.lexists(home / HOME_DIR)):
+        return home / HOME_DIR     # someone else holds the shared name (or it moved before): the home is ours
+    return shared
 
 
-def _fix(path: Path) -> str:
+def _fix(path: Path, uid: int | None = None, owner: int | None = None) -> str:
+    if owner is not None and uid is not None and owner != uid and owner != os.geteuid():
+        # Not the user's to remove (in sticky /tmp only its owner or root can): go elsewhere.
+        return _("it is not yours to remove: ask root to remove it (sudo rm -r {path}), or point netkit at a "
+                 "directory in your own home: export NETKIT_RUNTIME_DIR=$HOME/.netkit-run").format(path=path)
     return _("remove it (rm -r {path}) if it is not yours to keep, or point netkit at a directory of your own: "
              "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run").format(path=path)
 
@@ -151,7 +185,8 @@ def _checked(path: Path, uid: int, info: os.stat_result) -> None:
     if info.st_uid != uid:
         raise StateError(_("the lab state directory {path} belongs to uid {st_uid}, not to uid {uid}: its "
                            "owner could claim or fake that user's labs; {fix}")
-                         .format(path=path, st_uid=info.st_uid, uid=uid, fix=_fix(path)), path=str(path))
+                         .format(path=path, st_uid=info.st_uid, uid=uid, fix=_fix(path, uid, info.st_uid)),
+                         path=str(path))
     if info.st_mode & 0o077:
         raise StateError(_("the lab state directory {path} is open to other users (mode {mode:04o}); a "
                            "lab's files must be private: chmod 700 {path}, or use a directory of your own: "
@@ -176,6 +211,11 @@ def _make(path: Path, uid: int) -> None:
     except PermissionError:
         raise StateError(_("cannot make the lab state directory {path}: permission denied; export "
                            "NETKIT_RUNTIME_DIR=$HOME/.netkit-run").format(path=path), path=str(path)) from None
+    except OSError as exc:   # e.g. under /proc or /sys (ENOENT), a read-only or full file system
+        raise StateError(_("cannot make the lab state directory {path}: {strerror} (errno {errno}); choose a "
+                           "directory you can write, e.g. export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
+                         .format(path=path, strerror=exc.strerror, errno=exc.errno),
+                         path=str(path)) from None
 
 
 class StateDir:
@@ -196,6 +236,11 @@ class StateDir:
             raise StateError(_("the lab state directory {path} cannot exist: a part of that path is a file; "
                                "export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
                              .format(path=self.path), path=str(self.path)) from None
+        except OSError as exc:   # a folder on the way that this user may not enter, say
+            raise StateError(_("cannot reach the lab state directory {path}: {strerror} (errno {errno}); choose "
+                               "a directory you can write, e.g. export NETKIT_RUNTIME_DIR=$HOME/.netkit-run")
+                             .format(path=self.path, strerror=exc.strerror, errno=exc.errno),
+                             path=str(self.path)) from None
         _checked(self.path, self.uid, info)
         try:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
