@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", action="append", default=[], metavar="NAME",
                    help="an instructor: sees the progress board and the admin page (repeatable)")
     p.add_argument("--mem-limit", default="1G", help="memory per student's server, labs included (default 1G)")
+    p.add_argument("--cpu-limit", type=float, default=0.0, metavar="CORES",
+                   help="at most this many cores per student's server, even when the machine is idle "
+                        "(default: none; every student always gets an equal share of a busy machine)")
     p.add_argument("--idle-timeout", type=int, default=3600,
                    help="stop a server idle this many seconds (default 3600)")
     p.add_argument("--state-dir", default="/var/lib/netkit-class", help="the hub's database and config")
@@ -103,6 +106,28 @@ def remove(args, entries: list[rosters.Entry]) -> int:
     return 0
 
 
+def limit_lines(settings: Settings, enforced: bool) -> list[str]:
+    """What the instructor is told about CPU, processes and disk, beside the memory line."""
+    from ..i18n import _
+    lines = []
+    if enforced:
+        cap = (_("at most {cores:g} core(s) each").format(cores=settings.cpu_limit) if settings.cpu_limit
+               else _("no cap on an idle machine (--cpu-limit CORES sets one)"))
+        lines.append(_("CPU: every student's server gets an equal share when the machine is busy; {cap}")
+                     .format(cap=cap))
+        machine = limits.pid_max()
+        count = len(settings.students) + len(settings.admins)
+        lines.append(_("processes: at most {pids} per student's server ({count} accounts; the kernel's pid_max "
+                       "is {machine})").format(pids=settings.pids_limit, count=count, machine=machine))
+        if not limits.pids_fit(count, settings.pids_limit, machine):
+            lines.append(_("warning: {count} servers of {pids} processes could take most of the machine's "
+                           "{machine} pids; raise it first: sysctl -w kernel.pid_max=4194304")
+                         .format(count=count, pids=settings.pids_limit, machine=machine))
+    lines.append(_("disk: homes have no quota (see the README's class section to set one); each server's "
+                   "/tmp, /var/tmp and /dev/shm are its own, in memory, and go with it"))
+    return lines
+
+
 def wait_ready(url: str, hub: subprocess.Popen, timeout: float = 180) -> bool:
     """Poll /hub/login until it answers 200 (the hub answers some seconds after its port opens)."""
     deadline = time.monotonic() + timeout
@@ -133,12 +158,15 @@ def serve(args, entries: list[rosters.Entry]) -> int:
     settings = Settings(students=[n for n in names if n not in args.admin], admins=list(args.admin),
                         ip=args.ip, port=args.port, state_dir=args.state_dir, prefix=str(install.PREFIX),
                         mem_limit=memory, idle_timeout=args.idle_timeout, class_name=class_name(args.port),
+                        pids_limit=limits.pids_per_student(len(entries)), cpu_limit=args.cpu_limit,
                         ssl_cert=args.ssl_cert, ssl_key=args.ssl_key)
     config = write_config(settings)
     (Path(settings.state_dir) / "class.pid").write_text(str(os.getpid()))
     why = limits.available()
     print(f"memory per student's server: {args.mem_limit}, enforced by a cgroup" if why is None
           else f"memory per student's server is NOT limited: {why}")
+    for line in limit_lines(settings, why is None):
+        print(line)
     hub = subprocess.Popen(jupyterhub_argv(settings, config), cwd=settings.state_dir, start_new_session=True)
 
     def forward(signum, frame):

@@ -201,6 +201,7 @@ class Kernel:
 
     def shutdown(self) -> None:
         try:
+            asyncio.set_event_loop(self.loop)   # another kernel's loop may be this thread's current one
             self.socket.close()
             self.user.server_api("DELETE", f"kernels/{self.id}")
         finally:

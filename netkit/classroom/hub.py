@@ -7,7 +7,8 @@ state directory is two lines that hand the config object to `configure()`.
 - PAM login with the students' real Unix accounts (``allowed_users`` is the
   roster, ``admin_users`` the ``--admin`` names);
 - `ClassSpawner` (LocalProcessSpawner, as the student, in a cgroup with
-  ``mem_limit``), the server opening in ~/notebooks;
+  ``mem_limit``, ``pids_limit`` and a CPU share, private tmp dirs and /proc,
+  kernels over ipc), the server opening in ~/notebooks;
 - the progress board (`netkit.classroom.board`) and jupyterhub-idle-culler
   as hub-managed services, each with only the scopes it needs;
 - every port the hub uses internally is on 127.0.0.1 and chosen free at start.
@@ -35,6 +36,7 @@ class Settings:
     prefix: str = "/opt/netkit"
     mem_limit: int = 1 << 30
     pids_limit: int = 1024
+    cpu_limit: float = 0.0
     idle_timeout: int = 3600
     class_name: str = "netkit-class"
     internal_ports: dict = field(default_factory=dict)
@@ -122,6 +124,7 @@ def configure(c, settings: Settings) -> None:
     c.Spawner.args = ["--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     c.Spawner.mem_limit = settings.mem_limit
     c.ClassSpawner.pids_limit = settings.pids_limit
+    c.ClassSpawner.cpu_cap = settings.cpu_limit
     c.ClassSpawner.class_name = settings.class_name
     c.Spawner.environment = {"PATH": f"{install.venv(prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                              "LANG": "C.UTF-8", "JUPYTER_PLATFORM_DIRS": "1"}

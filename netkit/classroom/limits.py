@@ -1,4 +1,4 @@
-"""A memory (and process count) limit per student's server, enforced by the kernel's cgroups.
+"""A memory, process count and CPU share per student's server, enforced by the kernel's cgroups.
 
 JupyterHub's LocalProcessSpawner takes ``mem_limit`` but enforces nothing
 (only the spawners that run a container or a systemd unit do). Here each
@@ -6,18 +6,29 @@ student's server is started inside a cgroup of its own, so the server, its
 kernels and the labs they start (every descendant stays in the cgroup) share
 one limit, and the kernel's OOM killer acts inside that cgroup only.
 
-    group = Group.create("ana", "netkit-8000", memory=1 << 30, pids=512)
+    group = Group.create("ana", "netkit-8000", memory=1 << 30, pids=512, cpu=1.0)
     group.join()          # in the server's process, before it drops to the student
     group.pids()          # who is in it
     group.end()           # SIGKILL whatever is left, by pid, then remove the cgroup
 
+CPU: every student's group gets the same share (v1 ``cpu.shares`` 1024, v2
+``cpu.weight`` 100), so when the cores are busy the scheduler splits them
+between students, not between processes: sixteen busy loops of one student
+weigh as much as another student's one probe. ``cpu`` (cores, e.g. 1.5)
+also caps a group (v1 ``cpu.cfs_quota_us``, v2 ``cpu.max``), even on an
+idle machine.
+
+Processes: `pids_per_student` picks ``pids.max`` from the kernel's
+``pid_max`` and the class's size, so that the whole class cannot take every
+pid of the machine (the limit counts threads too).
+
 Both layouts are handled:
 - cgroup v1 (a hybrid layout, as on this project's machines): a directory
-  under the memory (and pids) hierarchy, below the cgroup the hub itself
-  runs in; ``memory.limit_in_bytes``, ``pids.max``;
+  under the memory, pids and cpu hierarchies, below the cgroup the hub itself
+  runs in; ``memory.limit_in_bytes``, ``pids.max``, ``cpu.shares``;
 - cgroup v2 (Debian 12 and Ubuntu 22.04+ by default): a directory below the
-  root of the unified hierarchy, with the memory and pids controllers
-  enabled for it; ``memory.max``, ``pids.max``.
+  root of the unified hierarchy, with the memory, pids and cpu controllers
+  enabled for it; ``memory.max``, ``pids.max``, ``cpu.weight``.
 Where neither offers a memory controller, `available()` says why and the
 hub says that memory is not limited.
 """
@@ -32,6 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path("/sys/fs/cgroup")
+CONTROLLERS = ("memory", "pids", "cpu")
+CPU_PERIOD_US = 100_000
+PIDS_MOST, PIDS_LEAST = 1024, 256
+PIDS_SHARE = 0.75
+"""The class may hold at most this share of the kernel's pid_max; the rest stays the machine's."""
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -81,7 +97,7 @@ class Group:
             raise ValueError(f"{class_name!r} is not a cgroup name")
         if layout() == "v1":
             found = []
-            for controller in ("memory", "pids"):
+            for controller in CONTROLLERS:
                 base = ROOT / controller
                 if base.is_dir():
                     found.append(base / _own_path(controller).lstrip("/") / class_name)
@@ -89,8 +105,9 @@ class Group:
         return (ROOT / class_name,)
 
     @classmethod
-    def create(cls, user: str, class_name: str, *, memory: int | None, pids: int | None = None) -> "Group":
-        """Make (or reuse) the student's cgroup and set its limits."""
+    def create(cls, user: str, class_name: str, *, memory: int | None, pids: int | None = None,
+               cpu: float | None = None) -> "Group":
+        """Make (or reuse) the student's cgroup and set its limits (`cpu`: at most that many cores)."""
         if not NAME_RE.match(user):
             raise ValueError(f"{user!r} is not a cgroup name")
         parents = cls.parent_dirs(class_name)
@@ -103,19 +120,51 @@ class Group:
             path.mkdir(exist_ok=True)
             dirs.append(path)
         group = cls(tuple(dirs))
+        quota = str(round(cpu * CPU_PERIOD_US)) if cpu else "-1"
         for path in group.dirs:
             if layout() == "v1":
-                if path.parts[len(ROOT.parts)] == "memory" and memory:
+                controller = path.parts[len(ROOT.parts)]
+                if controller == "memory" and memory:
                     _write(path / "memory.limit_in_bytes", str(memory))
-                if path.parts[len(ROOT.parts)] == "pids" and pids:
+                if controller == "pids" and pids:
                     _write(path / "pids.max", str(pids))
+                if controller == "cpu" and (path / "cpu.shares").exists():
+                    _write(path / "cpu.shares", "1024")
+                    if (path / "cpu.cfs_quota_us").exists():
+                        _write(path / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+                        _write(path / "cpu.cfs_quota_us", quota)
             else:
                 if memory:
                     _write(path / "memory.max", str(memory))
                     _write(path / "memory.swap.max", "0") if (path / "memory.swap.max").exists() else None
                 if pids and (path / "pids.max").exists():
                     _write(path / "pids.max", str(pids))
+                if (path / "cpu.weight").exists():
+                    _write(path / "cpu.weight", "100")
+                    _write(path / "cpu.max", f"{'max' if quota == '-1' else quota} {CPU_PERIOD_US}")
         return group
+
+    def cpu(self) -> dict[str, float | None]:
+        """The group's CPU share and cap as the kernel holds them: {"weight": ..., "cores": ... or None}."""
+        found: dict[str, float | None] = {}
+        for path in self.dirs:
+            if (path / "cpu.shares").exists():
+                found["weight"] = int((path / "cpu.shares").read_text())
+                quota = int((path / "cpu.cfs_quota_us").read_text())
+                period = int((path / "cpu.cfs_period_us").read_text())
+                found["cores"] = None if quota < 0 else quota / period
+            elif (path / "cpu.weight").exists():
+                found["weight"] = int((path / "cpu.weight").read_text())
+                quota, period = (path / "cpu.max").read_text().split()
+                found["cores"] = None if quota == "max" else int(quota) / int(period)
+        return found
+
+    def pids_limit(self) -> int | None:
+        for path in self.dirs:
+            if (path / "pids.max").exists():
+                value = (path / "pids.max").read_text().strip()
+                return None if value == "max" else int(value)
+        return None
 
     def join(self, pid: int = 0) -> None:
         """Move `pid` (0: the calling process) into every directory of the group."""
@@ -173,7 +222,7 @@ class Group:
 
 
 def _enable_v2(parent: Path) -> None:
-    wanted = [c for c in ("memory", "pids") if c in (parent.parent / "cgroup.controllers").read_text().split()]
+    wanted = [c for c in CONTROLLERS if c in (parent.parent / "cgroup.controllers").read_text().split()]
     for directory in (parent.parent, parent):
         enabled = (directory / "cgroup.subtree_control").read_text().split()
         for controller in wanted:
@@ -203,3 +252,21 @@ def parse_size(text: str | int) -> int:
         raise ValueError(f"{text!r} is not a size; write e.g. 1G or 512M")
     number, unit = float(match[1]), match[2].upper()
     return int(number * 1024 ** " KMGT".index(unit or " "))
+
+
+def pid_max() -> int:
+    return int(Path("/proc/sys/kernel/pid_max").read_text())
+
+
+def pids_per_student(students: int, machine_pids: int | None = None) -> int:
+    """``pids.max`` for each of `students` servers: at most 1024, and the class together at most
+    3/4 of the machine's pid_max (never under 256, which a server, a kernel and a lab need)."""
+    machine_pids = pid_max() if machine_pids is None else machine_pids
+    fair = int(machine_pids * PIDS_SHARE) // max(1, students)
+    return max(PIDS_LEAST, min(PIDS_MOST, fair))
+
+
+def pids_fit(students: int, per_student: int, machine_pids: int | None = None) -> bool:
+    """Do `students` groups of `per_student` leave a quarter of pid_max to the rest of the machine?"""
+    machine_pids = pid_max() if machine_pids is None else machine_pids
+    return students * per_student <= machine_pids * PIDS_SHARE
