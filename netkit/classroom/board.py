@@ -11,23 +11,42 @@ not started. The rows come from each student's own progress file
 Who may look: the hub's admins only. The page is a HubOAuth service, so the
 hub asks who is there; the hub gives its admins the scope to reach services
 and students none, so a student gets 403 from the hub or from here. The
-handler checks ``admin`` again itself. The service runs as root (students'
-homes are mode 0700), reads nothing but one file per listed student, opened
-without following a symbolic link at its last step and only if that student
-owns it, and shows nothing from it but exercise names it knows, states and
-times.
+handler checks ``admin`` again itself.
 
+What a student can do to it: nothing that reaches another row. The service
+runs as root (students' homes are mode 0700) and reads one file per listed
+student, which that student controls, so `read_progress` trusts none of it:
+
+- it walks the path from the home's directory, one step at a time
+  (``openat`` with ``O_NOFOLLOW``), so a symbolic link anywhere on the way
+  (``~/.netkit`` pointing at ``/proc/PID/root/...``, say) ends the walk;
+- each step is opened with ``O_PATH``: nothing is *opened* for reading until
+  ``fstat`` showed a regular file that the student owns, within
+  `SIZE_LIMIT`. A device, a pty, a FIFO or a socket is never opened at all
+  (so no controlling terminal, no blocking read), and the final open adds
+  ``O_NOCTTY`` and ``O_NONBLOCK`` anyway;
+- a timestamp that is not a finite number between `EARLIEST` and a day
+  from now is dropped with its line;
+- the JSON it serves is strict (no NaN or Infinity, which a browser's
+  parser refuses), and a student's file that fails in any other way costs
+  that student their row's contents, never the page or another row.
+
+It shows nothing from a file but exercise names it knows, states and times.
 Started by the hub (`netkit.classroom.hub`) with ``NETKIT_CLASS_STUDENTS``
 (comma-separated names) in its environment.
 """
 
 from __future__ import annotations
 
+import errno
 import html
 import json
+import logging
+import math
 import os
 import pwd
 import signal
+import stat
 import time
 
 from .. import progress
@@ -36,6 +55,89 @@ from ..exercises import EXERCISES
 PROGRESS_FILE = ".netkit/progress.jsonl"
 """Where, in each home, the class's servers record exercise checks (ClassSpawner sets NETKIT_PROGRESS)."""
 REFRESH_SECONDS = 3
+SIZE_LIMIT = 4 << 20
+"""A progress file larger than this is not read (a class's checks write a few kilobytes)."""
+EARLIEST = 946684800.0
+"""2000-01-01 UTC: no check of this kit was made before it."""
+LATEST_SLACK = 86400.0
+"""A check may carry a time up to a day ahead of the board's clock (clocks differ a little), no more."""
+log = logging.getLogger("netkit.board")
+
+
+class Unreadable(Exception):
+    """A student's progress file is not one the board reads; `errno` says why (ELOOP, EPERM, EFBIG...)."""
+
+    def __init__(self, number: int, where: str) -> None:
+        super().__init__(number, f"{where}: {os.strerror(number)}")
+        self.errno, self.where = number, where
+
+
+def _step(parent: int, name: str, uid: int, *, directory: bool) -> int:
+    """An O_PATH descriptor of `name` in `parent`, never through a link, owned by `uid` (or root, for /home)."""
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0),
+                     dir_fd=parent)
+    except OSError as exc:
+        raise Unreadable(exc.errno, name) from None
+    info = os.fstat(fd)
+    if stat.S_ISLNK(info.st_mode):            # O_PATH|O_NOFOLLOW hands back the link itself
+        os.close(fd)
+        raise Unreadable(errno.ELOOP, name)
+    if info.st_uid != uid:
+        os.close(fd)
+        raise Unreadable(errno.EPERM, name)
+    return fd
+
+
+def read_progress(home: str, uid: int, relative: str = PROGRESS_FILE) -> list[progress.Attempt]:
+    """The attempts in `home`/`relative`, read as the module's docstring says; [] if there is no file.
+
+    Raises `Unreadable` for a file that is there but not one to read (a link on the way, another
+    owner, not a regular file, too large).
+    """
+    try:
+        top = os.open(home, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return []
+        raise Unreadable(exc.errno, home) from None
+    fds = [top]
+    try:
+        if os.fstat(top).st_uid != uid:
+            raise Unreadable(errno.EPERM, home)
+        *folders, leaf = relative.split("/")
+        try:
+            for folder in folders:
+                fds.append(_step(fds[-1], folder, uid, directory=True))
+            fds.append(_step(fds[-1], leaf, uid, directory=False))
+        except Unreadable as exc:
+            if exc.errno == errno.ENOENT:
+                return []
+            raise
+        info = os.fstat(fds[-1])
+        if not stat.S_ISREG(info.st_mode):
+            raise Unreadable(errno.EINVAL, relative)
+        if info.st_size > SIZE_LIMIT:
+            raise Unreadable(errno.EFBIG, relative)
+        # Only now open it for reading: the very inode just checked, through its O_PATH descriptor.
+        fd = os.open(f"/proc/self/fd/{fds[-1]}", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            again = os.fstat(fd)
+            if (again.st_dev, again.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(again.st_mode):
+                raise Unreadable(errno.ESTALE, relative)
+            data = os.read(fd, SIZE_LIMIT + 1)[:SIZE_LIMIT]
+        finally:
+            os.close(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return sane(progress._parse(data.decode(errors="replace")))
+
+
+def sane(attempts: list[progress.Attempt], now: float | None = None) -> list[progress.Attempt]:
+    """Only the attempts whose time is a finite number from `EARLIEST` to a day after `now`."""
+    latest = (time.time() if now is None else now) + LATEST_SLACK
+    return [a for a in attempts if isinstance(a.at, float) and math.isfinite(a.at) and EARLIEST <= a.at <= latest]
 
 
 def student_attempts(name: str) -> list[progress.Attempt]:
@@ -44,28 +146,47 @@ def student_attempts(name: str) -> list[progress.Attempt]:
         user = pwd.getpwnam(name)
     except KeyError:
         return []
-    return progress.read(os.path.join(user.pw_dir, PROGRESS_FILE), owner=user.pw_uid)
+    return read_progress(user.pw_dir, user.pw_uid)
 
 
 def board(students: list[str], attempts_of=student_attempts, exercises=None) -> dict:
-    """The board as plain data: exercises in order, and per student a cell per exercise."""
+    """The board as plain data: exercises in order, and per student a cell per exercise.
+
+    A student whose file cannot be read gets an empty row with ``"unreadable"`` set (the errno's
+    name), and every other row is as it would be.
+    """
     names = list(EXERCISES if exercises is None else exercises)
     rows = []
     for student in students:
-        states = progress.summary(attempts_of(student))
+        problem = None
+        try:
+            states = progress.summary(sane(attempts_of(student)))
+        except Unreadable as exc:
+            states, problem = {}, errno.errorcode.get(exc.errno, str(exc.errno))
+        except Exception as exc:   # noqa: BLE001 - one student's file must never cost the others their row
+            log.warning("the progress of %s could not be read: %r", student, exc)
+            states, problem = {}, type(exc).__name__
         cells = {}
         for exercise in names:
             status = states.get(exercise, progress.NOT_STARTED)
             cells[exercise] = {"state": status.state, "attempts": status.attempts, "last": status.last,
                                "passed_at": status.passed_at}
         last = max((s.last for s in states.values() if s.last), default=None)
-        rows.append({"student": student, "cells": cells, "last": last,
+        rows.append({"student": student, "cells": cells, "last": last, "unreadable": problem,
                      "passed": sum(c["state"] == "passed" for c in cells.values())})
     return {"exercises": names, "students": rows, "at": time.time()}
 
 
 def _clock(when: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(when)) if when else ""
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(when)) if when else ""
+    except (OverflowError, ValueError, OSError):
+        return "?"
+
+
+def strict_json(data: dict) -> str:
+    """JSON that every browser parses: a NaN or an Infinity raises here rather than break the page."""
+    return json.dumps(data, allow_nan=False)
 
 
 def cell_text(cell: dict) -> str:
@@ -170,7 +291,7 @@ def make_app(students: list[str], prefix: str):
         def get(self) -> None:
             self.admin()
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(board(students)))
+            self.finish(strict_json(board(students)))
 
     return web.Application([
         (prefix, Page),
