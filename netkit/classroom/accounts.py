@@ -6,7 +6,12 @@ user is refused before anything is made (`checks.check_names`). Homes are
 mode 0700, so no student reads another's notebooks, progress or lab state.
 
 Removing an account first ends every process that runs as it (found by uid
-in /proc, killed by pid, until none is left), then ``userdel --remove``.
+in /proc, killed by pid, until none is left), then removes what it owned
+where every account may write: files and folders in /tmp, /var/tmp,
+/dev/shm and /dev/mqueue (walked from directory descriptors, never through a
+link, never onto another file system) and its System V IPC objects; then
+``userdel --remove`` (its home, its mail). The next class may be given the
+same uid, so nothing of this one may be waiting for it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import signal
 import subprocess
 import time
@@ -129,10 +135,101 @@ def remove(name: str, *, trace=print) -> bool:
         trace(f"  left {name} alone: netkit did not make that account")
         return False
     end_processes(user.pw_uid)
+    # userdel leaves what the user owned outside the home (e.g. a lab state dir /tmp/netkit-<uid>).
+    gone = remove_leftovers(user.pw_uid)
     _run(["userdel", "--remove", name])
-    # userdel leaves what the user owned outside the home, e.g. the lab state dir /tmp/netkit-<uid>.
-    state = Path(f"/tmp/netkit-{user.pw_uid}")
-    if state.is_dir() and not state.is_symlink() and state.lstat().st_uid == user.pw_uid:
-        shutil.rmtree(state, ignore_errors=True)
-    trace(f"  removed the account {name} and its home")
+    trace(f"  removed the account {name} and its home" +
+          (f", and {len(gone)} thing(s) it left in {', '.join(SHARED_DIRS)} or System V IPC" if gone else ""))
     return True
+
+
+SHARED_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+"""Where any account may leave files that outlive its processes and its home."""
+IPC_KINDS = {"shm": ("shmid", "-m"), "msg": ("msqid", "-q"), "sem": ("semid", "-s")}
+
+
+def _walk_owned(fd: int, where: str, uid: int, device: int, found: list[tuple[int, str, bool]], depth: int) -> None:
+    """Collect (directory fd, name, is_dir) of every entry under the open directory `fd` that `uid` owns."""
+    for entry in os.scandir(fd):
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_dev != device:
+            continue                                  # another file system mounted here: not ours to walk
+        is_dir = stat.S_ISDIR(info.st_mode)
+        if info.st_uid == uid:
+            found.append((fd, entry.name, is_dir))    # a folder of its own goes whole
+        elif is_dir and depth < 32:
+            try:
+                child = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError:
+                continue
+            found.append((child, "", True))           # to close afterwards
+            _walk_owned(child, f"{where}/{entry.name}", uid, device, found, depth + 1)
+
+
+def leftovers(uid: int, dirs=SHARED_DIRS) -> list[str]:
+    """What `uid` owns in the shared dirs and in System V IPC (paths, and 'shm 1234'-like names)."""
+    return [what for what, _ in _leftovers(uid, dirs, remove=False)]
+
+
+def remove_leftovers(uid: int, dirs=SHARED_DIRS) -> list[str]:
+    """Remove everything `uid` owns in the shared dirs and its System V IPC objects; what was removed."""
+    return [what for what, ok in _leftovers(uid, dirs, remove=True) if ok]
+
+
+def _leftovers(uid: int, dirs, remove: bool) -> list[tuple[str, bool]]:
+    if uid == 0:
+        raise ClassError("refusing to remove the files of uid 0")
+    out: list[tuple[str, bool]] = []
+    for top in dirs:
+        try:
+            fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        found: list[tuple[int, str, bool]] = [(fd, "", True)]
+        try:
+            _walk_owned(fd, top, uid, os.fstat(fd).st_dev, found, 0)
+            for parent, entry, is_dir in found:
+                if not entry:
+                    continue
+                ok = True
+                if remove:
+                    try:
+                        if is_dir:
+                            shutil.rmtree(entry, dir_fd=parent)
+                        else:
+                            os.unlink(entry, dir_fd=parent)
+                    except FileNotFoundError:
+                        pass
+                    except OSError:
+                        ok = False
+                out.append((f"{os.readlink(f'/proc/self/fd/{parent}')}/{entry}", ok))
+        finally:
+            for parent, entry, _ in found:
+                if not entry:
+                    os.close(parent)
+    for kind, (column, flag) in IPC_KINDS.items():
+        for ident in _ipc_of(kind, column, uid):
+            ok = True
+            if remove:
+                done = subprocess.run(["ipcrm", flag, str(ident)], capture_output=True)
+                ok = done.returncode == 0
+            out.append((f"{kind} {ident}", ok))
+    return out
+
+
+def _ipc_of(kind: str, column: str, uid: int) -> list[int]:
+    """Ids of the System V IPC objects of `kind` whose owner or creator is `uid` (/proc/sysvipc)."""
+    try:
+        header, *lines = Path(f"/proc/sysvipc/{kind}").read_text().splitlines()
+    except (OSError, ValueError):
+        return []
+    names = header.split()
+    found = []
+    for line in lines:
+        row = dict(zip(names, line.split()))
+        if str(uid) in (row.get("uid"), row.get("cuid")):
+            found.append(int(row[column]))
+    return found
