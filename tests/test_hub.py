@@ -419,7 +419,7 @@ print(json.dumps(seen))
     returncode, netns = seen["exec"]
     assert returncode == 0
     assert netns == os.readlink(f"/proc/{intruder_lab}/ns/net") != os.readlink(f"/proc/{owner_lab}/ns/net")
-    assert seen["runtime_dir"] == f"/tmp/netkit-{uid_of(intruder)}" and seen["other_dir"] is False
+    assert seen["runtime_dir"] == f"{pwd.getpwnam(intruder).pw_dir}/.run/netkit" and seen["other_dir"] is False
     # Entering the owner's lab by its pid is refused by the kernel (the owner's user namespace).
     returncode, said = seen["nsenter"]
     assert returncode != 0 and ("Permission denied" in said or "Operation not permitted" in said), said
