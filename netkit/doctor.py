@@ -35,6 +35,7 @@ class Check:
     ok: bool | None
     found: str
     fix: str = ""
+    replaying: bool = False     # the "replay" check: replay mode is on (the notebooks replay recordings)
 
     @property
     def mark(self) -> str:
@@ -172,18 +173,19 @@ def check_replay(live: bool, setting: str | None = None) -> Check | None:
         return Check(N_("replay"), False, str(error), _("export {env}=1, or unset it").format(env=replay.ENV))
     if on:
         recorded = replay.shipped_on() or _("a real kernel")
-        # Each `found` of replay switched on starts with "NETKIT_REPLAY=1" in every language: _verdict reads it.
         if live:
             return Check(N_("replay"), None,
                          _("{env}=1: the notebooks replay recordings (made on {recorded}), "
                            "though this machine could run the lab live").format(env=replay.ENV, recorded=recorded),
-                         _("for a live lab: unset {env} and restart the notebook's kernel").format(env=replay.ENV))
+                         _("for a live lab: unset {env} and restart the notebook's kernel").format(env=replay.ENV),
+                         replaying=True)
         return Check(N_("replay"), None,
                      _("{env}=1: the lab cannot run live here, so notebooks 01-04 and the "
                        "dashboard replay recordings made on {recorded}, each output labelled "
                        "'replayed'; exercises cannot be checked").format(env=replay.ENV, recorded=recorded),
                      _("for a live lab: a class server (an instructor's ./quickstart class), the container "
-                       "(README: On macOS or Windows), or a Linux laptop or VM (./quickstart lab)"))
+                       "(README: On macOS or Windows), or a Linux laptop or VM (./quickstart lab)"),
+                     replaying=True)
     if not live:
         return Check(N_("replay"), None, _("off: the notebooks need a live lab, which cannot start here"),
                      _("to read them here anyway, replayed from recordings made on a real kernel and labelled as "
@@ -227,7 +229,7 @@ def _state(checks: list[Check]) -> str:
     """"can", "replay" (cannot, but the notebooks replay recordings) or "cannot"."""
     if can_run(checks):
         return "can"
-    if any(c.name == "replay" and c.ok is None and c.found.startswith("NETKIT_REPLAY=1") for c in checks):
+    if any(c.replaying for c in checks):
         return "replay"
     return "cannot"
 

@@ -101,7 +101,8 @@ _DECISIVE = ("ACCEPT", "DROP", "REJECT") + SOURCE_NAT + DEST_NAT
 class Line:
     """One line of a step's list: a hook and what acted there, or the routing (bridging) decision."""
 
-    hook: str                  # PREROUTING ... POSTROUTING, "routing" or "bridge"
+    hook: str                  # PREROUTING ... POSTROUTING, "routing", "bridge", "nat", or the host's own
+                               # socket: "socket" (sent or received), "reset" (the host's TCP reset)
     text: str
     dropped: bool = False      # the hook that dropped the packet
     rewrote: bool = False      # a NAT (or conntrack undoing it) rewrote an address here

@@ -773,8 +773,7 @@ def _write_lines(ax, printed: list[tuple[Line, str]], x: float, y: float, color:
         yy = y + (i + 0.5) * _LINE
         first = id(line) not in done
         done.add(id(line))
-        reset = line.hook == "socket" and "RST" in text      # the host's TCP reset (RST: the flag's name, in any language)
-        name = "ladder:reset" if reset else f"{gid}:{line.hook}" if first else f"{gid}:{line.hook}:more"
+        name = "ladder:reset" if line.hook == "reset" else f"{gid}:{line.hook}" if first else f"{gid}:{line.hook}:more"
         ax.text(x, yy, text, fontsize=_HOOK_FONT, ha=ha, va="center", zorder=7, gid=name, **style)
         if stations is not None and first and line.hook in HOOKS:
             ax.plot([stations], [yy], "o", markersize=6, color=color, markerfacecolor="white", markeredgecolor=color,
@@ -838,8 +837,8 @@ def ladder(journey: Journey, *, ax: Axes | None = None) -> Figure:
             if a is None or b is None:                # the host's own stack: above the first point, below the last
                 at = x.get(b or a or (mark.point if mark else ""), left + spacing / 2)
                 if said and a is None:
-                    said = [Line("socket", _("sent by the host itself: a TCP reset (RST)")
-                                 if kind == "reply" and _reset(journey) else _("sent by the host itself"))] + said
+                    said = [Line("reset", _("sent by the host itself: a TCP reset (RST)"))
+                            if kind == "reply" and _reset(journey) else Line("socket", _("sent by the host itself"))] + said
                 if said and b is None and said[-1].hook == "INPUT":
                     said = said + [Line("socket", _("to the host's own socket"))]
                 printed = _laid_out(said, rules, max(room(at + 0.15), at - 0.25))

@@ -902,6 +902,17 @@ def test_ladder_of_a_refused_connection_crosses_out_where_the_request_ended():
     assert "connection refused" in one(fig, "ladder:reason").get_text().replace("\n", " ")
 
 
+def test_the_hosts_reset_is_its_own_line_in_every_language():
+    """The reset line is a Line of its own kind ("reset"), not a socket line whose words say RST."""
+    from netkit.i18n import use_language
+    use_language("zh-TW")
+    try:
+        fig = ladder(recorded("p4-no-dnat"))
+        assert one(fig, "ladder:reset").get_text() == "宿主機自己送出：TCP reset（RST）"
+    finally:
+        use_language(None)
+
+
 def test_ladder_of_the_hosts_probe_to_itself_has_lo_its_hooks_and_an_x():
     fig = ladder(recorded("p4-local-refused"))
     (marker,) = died_markers(fig)

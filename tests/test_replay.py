@@ -487,9 +487,20 @@ def test_doctor_names_replay_where_the_lab_cannot_run(monkeypatch):
     assert all(way in on.fix for way in ("class server", "container", "Linux laptop or VM"))
     assert doctor.check_replay(True, "") is None
     assert "unset NETKIT_REPLAY" in doctor.check_replay(True, "1").fix
+    assert on.replaying and doctor.check_replay(True, "1").replaying and not refused.replaying
     missing = doctor.Check("namespaces", False, "user namespaces are refused", "sysctl ...")
     text = doctor.format_checks([missing, on])
     assert "cannot run the lab yet: the notebooks replay recordings instead" in text
+    # the state is read from the field, in every language (the sentence is translated; its text decides nothing)
+    from netkit.i18n import use_language
+    use_language("zh-TW")
+    try:
+        chinese = doctor.check_replay(False, "1")
+        assert chinese.replaying and chinese.found != on.found
+        assert doctor._state([missing, chinese]) == "replay"
+        assert doctor._state([missing, refused]) == "cannot"
+    finally:
+        use_language(None)
 
 
 def test_the_sandbox_error_names_replay_as_a_way_to_read_the_notebooks():
