@@ -29,7 +29,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -188,7 +187,10 @@ class Agent:
             self.cancel.clear()
             self.current = rid
             try:
-                use_language(request.get("lang") if request.get("lang") in LANGUAGES else None)
+                lang = request.get("lang") if request.get("lang") in LANGUAGES else None
+                if lang not in (None, "en"):
+                    _load_site()          # the catalogue's reader (Babel) is a site package
+                use_language(lang)
                 op, args = request.get("op"), request.get("args", {})
                 handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
                 if handler is None or not isinstance(args, dict):
@@ -377,6 +379,7 @@ class Agent:
         return listening_programs(None if port is None else arguments.port(port))
 
     def _launch(self, node: str, command: str) -> subprocess.Popen:
+        import tempfile   # not at start-up: only a stage with a server needs it
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(node_argv(node, ["sh", "-c", f"exec {command}"]), env=ENV, cwd="/",
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -649,6 +652,15 @@ def _mount_private_dirs() -> None:
 
 
 _IMPORTS = threading.Lock()
+
+
+def _load_site() -> None:
+    """The site packages, which the host starts without (python -S: its first command comes sooner); only
+    a lab whose owner speaks another language than English needs them, for the catalogue's reader."""
+    with _IMPORTS:
+        if sys.flags.no_site and "site" not in sys.modules:
+            import site
+            site.main()
 
 
 def _import_probes() -> None:

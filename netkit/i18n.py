@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LANGUAGES = {"en": "English", "zh-TW": "繁體中文"}
 ENV = "NETKIT_LANG"
-CATALOGUES = Path(__file__).resolve().parent / "locale"
+CATALOGUES = os.path.join(os.path.dirname(os.path.realpath(__file__)), "locale")
+"""(A plain path: pathlib is not imported at start-up, as the lab's host imports this module first.)"""
 _ALIASES = {"en": "en", "en_us": "en", "en-us": "en", "zh-tw": "zh-TW", "zh_tw": "zh-TW",
             "zh-hant": "zh-TW", "zh_hant": "zh-TW", "zh-hant-tw": "zh-TW"}
 _chosen: str | None = None
@@ -65,8 +68,9 @@ def language() -> str:
     if _chosen:
         return _chosen
     try:
-        if Path.cwd().name in LANGUAGES and Path.cwd().name != "en":
-            return Path.cwd().name
+        here = os.path.basename(os.getcwd())
+        if here in LANGUAGES and here != "en":
+            return here
     except OSError:                     # the working directory was removed
         pass
     wanted = os.environ.get(ENV, "").strip()
@@ -79,7 +83,8 @@ def language() -> str:
 
 
 def po_path(lang: str) -> Path:
-    return CATALOGUES / lang.replace("-", "_") / "LC_MESSAGES" / "netkit.po"
+    from pathlib import Path
+    return Path(CATALOGUES) / lang.replace("-", "_") / "LC_MESSAGES" / "netkit.po"
 
 
 @lru_cache(maxsize=None)

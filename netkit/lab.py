@@ -20,13 +20,16 @@ import shlex
 import threading
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import arguments, provenance, topology
 from .errors import BadArgument, CommandError, CommandNotFound, LabNotFound, RuleError
-from .journey import Journey
 from .sandbox import Sandbox
 from .state import Claim, check_name
 from .i18n import _
+
+if TYPE_CHECKING:
+    from .journey import Journey
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from pathlib import Path
+
+
+def _read(path: str) -> bytes:
+    """A /proc file's bytes (plain open: pathlib is not imported in the lab's host at start-up)."""
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def fd_targets(pid: int | str) -> list[str]:
@@ -40,7 +45,7 @@ def listeners() -> list[tuple[str, int, int]]:
     found = []
     for name in ("tcp", "tcp6"):
         try:
-            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+            lines = _read(f"/proc/net/{name}").decode().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
@@ -71,9 +76,9 @@ def listening_programs(port: int | None = None) -> list[dict]:
             inode = int(target[8:-1])
             if inode in wanted:
                 try:
-                    program = Path(f"/proc/{entry}/comm").read_text().strip()
+                    program = _read(f"/proc/{entry}/comm").decode().strip()
                     argv = [a.decode(errors="replace") for a in
-                            Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0") if a]
+                            _read(f"/proc/{entry}/cmdline").split(b"\0") if a]
                 except OSError:
                     continue
                 address, listen_port = wanted.pop(inode)

@@ -34,7 +34,6 @@ import threading
 import time
 from pathlib import Path
 
-from . import confinement
 from .errors import LabError, LabNotFound, NetkitError, SandboxError, from_wire
 from .state import Claim, Identity, LabRecord, check_name
 from .i18n import _, language, translated, untranslated
@@ -180,6 +179,7 @@ class Sandbox:
         # failure), and it runs under LC_ALL=C (the Popen's env), so that text is the errno's C-locale
         # text, which os.strerror gives here too: never a sentence in the user's language.
         refused = any(os.strerror(code) in said for code in (errno.EPERM, errno.EACCES, errno.ENOSPC))
+        from . import confinement   # only a refused start needs it
         runtime = confinement.where()[0]
         if refused and runtime:
             # In a container, say which flag is missing (a host that refuses user namespaces is

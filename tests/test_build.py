@@ -165,3 +165,21 @@ def test_a_reset_to_the_stage_the_lab_is_at_takes_the_spare_built_there_and_clos
     while lab_hosts(name) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lab_hosts(name) == []
+
+
+@pytest.mark.lab
+def test_the_host_answers_in_the_owners_language_from_its_first_request():
+    """The host starts without the site packages (python -S), where the catalogue's reader lives: an error
+    it writes itself, before any probe, must still come in the owner's language."""
+    from netkit import BadArgument, Lab, use_language
+    use_language("zh-TW")
+    try:
+        with Lab(name=f"lang-{uuid.uuid4().hex[:6]}") as lab:
+            with pytest.raises(BadArgument) as refused:
+                lab._call("no-such-operation")
+    finally:
+        use_language(None)
+    from netkit.i18n import catalogue
+    english = "the lab's host has no operation {op!r}"
+    assert catalogue("zh-TW")[english] != english
+    assert str(refused.value) == catalogue("zh-TW")[english].format(op="no-such-operation")

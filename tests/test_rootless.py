@@ -49,6 +49,8 @@ AS_USER = textwrap.dedent("""
         seen["route"] = lab.run("c1", "route -n").stdout
         seen["sysctl"] = lab.sysctl("net.bridge.bridge-nf-call-iptables")
         seen["policy"] = lab.run("host", "iptables -S FORWARD").stdout
+        # a TCP probe needs no scapy (Debian's python has none): the host imports its probe code only now
+        seen["tcp_probes"] = [lab.probe("c1", "10.55.66.3", port=80).outcome.result.value]
         steps = [ping(lab)]
         lab.sysctl("net.bridge.bridge-nf-call-iptables", 0)
         steps.append(ping(lab))
@@ -56,6 +58,7 @@ AS_USER = textwrap.dedent("""
         steps.append(ping(lab))
         lab.iptables("-P FORWARD ACCEPT")
         steps.append(ping(lab))
+        seen["tcp_probes"].append(lab.probe("c1", "10.55.66.3", port=80).outcome.result.value)
         seen["steps"] = steps
         seen["exec_route"] = netkit("exec", "--lab", name, "c1", "--", "route", "-n")
         seen["exec_ping"] = netkit("exec", "--lab", name, "c1", "--", "ping", "-c1", "-W1", "10.55.66.3")
@@ -100,6 +103,8 @@ def test_a_lab_without_root(netkit_test_user, netkit_copy):
     assert seen["policy"].splitlines()[0] == "-P FORWARD DROP"
     outcomes = [(code, "100% packet loss" in out, "ttl=64" in out) for code, out in seen["steps"]]
     assert outcomes == [(1, True, False), (0, False, True), (1, True, False), (0, False, True)], seen["steps"]
+    # The probes, traced and captured inside the user namespace: FORWARD's DROP, then c2's reset.
+    assert seen["tcp_probes"] == ["dropped", "refused"]
 
     # `netkit exec` reaches the lab the Lab object holds, for the same user.
     code, out, err = seen["exec_route"]
