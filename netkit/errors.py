@@ -11,16 +11,25 @@ Every message names the object, says what went wrong, and says how to fix it::
     │   └── LabNotFound
     ├── UnknownNode              no such node in the lab (also a BadArgument)
     ├── UnknownStage             no such stage of the article (also a BadArgument)
+    ├── UnknownPoint             no such point in a journey (also a BadArgument)
     ├── NotRecorded              replay mode: a call the recording does not hold (see netkit.replay)
     ├── CommandError             a command in a node could not run
     │   └── CommandNotFound      the program does not exist in the node
-    └── RuleError                iptables refused a rule; the lab is unchanged
+    ├── RuleError                iptables refused a rule; the lab is unchanged
+    ├── TraceError               the lab's host cannot read netfilter's trace (netkit.trace)
+    └── class mode (netkit.classroom):
+        ├── ClassError           the class cannot be set up as asked (checks)
+        ├── RosterError          a roster file with bad lines (roster)
+        ├── HubError             the hub refused or did not answer in time (client)
+        └── KernelError          code run in a student's kernel raised (client)
 
 An error may carry data besides its message, as keyword arguments
 (``CommandError(msg, node="c1", command="route -n", returncode=2)``); each is
 an attribute of the exception and is listed in ``error.data``. The agent (the
 lab's host process) raises the same classes; they cross the pipe as their
 name, message and data, and are raised again in the notebook with all three.
+Which name stands for which class is read from the tree itself (`classes`):
+a subclass of NetkitError, wherever it is defined, crosses the pipe by its name.
 """
 
 from __future__ import annotations
@@ -101,9 +110,24 @@ class RuleError(NetkitError):
     """iptables refused a rule; nothing was changed."""
 
 
-_BY_NAME = {cls.__name__: cls for cls in (
-    NetkitError, BadArgument, SandboxError, StateError, LabError, LabInUse, LabNotFound,
-    UnknownNode, UnknownStage, NotRecorded, CommandError, CommandNotFound, RuleError)}
+class UnknownPoint(BadArgument):
+    """A point (``node:ifname``) that is not part of a journey."""
+
+
+class TraceError(NetkitError):
+    """The lab's host cannot read netfilter's trace: its netlink subscription, or its trace table."""
+
+
+def classes() -> dict[str, type[NetkitError]]:
+    """Every class of the tree by its name: NetkitError and all its subclasses, wherever they are defined
+    (the class mode's are there once `netkit.classroom` is imported)."""
+    found: dict[str, type[NetkitError]] = {}
+    todo: list[type[NetkitError]] = [NetkitError]
+    while todo:
+        cls = todo.pop(0)
+        found.setdefault(cls.__name__, cls)
+        todo.extend(cls.__subclasses__())
+    return found
 
 
 def to_wire(exc: NetkitError) -> dict:
@@ -113,6 +137,6 @@ def to_wire(exc: NetkitError) -> dict:
 
 def from_wire(data: dict) -> NetkitError:
     """The error that `to_wire` described, ready to raise."""
-    cls = _BY_NAME.get(data.get("kind"), NetkitError)
+    cls = classes().get(data.get("kind"), NetkitError)
     message = data["message"] if "message" in data else _("unknown error")
     return cls(message, **(data.get("data") or {}))

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from . import provenance
+from .errors import UnknownPoint
 from .i18n import N_, _, translated
 from .netfilter import DEST_NAT, HOOKS, SOURCE_NAT
 from .outcome import Outcome, Result
@@ -274,8 +275,8 @@ class Journey:
         for hop in self.hops:
             if hop.point == point:
                 return hop
-        raise KeyError(_("{point!r} is not a point of this journey; points: {points}").format(
-            point=point, points=", ".join(self.points)))
+        raise UnknownPoint(_("{point!r} is not a point of this journey; points: {points}").format(
+            point=point, points=", ".join(self.points)), point=point)
 
     @property
     def points(self) -> tuple[str, ...]:

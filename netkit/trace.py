@@ -36,6 +36,8 @@ import threading
 import time
 
 from . import netfilter
+from .errors import TraceError
+from .i18n import _
 from .netns import name_of
 
 TABLE = "netkit_trace"
@@ -131,7 +133,9 @@ class Tracer:
         threading.Thread(target=self._read, daemon=True, name="netkit-trace").start()
         self._ready.wait(30)
         if self._error is not None:
-            raise RuntimeError(f"could not subscribe to netfilter's trace messages: {self._error}")
+            raise TraceError(_("could not subscribe to netfilter's trace messages: {error}; `netkit doctor` "
+                               "checks the kernel and the tools the lab needs").format(error=self._error),
+                             error=str(self._error))
 
     def _subscribe(self) -> socket.socket:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
@@ -190,7 +194,9 @@ class Tracer:
                    f"  set ports {{ type inet_service; {elements}}}\n{chains}}}\n")
         done = subprocess.run(["nft", "-f", "-"], input=ruleset, capture_output=True, text=True, env=ENV)
         if done.returncode != 0:
-            raise RuntimeError(f"could not install the trace table: {done.stderr.strip()}")
+            raise TraceError(_("could not install the lab's trace table (nft said: {said}); `netkit doctor` "
+                               "checks the kernel and the tools the lab needs").format(said=done.stderr.strip()),
+                             returncode=done.returncode)
 
     def since(self, start: float) -> list[dict]:
         with self.lock:
@@ -240,22 +246,3 @@ def rule_names(events: list[dict]) -> dict:
                             if handle.isdigit()}     # (the table's and chain's own lines carry a handle too)
             names[f"{table} {chain}"] = [[handle, listed_rules[handle]] for handle in handles if handle in listed_rules]
     return names
-
-
-def parse_ip(hexdata: str) -> dict:
-    """The fields of an IPv4 header (and what follows) given as hex, as `explain` needs them."""
-    data = bytes.fromhex(hexdata)
-    if len(data) < 20 or data[0] >> 4 != 4:
-        return {}
-    return {"proto": data[9], "saddr": socket.inet_ntoa(data[12:16]), "daddr": socket.inet_ntoa(data[16:20])}
-
-
-def parse_transport(proto: int | None, hexdata: str) -> dict:
-    data = bytes.fromhex(hexdata)
-    if proto == socket.IPPROTO_ICMP and len(data) >= 8:
-        kind, _, _, ident, _ = struct.unpack_from("!BBHHH", data)
-        return {"icmp_type": {8: "echo-request", 0: "echo-reply"}.get(kind, str(kind)), "icmp_id": ident}
-    if proto == socket.IPPROTO_TCP and len(data) >= 14:
-        sport, dport, _, _, _, flags = struct.unpack_from("!HHIIBB", data)
-        return {"sport": sport, "dport": dport, "tcp_flags": flags}
-    return {}

@@ -22,12 +22,14 @@ import uuid
 
 import requests
 
+from ..errors import NetkitError
 
-class HubError(Exception):
+
+class HubError(NetkitError):
     """The hub refused or did not answer in time."""
 
 
-class KernelError(Exception):
+class KernelError(NetkitError):
     """Code run in a kernel raised; the message is the kernel's traceback."""
 
 

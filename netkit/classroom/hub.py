@@ -147,10 +147,6 @@ def configure(c, settings: Settings) -> None:
     ]
 
 
-def main_config_path(state_dir: str) -> Path:
-    return Path(state_dir) / "jupyterhub_config.py"
-
-
 def jupyterhub_argv(settings: Settings, config: Path) -> list[str]:
     from . import install
     return [str(install.venv(Path(settings.prefix)) / "bin" / "jupyterhub"), "-f", str(config)]

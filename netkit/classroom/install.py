@@ -19,7 +19,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from .checks import ClassError
@@ -111,8 +110,3 @@ def install(prefix: Path = PREFIX, repo: Path = REPO, *, trace=print) -> Path:
         shutil.copyfile(source, books / source.name)
     subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
     return python(prefix)
-
-
-def running_from(prefix: Path = PREFIX) -> bool:
-    """True if this process is the shared environment's python."""
-    return Path(sys.prefix).resolve() == venv(prefix).resolve()
