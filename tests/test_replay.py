@@ -405,7 +405,19 @@ def test_every_shipped_journey_and_result_reads_back():
                 read = Journey.from_dict(value)
                 assert read.outcome is not None and Journey.from_json(read.to_json()) == read
             elif entry["call"] in ("run", "change", "iptables", "tcpdump"):
-                assert isinstance(CommandResult(**value).returncode, int)
+                result = CommandResult(**value)
+                # the result is of the call it answers: its node and command are the call's own
+                args = entry["args"]
+                shown = {"iptables": f"iptables {args.get('rule')}", "tcpdump": None}.get(entry["call"],
+                                                                                    args.get("command"))
+                assert result.node == (args.get("point", "").split(":")[0] or args.get("node")), entry
+                assert shown is None or result.command == shown, (result.command, args)
+                assert result.command.startswith("tcpdump ") or entry["call"] != "tcpdump", result.command
+                # a recorded failure says why; a success without a check is a plain result
+                assert isinstance(result.returncode, int) and isinstance(result.stdout, str)
+                assert result.ok or result.returncode != 0 and (result.stderr or result.stdout or result.timed_out), \
+                    entry
+                assert result.ok or not args.get("check"), entry      # check=True raises: never a failed result
             elif entry["call"] == "board":
                 for stage in value["stages"]:
                     for table in stage["tables"]:

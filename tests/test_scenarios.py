@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 
 import pytest
 
 from helpers import REPO
-from netkit import Lab, scenarios
+from netkit import Lab, exercises, scenarios
 from netkit.dashboard import Dashboard
 from netkit.exercises import EXERCISES
 from netkit.outcome import Result
@@ -26,10 +27,17 @@ def _module(path: str):
 
 def test_every_name_is_declared_once():
     names = [sw.name for s in scenarios.SCENARIOS for sw in s.switches]
-    assert len(names) == len(set(names)) == len(SWITCHES)
+    assert len(names) == len(set(names)) == len(SWITCHES) and set(names) == set(SWITCHES)
     cases = [c.name for c in scenarios.cases()]
     assert len(cases) == len(set(cases))
-    assert list(EXERCISES) == [e.name for s in scenarios.SCENARIOS for e in s.exercises]
+    # the exercises, as the README lists them, each in the scenario whose notebook imports it
+    assert list(EXERCISES) == ["icmp-only", "c2-out", "replies-only", "publish-c2", "local-access", "docker-user"]
+    for scenario in scenarios.SCENARIOS:
+        source = (REPO / "notebooks" / f"{scenario.notebook}.md").read_text()
+        imported = re.search(r"^from netkit\.exercises import (.+)$", source, re.M)
+        taught = {getattr(exercises, name.strip()).name for name in imported[1].split(",")} if imported else set()
+        assert {e.name for e in scenario.exercises} == taught, scenario.title
+        assert all(EXERCISES[e.name] is e for e in scenario.exercises)
     from netkit import topology
     for case in scenarios.cases():
         assert case.stage in topology.STAGES and case.probe.src in topology.nodes_at(case.stage)

@@ -14,6 +14,7 @@ line is rewritten only where a hook changed, in the recorder's own compact JSON.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -44,7 +45,11 @@ def _rehook(node, changed: list[str]):
 
 
 def main() -> int:
-    check = "--check" in sys.argv[1:]
+    parser = argparse.ArgumentParser(description="Give the replay recordings' dropped journeys the hook "
+                                                 "netkit.netfilter.hook_of names, in place.")
+    parser.add_argument("--check", action="store_true",
+                        help="only say which journeys would change (exit 1 if any)")
+    check = parser.parse_args().check
     total = 0
     for path in sorted((REPO / "netkit" / "recordings").glob("*.json")):
         lines = path.read_text().split("\n")
