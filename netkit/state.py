@@ -20,7 +20,8 @@ which keep it until the lab ends. So:
 The state directory is per user: ``/run/netkit`` for root,
 ``$XDG_RUNTIME_DIR/netkit`` or ``/tmp/netkit-<uid>`` otherwise, or
 ``NETKIT_RUNTIME_DIR`` (a class hub sets it to ``~/.run/netkit`` for every
-student's server). It must be a real directory (not a symlink) owned by
+student's server, and where that folder exists it is the default too, so an
+ssh login or root's ``--user`` finds the server's labs). It must be a real directory (not a symlink) owned by
 that user and closed to everyone else (mode 700); files in it are opened
 relative to it, without following symlinks. Anyone can make
 ``/tmp/netkit-<uid>`` first (uids are public, and /tmp's sticky bit then
@@ -129,6 +130,8 @@ def reaps_children(pid: int) -> bool:
 # -- the state directory ----------------------------------------------------------------
 HOME_DIR = ".netkit-run"
 """The state directory in a user's own home, when /tmp/netkit-<uid> is taken by someone else."""
+CLASS_DIR = ".run/netkit"
+"""Where a class hub's servers keep their labs' state (NETKIT_RUNTIME_DIR, `netkit.classroom.spawner`)."""
 
 
 def _home_of(uid: int) -> Path | None:
@@ -150,11 +153,13 @@ def _squatted(path: Path, uid: int) -> bool:
 def _default_dir(uid: int) -> Path:
     if uid == 0:
         return Path("/run/netkit")
+    home = _home_of(uid)
+    if home is not None and os.path.lexists(home / CLASS_DIR):
+        return home / CLASS_DIR    # a class account: where its server's labs are (an ssh login finds them too)
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if uid == os.geteuid() and xdg and os.access(xdg, os.W_OK):
         return Path(xdg) / "netkit"
     shared = Path(f"/tmp/netkit-{uid}")
-    home = _home_of(uid)
     if home is not None and (_squatted(shared, uid) or os.path.lexists(home / HOME_DIR)):
         return home / HOME_DIR     # someone else holds the shared name (or it moved before): the home is ours
     return shared

@@ -4,8 +4,9 @@
     checks.py    what is checked before anything is made (root, names, port, user namespaces)
     install.py   the environment every account shares (/opt/netkit: venv, proxy, notebooks)
     accounts.py  the students' Unix accounts: made, given the notebooks, removed
-    limits.py    a memory and process limit per student's server (cgroups v1 or v2)
-    spawner.py   ClassSpawner: LocalProcessSpawner in that cgroup, progress recorded
+    limits.py    memory, process and CPU limits per student's server (cgroups v1 or v2)
+    privacy.py   each server's own /tmp, /var/tmp, /dev/shm, IPC and /proc (hidepid)
+    spawner.py   ClassSpawner: LocalProcessSpawner in that cgroup, private, kernels over ipc
     hub.py       the hub's settings and configuration (PAM, services, roles)
     board.py     the progress board, a HubOAuth service for the hub's admins
     client.py    log in, start a server, run code in its kernel (tests and benchmark)

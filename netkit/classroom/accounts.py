@@ -1,6 +1,7 @@
 """The class's Unix accounts: made from the roster, given the notebooks, removed with everything they ran.
 
-Every account made here carries `checks.MARK` in its comment field, and only
+Every account made here carries `checks.MARK` in its comment field, has no
+login shell (`LOGIN_SHELL`: the hub is the way in), and only
 such accounts are ever changed or removed: a name that belongs to a real
 user is refused before anything is made (`checks.check_names`). Homes are
 mode 0700, so no student reads another's notebooks, progress or lab state.
@@ -28,6 +29,9 @@ from pathlib import Path
 from .checks import MARK, ClassError, ours
 from .roster import Entry
 
+LOGIN_SHELL = "/usr/sbin/nologin"
+"""A class account's login shell: its way in is the hub, where its server has its cgroup, its own /tmp and
+/proc; a login over ssh or su would have none of that (JupyterLab's terminals run bash, see the spawner)."""
 STUDENT_NOTEBOOKS = "[0-9][0-9]-*.ipynb"
 INSTRUCTOR_NOTEBOOKS = ("dashboard.ipynb",)
 FOLDER = "notebooks"
@@ -50,9 +54,11 @@ def ensure(entry: Entry, notebooks: Path, *, admin: bool = False, trace=print) -
     if existed and not ours(entry.username):
         raise ClassError(f"{entry.username!r} is an account netkit did not make; it was left alone")
     if not existed:
-        _run(["useradd", "--create-home", "--shell", "/bin/bash", "--user-group",
+        _run(["useradd", "--create-home", "--shell", LOGIN_SHELL, "--user-group",
               "--comment", MARK, entry.username])
         trace(f"  made the account {entry.username}")
+    elif pwd.getpwnam(entry.username).pw_shell != LOGIN_SHELL:
+        _run(["usermod", "--shell", LOGIN_SHELL, entry.username])   # an account of an earlier class
     _run(["chpasswd"], stdin=f"{entry.username}:{entry.password}\n")
     user = pwd.getpwnam(entry.username)
     home = Path(user.pw_dir)

@@ -34,12 +34,15 @@ import os
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Float, Integer, Unicode
 
+from ..state import CLASS_DIR
 from . import limits, privacy
 
 RUN = ".run"
 """In each home: the kernels' connection files and sockets (jupyter/) and the labs' state (netkit/)."""
 KERNEL_ARGS = ["--KernelManager.transport=ipc"]
 DEFAULT_TMP_SIZE = 1 << 30
+TERMINAL_SHELL = "/bin/bash"
+"""What JupyterLab's terminals run (jupyter_server_terminals starts $SHELL)."""
 
 
 class ClassSpawner(LocalProcessSpawner):
@@ -77,8 +80,9 @@ class ClassSpawner(LocalProcessSpawner):
         env = super().get_env()
         home = env["HOME"]
         env.setdefault("NETKIT_PROGRESS", f"{home}/.netkit/progress.jsonl")
-        env["NETKIT_RUNTIME_DIR"] = f"{home}/{RUN}/netkit"
+        env["NETKIT_RUNTIME_DIR"] = f"{home}/{CLASS_DIR}"
         env["JUPYTER_RUNTIME_DIR"] = f"{home}/{RUN}/jupyter"
+        env["SHELL"] = TERMINAL_SHELL   # the account's own shell is nologin (accounts.LOGIN_SHELL)
         return env
 
     async def stop(self, now=False):
