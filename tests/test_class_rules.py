@@ -126,7 +126,9 @@ def test_one_bad_file_costs_only_its_own_row_and_the_json_is_strict():
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the board's JSON"))
     with pytest.raises(ValueError):
         board.strict_json({"at": float("nan")})
-    assert board.table_html(data).count("<tr data-student=") == 5
+    page = board.table_html(data)
+    assert page.count("<tr data-student=") == 5 and page.count("file not read: ") == 2
+    assert "(file not read: ELOOP)" in page
     assert board._clock(1e300) == "?"
 
 

@@ -206,7 +206,9 @@ def table_html(data: dict) -> str:
         cells = "".join(
             f'<td class="{row["cells"][e]["state"].replace(" ", "-")}">{html.escape(cell_text(row["cells"][e]))}</td>'
             for e in data["exercises"])
-        rows.append(f'<tr data-student="{html.escape(row["student"])}"><th>{html.escape(row["student"])}</th>'
+        why = f' <small class="unreadable">(file not read: {html.escape(row["unreadable"])})</small>' \
+            if row.get("unreadable") else ""
+        rows.append(f'<tr data-student="{html.escape(row["student"])}"><th>{html.escape(row["student"])}{why}</th>'
                     f'<td class="count">{row["passed"]}/{len(data["exercises"])}</td>{cells}</tr>')
     return (f'<table id="board"><thead><tr><th>student</th><th>passed</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
@@ -223,6 +225,7 @@ td.tried {{ background: #ffe3c2; color: #8a4500; font-weight: bold; }}
 td.not-started {{ color: #999; }}
 td.count {{ text-align: center; }}
 #when {{ color: #555; }}
+small.unreadable {{ color: #a00; font-weight: normal; }}
 </style></head>
 <body>
 <h2>netkit: class progress</h2>
@@ -244,7 +247,8 @@ async function refresh() {{
     if (!answer.ok) {{ document.getElementById("when").textContent = "could not read the board: HTTP " + answer.status; return; }}
     const data = await answer.json();
     const head = data.exercises.map(e => "<th>" + esc(e) + "</th>").join("");
-    const rows = data.students.map(r => '<tr data-student="' + esc(r.student) + '"><th>' + esc(r.student) + '</th><td class="count">'
+    const why = r => r.unreadable ? ' <small class="unreadable">(file not read: ' + esc(r.unreadable) + ")</small>" : "";
+    const rows = data.students.map(r => '<tr data-student="' + esc(r.student) + '"><th>' + esc(r.student) + why(r) + '</th><td class="count">'
       + r.passed + "/" + data.exercises.length + "</td>" + data.exercises.map(e => '<td class="' + r.cells[e].state.replace(" ", "-") + '">'
       + esc(words(r.cells[e])) + "</td>").join("") + "</tr>").join("");
     document.getElementById("table").innerHTML = '<table id="board"><thead><tr><th>student</th><th>passed</th>' + head
