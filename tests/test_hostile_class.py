@@ -210,6 +210,11 @@ def test_attack_squat_another_students_lab_state(class_hub):
     made = as_user(squatter, f"import json, os; os.mkdir({str(shared)!r}, 0o700); print(json.dumps(os.stat("
                              f"{str(shared)!r}).st_uid))")
     assert made == uid_of(squatter) and shared.stat().st_uid != owner_uid
+    # Outside class mode (an ssh login, no NETKIT_RUNTIME_DIR, no class labs yet): the labs move to the
+    # home and start.
+    assert not os.path.lexists(f"{home}/.run/netkit")
+    seen = as_user(owner, SQUAT_CHECK, "squat-outside", env={"PYTHONPATH": str(REPO)})
+    assert seen == {"dir": f"{home}/.netkit-run", "lab": 0}, seen
     # In the owner's server: the state lives in the home, the squat is not even seen.
     kernel = kernel_of(class_hub, owner)
     try:
@@ -217,9 +222,10 @@ def test_attack_squat_another_students_lab_state(class_hub):
     finally:
         kernel.shutdown()
     assert seen == {"dir": f"{home}/.run/netkit", "lab": 0}, seen
-    # Outside class mode (an ssh login, no NETKIT_RUNTIME_DIR): the labs move to the home and start.
-    seen = as_user(owner, SQUAT_CHECK, "squat-outside", env={"PYTHONPATH": str(REPO)})
-    assert seen == {"dir": f"{home}/.netkit-run", "lab": 0}, seen
+    # From then on an ssh login of the owner (and root's `netkit status --user`) looks where the server's labs are.
+    seen = as_user(owner, "import json; from netkit.state import runtime_dir; print(json.dumps(str(runtime_dir())))",
+                   env={"PYTHONPATH": str(REPO)})
+    assert seen == f"{home}/.run/netkit"
     # Naming the squatted directory on purpose: refused, with the fix (root, or a folder in the home).
     seen = as_user(owner, SQUAT_CHECK, "squat-named", env={"PYTHONPATH": str(REPO),
                                                             "NETKIT_RUNTIME_DIR": str(shared)})
@@ -439,6 +445,17 @@ def test_attack_see_what_others_run(class_hub):
         targets = [server_pid(owner), lab, *processes_named(uid_of(owner), b"ipykernel_launcher")]
         assert Path(f"/proc/{lab}/net/dev").read_text()                       # root sees it: it is there
         seen = ran(spy, PEEK.replace("TARGETS", repr(targets)))
+        # Outside the server (as an ssh login, the machine's /proc): the pid is there, its namespaces are not
+        # the peeker's to open.
+        outside = as_user(peeker, f"""
+import errno, json, os
+found = {{}}
+for kind in ("user", "net", "mnt"):
+    try:
+        os.close(os.open("/proc/{lab}/ns/" + kind, os.O_RDONLY)); found[kind] = 0
+    except OSError as exc:
+        found[kind] = exc.errno
+print(json.dumps(found))""")
     finally:
         victim.run("lab.close()")
         victim.shutdown()
@@ -447,12 +464,39 @@ def test_attack_see_what_others_run(class_hub):
     assert set(seen["tried"].values()) == {errno.ENOENT}, seen["tried"]
     assert seen["ps"] == [str(uid_of(peeker))], seen["ps"]
     assert seen["undo"] != 0                                                  # the hiding /proc is locked in
+    assert set(outside.values()) <= {errno.EACCES, errno.EPERM} and len(outside) == 3, outside
     # The machine's own /proc is as it was: root (and the tests) still see every process.
     assert not any("hidepid" in line for line in Path("/proc/1/mountinfo").read_text().splitlines()
                    if line.split()[4] == "/proc")
 
 
-# -- 7. what a removed account leaves behind (last: it removes one student) -----------------------------------
+# -- 7. a way in that skips the server's limits ---------------------------------------------------------------
+def test_attack_log_in_outside_the_hub(class_hub):
+    name = list(class_hub.students)[1]
+    uid = uid_of(name)
+    assert pwd.getpwnam(name).pw_shell == accounts.LOGIN_SHELL
+    # A login shell (what ssh or su would start) ends at once, having run nothing.
+    login = subprocess.run(["runuser", "-l", name, "-c", "touch /tmp/logged-in-" + name],
+                           capture_output=True, text=True, timeout=30)
+    assert login.returncode != 0 and not os.path.exists(f"/tmp/logged-in-{name}")
+    # JupyterLab's terminal still opens, as bash, inside the server's cgroup.
+    user = class_hub.user(name)
+    user.start_server()
+    answer = user.server_api("POST", "terminals")
+    assert answer.status_code == 200, answer.text[:300]
+    terminal = answer.json()["name"]
+    try:
+        deadline = time.monotonic() + 30
+        while not (shells := processes_named(uid, b"/bin/bash")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert shells, "no bash of the student's terminal"
+        if limits.available() is None:
+            assert {cgroup(pid, "memory") for pid in shells} == {cgroup(server_pid(name), "memory")}
+    finally:
+        assert user.server_api("DELETE", f"terminals/{terminal}").status_code == 204
+
+
+# -- 8. what a removed account leaves behind (last: it removes one student) -----------------------------------
 LEAVE = """
 import ctypes, json, os, subprocess
 os.makedirs("/tmp/left-dir/deeper", exist_ok=True)
