@@ -192,25 +192,48 @@ def main() -> int:
         idle = json.loads(probe_kernel.run("print(json.dumps(probe_for(5)))"))
         rows.append(("probe c1 -> c2, machine idle: p50 / p95", f"{percentile(idle, .5):.3f} s / {percentile(idle, .95):.3f} s"))
 
-        # 2. a neighbour burns CPU: the prober's probes without, then with, the busy loops
-        quiet = json.loads(probe_kernel.run(f"print(json.dumps(probe_for({args.burn_seconds})))", timeout=600))
-        neighbour = users[next(iter(users))].kernel()
-        burners = json.loads(neighbour.run(BURN.format(count=args.burners)))
-        try:
+        # 2. a neighbour burns CPU: the prober's probes without, then with, the busy loops (in the neighbour's
+        #    server, so in its cgroup; then, for comparison, outside every class cgroup, as an ssh login's are)
+        def probe_and_login() -> tuple[list[float], list[float]]:
             time.sleep(1)
-            busy = json.loads(probe_kernel.run(f"print(json.dumps(probe_for({args.burn_seconds})))", timeout=600))
+            values = json.loads(probe_kernel.run(f"print(json.dumps(probe_for({args.burn_seconds})))", timeout=600))
             login = []
             for _ in range(5):
                 t = time.perf_counter()
                 urllib.request.urlopen(f"{url}/hub/login", timeout=60).read()
                 login.append(time.perf_counter() - t)
+            return values, login
+        quiet, quiet_login = probe_and_login()
+        neighbour_name = next(iter(users))
+        neighbour = users[neighbour_name].kernel()
+        burners = json.loads(neighbour.run(BURN.format(count=args.burners)))
+        try:
+            busy, busy_login = probe_and_login()
         finally:
             neighbour.run(f"import os, signal\nfor pid in {burners!r}: os.kill(pid, signal.SIGKILL)")
             neighbour.shutdown()
-        for label, values in (("no neighbour busy", quiet), (f"a neighbour runs {args.burners} busy loops", busy)):
-            rows.append((f"probe c1 -> c2, {label}: p50 / p95 / max (n={len(values)})",
-                         f"{percentile(values, .5):.3f} s / {percentile(values, .95):.3f} s / {max(values):.3f} s"))
-        rows.append((f"  the hub's login page meanwhile: median of {len(login)}", f"{statistics.median(login):.3f} s"))
+        account = pwd.getpwnam(neighbour_name)
+
+        def as_neighbour():
+            os.setgroups([])
+            os.setgid(account.pw_gid)
+            os.setuid(account.pw_uid)
+        loose = [subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=as_neighbour,
+                                  start_new_session=True) for _ in range(args.burners)]
+        try:
+            outside, outside_login = probe_and_login()
+        finally:
+            for loop in loose:
+                loop.kill()
+                loop.wait()
+        for label, values, login in (
+                ("no neighbour busy", quiet, quiet_login),
+                (f"a neighbour runs {args.burners} busy loops in their server (their cgroup)", busy, busy_login),
+                (f"the same {args.burners} loops outside the class's cgroups (as from an ssh login)", outside,
+                 outside_login)):
+            rows.append((f"probe c1 -> c2, {label}: p50 / p95 / max (n={len(values)}); login page median",
+                         f"{percentile(values, .5):.3f} s / {percentile(values, .95):.3f} s / {max(values):.3f} s; "
+                         f"{statistics.median(login):.3f} s"))
         print("\n".join(f"| {a} | {b} |" for a, b, *_ in rows[-3:]), flush=True)
         if args.cpu_only:
             waves = []
