@@ -39,6 +39,7 @@ from . import netfilter
 from .errors import TraceError
 from .i18n import _
 from .netns import name_of
+from .waiting import wait_until
 
 TABLE = "netkit_trace"
 HOOKS = tuple(hook.lower() for hook in netfilter.HOOKS)   # as nft spells them
@@ -167,16 +168,15 @@ class Tracer:
     def drain(self, seconds: float = 1.0) -> None:
         """Wait until every message the kernel has queued so far is read: the kernel reports a packet's
         verdicts while it handles the packet, so after a probe's outcome they are all queued already."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        def drained() -> bool:
             with self.lock:
                 seen = self.batches
-            if not pending(self.fileno):
-                time.sleep(0.001)      # a batch just taken off the socket may still be in parsing
-                with self.lock:
-                    if self.batches == seen and not pending(self.fileno):
-                        return
-            time.sleep(0.001)
+            if pending(self.fileno):
+                return False
+            time.sleep(0.001)          # a batch just taken off the socket may still be in parsing
+            with self.lock:
+                return self.batches == seen and not pending(self.fileno)
+        wait_until(drained, seconds, interval=0.001)
 
     def arm(self, ports: set[int] = frozenset()) -> None:
         """(Re)install the lab's trace table, tracing ICMP echoes and TCP `ports` (as source or destination)."""

@@ -20,10 +20,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
+
+from netkit.waiting import wait_until
 
 from helpers import (NAMES, REPO, agents_running, engine_footprint, keepers_running, lab_name, machine_snapshot,
                      snapshot_diff)
@@ -83,9 +84,8 @@ def no_lab_outlives_its_test():
     named_here = NAMES - known
     if not named_here:
         return
-    deadline = time.monotonic() + 1.0
-    while (left := agents_running(named_here)) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not agents_running(named_here), timeout=1.0)
+    left = agents_running(named_here)
     assert not left, f"labs of this test still run after it ended: {left}"
 
 

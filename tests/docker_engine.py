@@ -52,6 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import container_kit as kit
+from netkit.waiting import wait_until
 
 PACKAGES = ("docker.io", "containerd", "runc", "slirp4netns", "libslirp0", "busybox-static")
 HOME = kit.CACHE / "docker-engine"
@@ -263,9 +264,8 @@ class Engine:
         return left
 
     def assert_nothing_left(self, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while (left := self.leftovers()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not self.leftovers(), timeout, interval=0.1)
+        left = self.leftovers()
         assert not left, "the engine left things behind:\n" + "\n".join(left)
 
     # using it

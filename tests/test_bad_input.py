@@ -27,6 +27,7 @@ from netkit import (
     BadArgument, CommandError, CommandNotFound, Lab, NetkitError, RuleError, StateError, UnknownNode,
     UnknownStage,
 )
+from netkit.waiting import wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -342,9 +343,7 @@ def test_kill_9_at_random_moments_leaves_nothing(tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdin.close()
-        deadline = time.monotonic() + 1.0
-        while agents_running({name}) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: not agents_running({name}), timeout=1.0)
         assert agents_running({name}) == [], f"run {run}: the lab outlived its owner's kill -9"
         # The name is free again at once (a file left by a kill mid-claim is stale, never in the way).
         with Lab(name=name) as lab:

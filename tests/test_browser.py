@@ -38,6 +38,7 @@ import pytest
 from helpers import REPO, running_lab
 from netkit import state
 from netkit.switches import SWITCHES
+from netkit.waiting import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "artifacts" / "browser"
@@ -150,9 +151,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
-        deadline = time.monotonic() + 5
-        while self._left() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not self._left(), timeout=5, interval=0.1)
         killed = self._left()
         for pid in killed:
             try:
@@ -217,10 +216,8 @@ def lab_says(name: str, command: str) -> str:
 
 
 def wait_lab_gone(name: str, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while running_lab(name) is not None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert running_lab(name) is None, f"the lab {name!r} outlived the kernel that made it"
+    assert wait_until(lambda: running_lab(name) is None, timeout, interval=0.1), \
+        f"the lab {name!r} outlived the kernel that made it"
     with state.StateDir() as where:
         assert name not in [f.name for f in state.every_lab(where)]
 

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import nbformat
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from helpers import REPO
 from helpers import running_lab
 from netkit import Lab
+from netkit.waiting import wait_until
 from netkit import scenarios
 from netkit import widgets
 from netkit.dashboard import Dashboard
@@ -131,10 +131,7 @@ def test_the_dashboard_notebook_runs_and_its_lab_ends_with_its_kernel(name, tmp_
     book = nbformat.read(str(output), as_version=4)
     shown = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in shown)
-    deadline = time.monotonic() + 2
-    while running_lab(name) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert running_lab(name) is None     # the kernel ended, and the lab with it
+    assert wait_until(lambda: running_lab(name) is None, timeout=2, interval=0.05)   # the kernel ended, and the lab with it
 
 
 def test_a_probe_or_switch_the_stage_cannot_take_is_refused_in_plain_words_and_freezes_nothing(lab):

@@ -35,6 +35,7 @@ import pytest
 import container_kit as kit
 import docker_engine as de
 from helpers import lab_name, machine_snapshot, snapshot_diff
+from netkit.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -228,10 +229,8 @@ def test_slirp4netns_gives_the_engine_a_way_out_and_the_machine_nothing(engine):
         route = json.loads(engine.inside("ip", "-j", "route", "show", "default").stdout)
         assert [entry["dev"] for entry in route] == ["tap0"], route
         assert snapshot_diff(before, machine_snapshot()) == ""
-    deadline = time.monotonic() + 5
-    while engine.inside("ip", "link", "show", "tap0").returncode == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert engine.inside("ip", "link", "show", "tap0").returncode != 0, "tap0 outlived slirp4netns"
+    assert wait_until(lambda: engine.inside("ip", "link", "show", "tap0").returncode != 0, timeout=5, interval=0.1), \
+        "tap0 outlived slirp4netns"
     assert snapshot_diff(before, machine_snapshot()) == ""
 
 
