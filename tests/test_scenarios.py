@@ -30,12 +30,13 @@ def test_every_name_is_declared_once():
     assert len(names) == len(set(names)) == len(SWITCHES) and set(names) == set(SWITCHES)
     cases = [c.name for c in scenarios.cases()]
     assert len(cases) == len(set(cases))
-    # the exercises, as the README lists them, each in the scenario whose notebook imports it
+    # the exercises, as the README lists them, each in the scenario whose notebook uses it
     assert list(EXERCISES) == ["icmp-only", "c2-out", "replies-only", "publish-c2", "local-access", "docker-user"]
+    constants = {name: value for name, value in vars(exercises).items()
+                 if name.isupper() and isinstance(value, exercises.Exercise)}
     for scenario in scenarios.SCENARIOS:
         source = (REPO / "notebooks" / f"{scenario.notebook}.md").read_text()
-        imported = re.search(r"^from netkit\.exercises import (.+)$", source, re.M)
-        taught = {getattr(exercises, name.strip()).name for name in imported[1].split(",")} if imported else set()
+        taught = {value.name for name, value in constants.items() if re.search(rf"\b{name}\b", source)}
         assert {e.name for e in scenario.exercises} == taught, scenario.title
         assert all(EXERCISES[e.name] is e for e in scenario.exercises)
     from netkit import topology
