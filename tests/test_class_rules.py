@@ -191,3 +191,15 @@ def test_a_cpu_cap_is_kept_by_the_kernel():
         assert group.end()
         limits.remove_class(name)
     assert not any(d.exists() for d in group.dirs)
+
+
+@pytest.mark.parametrize("value", ["-1", "0.001"])
+def test_a_cpu_limit_no_server_can_get_is_refused_before_anything(tmp_path, value, capsys):
+    from netkit.classroom import cli
+    roster = tmp_path / "roster.csv"
+    roster.write_text("nkt-never-1,pw\n")
+    state = tmp_path / "state"
+    assert cli.main(["--roster", str(roster), "--cpu-limit", value, "--state-dir", str(state)]) == 2
+    said = capsys.readouterr().err
+    assert "--cpu-limit" in said and "0.01 or more" in said
+    assert not state.exists()

@@ -214,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
                 Path(f).is_file() for f in (args.ssl_cert, args.ssl_key) if f):
             raise checks.ClassError("give both --ssl-cert and --ssl-key, each an existing file "
                                     "(the certificate and its private key, PEM)")
+        if args.cpu_limit < 0 or 0 < args.cpu_limit < 0.01:
+            from ..i18n import _
+            raise checks.ClassError(_("--cpu-limit {value:g} is not a number of cores a server can get; give 0.01 "
+                                      "or more (e.g. --cpu-limit 1.5), or leave it out for no cap")
+                                    .format(value=args.cpu_limit))
         checks.preflight(entries, args.admin, args.ip, args.port)
         limits.parse_size(args.mem_limit)
         if args.check_only:
