@@ -117,7 +117,7 @@ def _ordered(earlier: Batch, later: Batch) -> bool:
 
 def ip_argv(batch: Batch) -> tuple[list[str], str]:
     """(argv, stdin) of one `ip -batch`, run in the batch's node (entered as every command is: see
-    `netkit.agent.node_argv`; `ip -n` would remount /sys, which a container's user namespace refuses)."""
+    `netkit.nodes.node_argv`; `ip -n` would remount /sys, which a container's user namespace refuses)."""
     lines = "".join(step.command[len("ip "):] + "\n" for step in batch.steps)
     return ["ip", "-batch", "-"], lines
 

@@ -10,7 +10,7 @@
 notebook holds. It checks that the lab's pid 1 is still the process its
 state file names, opens that process's namespaces, checks again, and only
 then enters them (nsenter, then the node as the lab itself does: `ip netns
-exec`, or nsenter in a container, see `agent.node_argv`), so the command's
+exec`, or nsenter in a container, see `nodes.node_argv`), so the command's
 output and exit code are its own and a recycled pid is never entered.
 
 Every verb works on the caller's own labs. Root may name another user's lab
@@ -25,7 +25,7 @@ import sys
 import time
 
 from . import doctor, keeper, state, topology
-from .agent import PATH, node_argv
+from .nodes import PATH, node_argv
 from .errors import LabNotFound, NetkitError, UnknownNode
 from .sandbox import which
 from .i18n import _

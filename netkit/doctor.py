@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import agent, confinement, sandbox
+from . import confinement, nodes, sandbox
 from .i18n import N_, _, translated, untranslated
 
 
@@ -63,7 +63,7 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
 def try_lab_start() -> tuple[bool, str]:
     """Start what a lab's host starts (its unshare, its /proc and its /sys), then let it end."""
     userns = sandbox.needs_user_namespace()
-    ok, said = _try(sandbox.unshare_argv(userns) + agent.sysfs_argv(sandbox.which("mount") or "mount"))
+    ok, said = _try(sandbox.unshare_argv(userns) + nodes.sysfs_argv(sandbox.which("mount") or "mount"))
     # One line: mount(8) adds a hint about dmesg that says nothing here.
     return ok, " ".join(line.strip() for line in said.splitlines() if not line.strip().startswith("dmesg("))
 

@@ -47,7 +47,7 @@ def _send_error(code: int | None) -> dict:
 
 
 def _run(argv: list[str], node: str = "host") -> subprocess.CompletedProcess:
-    from .agent import ENV, node_argv
+    from .nodes import ENV, node_argv
     return subprocess.run(node_argv(node, argv), capture_output=True, text=True, env=ENV)
 
 

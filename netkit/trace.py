@@ -180,7 +180,7 @@ class Tracer:
 
     def arm(self, ports: set[int] = frozenset()) -> None:
         """(Re)install the lab's trace table, tracing ICMP echoes and TCP `ports` (as source or destination)."""
-        from .agent import ENV
+        from .nodes import ENV
         mark = ("    icmp type { echo-request, echo-reply } meta nftrace set 1\n"
                 "    tcp sport @ports meta nftrace set 1\n    tcp dport @ports meta nftrace set 1\n")
         chains = "".join(
@@ -220,7 +220,7 @@ def rule_names(events: list[dict]) -> dict:
     `nft -j` lists a chain's rules with their handles, in order; `iptables -S`
     lists the same rules in the same order, as a person types them.
     """
-    from .agent import ENV
+    from .nodes import ENV
     names = {}
     for table, chain in {(e["table"], e["chain"]) for e in events
                          if e["type"] == "rule" and e.get("handle") and not e["table"].startswith("netkit")}:

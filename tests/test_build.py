@@ -97,7 +97,7 @@ done
 
 
 def _kernel_after(script: str) -> str:
-    from netkit.agent import ENV
+    from netkit.nodes import ENV
     done = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation",
                            "private", "--kill-child", "sh", "-c", script + "\n" + DUMP],
                           capture_output=True, text=True, timeout=60, env=ENV)
