@@ -1,9 +1,16 @@
-"""Fixtures every lab test shares, and the two guards the whole suite runs under.
+"""Fixtures every lab test shares, the two guards the lab tests run under, and the tests' kinds.
 
-Guards (autouse):
+Kinds: a test is marked with what it needs (``lab``, ``rootless``, ``notebook``, ``browser``,
+``container``, ``docker``, ``hub``: see pyproject.toml), or it is ``pure``: pure code on recorded data,
+no lab, no root, no network. A test marked with none of them is pure (the marker is added here), and a
+pure test that asks for a lab's fixture, or is marked with a kind too, stops the collection: say what it
+needs. ``./quickstart test --fast`` (``pytest -m pure``) runs the pure tests alone.
+
+Guards:
 - `machine_untouched` (session): reads the machine's own network before the
-  first test and after the last one; any difference fails the run loudly, as
-  does a lab, or a netkit keeper, that the tests started and left running.
+  first test that is not pure and after the last test; any difference fails the run loudly, as
+  does a lab, or a netkit keeper, that the tests started and left running. Every test that is not pure
+  runs under it (`_machine_guard`); a run of pure tests alone never reads the machine.
 - `no_lab_outlives_its_test` (each test): no lab host process of a lab the
   test named may still run when the test ends.
 
@@ -42,6 +49,29 @@ def pytest_configure(config):
         os.environ.pop(setting, None)
 
 
+KINDS = ("lab", "rootless", "notebook", "browser", "container", "docker", "hub")
+"""The markers of tests that need more than pure code (pyproject.toml describes each)."""
+LAB_FIXTURES = {"lab", "name", "table_lab", "netkit_test_user", "netkit_copy", "world_tmp", "shared_dir"}
+"""Fixtures that make labs, users or shared directories: a pure test asks for none of them."""
+
+
+def pytest_collection_modifyitems(config, items):
+    wrong = []
+    for item in items:
+        kinds = [kind for kind in KINDS if item.get_closest_marker(kind)]
+        if not kinds and item.get_closest_marker("pure") is None:
+            item.add_marker(pytest.mark.pure)          # it says it needs nothing more: pure
+        if item.get_closest_marker("pure") is not None:
+            if kinds:
+                wrong.append(f"{item.nodeid}: marked pure and {', '.join(kinds)}")
+            params = set(item.callspec.params) if hasattr(item, "callspec") else set()   # parametrize's own
+            used = sorted(LAB_FIXTURES & (set(getattr(item, "fixturenames", ())) - params))
+            if used:
+                wrong.append(f"{item.nodeid}: pure, but asks for {', '.join(used)}: mark it with what it needs")
+    if wrong:
+        raise pytest.UsageError("tests of the wrong kind:\n" + "\n".join(wrong))
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("rootless") and os.geteuid() != 0:
         pytest.skip("needs root to create the unprivileged user `netkit-test` it runs the lab as")
@@ -51,7 +81,15 @@ def pytest_runtest_setup(item):
             pytest.skip(f"this machine cannot run labs: {check.found}; fix: {check.fix}")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
+def _machine_guard(request):
+    """Every test that is not pure runs under `machine_untouched` (a pure test needs no guard: it never
+    reaches the kernel; so `pytest -m pure` starts at once)."""
+    if request.node.get_closest_marker("pure") is None:
+        request.getfixturevalue("machine_untouched")
+
+
+@pytest.fixture(scope="session")
 def machine_untouched():
     """The machine's own network reads the same after the whole suite as before it."""
     before = machine_snapshot()

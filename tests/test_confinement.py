@@ -19,6 +19,8 @@ import pytest
 from netkit import confinement
 from netkit.confinement import Evidence, diagnose, masked_paths, runtime_of
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 DATA = Path(__file__).resolve().parent / "data"
 RECORDED = {path.stem: json.loads(path.read_text()) for path in sorted((DATA / "containers").glob("*.json"))}
 

@@ -11,6 +11,8 @@ from netkit.errors import BadArgument
 from netkit.journey import ConntrackEntry, Journey, Verdict
 from netkit.outcome import Result, Rewrite
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 DATA = Path(__file__).parent / "data"
 CASES = sorted(p.name[len("raw-"):-len(".json")] for p in DATA.glob("raw-*.json"))
 

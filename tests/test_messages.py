@@ -19,6 +19,8 @@ import messages  # noqa: E402  (tools/messages.py)
 from netkit import i18n  # noqa: E402
 from netkit.errors import BadArgument  # noqa: E402
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 

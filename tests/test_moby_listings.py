@@ -14,6 +14,8 @@ import pytest
 import moby_listings as moby
 from moby_listings import Table, lab_rules, moby_nft, moby_rules
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 # How a moby listing is put in the lab's names (moby_listings.LAB_NAMES, LAB_PORTS, IDLE):
 #
 #   moby's listing (docker-v29.0.0)       the lab

@@ -7,6 +7,8 @@ import pytest
 
 import netkit
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -39,6 +39,8 @@ from netkit.outcome import Outcome, Result
 from netkit.plots import GREY, RED, RELAY, REPLY, REQUEST, REWRITE, WIDTH, grid, lab_map, ladder
 from netkit.topology import BRIDGE_ADDRESS
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 DATA = Path(__file__).parent / "data"
 HAN = re.compile(r"[\u4e00-\u9fff]")
 CASES = ("bridge-nf-on", "bridge-nf-off", "no-route", "no-masquerade", "masquerade",

@@ -14,6 +14,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
+pytestmark = pytest.mark.pure   # recorded data only: no lab, no root (./quickstart test --fast)
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 ZH = NOTEBOOKS / "zh-TW"
