@@ -14,8 +14,9 @@ The records are plain dicts (JSON-able):
   "oif", "network", "transport"}``;
 - ``rules``: ``{"<table> <chain>": [[handle, "-A ..."], ...]}`` to name rules;
 - ``conntrack``: the lines ``conntrack -L`` printed;
-- ``send_error``, ``replied``, ``refused``, ``route_back``, ``mismatch``:
-  what the sender and the receiver's routing table said (`outcome.Facts`).
+- ``send_errno`` (with ``send_errname`` and the ``send_error`` text, shown only), ``replied``,
+  ``refused``, ``route_back``, ``mismatch``: what the sender and the receiver's routing table said
+  (`outcome.Facts`, which decides from the errno).
 """
 
 from __future__ import annotations
