@@ -37,6 +37,8 @@ from .netfilter import DEST_NAT, SOURCE_NAT, hook_of
 
 
 class Result(str, Enum):
+    """What became of a probe, one word each (``journey.outcome.result == Result.NO_ROUTE``)."""
+
     DELIVERED = "delivered"          # the answer came back to the sender
     DROPPED = "dropped"              # a netfilter rule or policy dropped it
     NO_ROUTE = "no-route"            # the sender has no route to the destination

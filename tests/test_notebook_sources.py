@@ -102,3 +102,41 @@ def test_jupyterlab_opens_every_notebook_with_its_kernel_whichever_file_is_newer
     finally:
         server.terminate()
         server.wait(20)
+
+
+def _imports(code: str) -> list[str]:
+    """The modules a cell's code imports from (``import a.b`` and ``from a.b import c`` both give a.b)."""
+    import ast
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:          # a cell with IPython syntax (%magic): none of ours has one
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+    return found
+
+
+@pytest.mark.parametrize("book", sorted((REPO / "notebooks").rglob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_import_from_netkit_only_and_every_name_is_public(book):
+    import netkit
+    notebook = nbformat.read(book, as_version=4)
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    modules = {module for source in code for module in _imports(source) if module.split(".")[0] == "netkit"}
+    assert modules <= {"netkit"}, f"{book.name} imports {sorted(modules - {'netkit'})}: use `from netkit import ...`"
+    import ast
+    for source in code:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "netkit":
+                assert all(alias.name in netkit.__all__ for alias in node.names), ast.unparse(node)
+
+
+def test_the_import_check_catches_a_submodule_import():
+    assert _imports("from netkit.widgets import Panel\nimport netkit.plots") == ["netkit.widgets", "netkit.plots"]
