@@ -155,11 +155,13 @@ class _Hosts:
         self.spares: dict[str, Sandbox] = {}        # by the stage each is built at
         self.lock = threading.Lock()
         self.making: dict[str, threading.Thread] = {}
+        self.building: set[Sandbox] = set()          # spares started, their stage still being built
+        self.closing = False
 
     def make_spares(self, name: str, claim: Claim, on_event, stage: str) -> None:
         """Start the spares that are missing (at the first stage and at `stage`) in the background."""
         with self.lock:
-            if self.current.closed_here:
+            if self.closing or self.current.closed_here:
                 return
             for wanted in dict.fromkeys((topology.DEFAULT_STAGE, stage)):
                 if wanted in self.spares or (wanted in self.making and self.making[wanted].is_alive()):
@@ -175,17 +177,28 @@ class _Hosts:
             spare = Sandbox(name, claim)     # silent: its steps are not the student's
         except Exception:
             return                       # no spare: the next reset starts a host itself
+        with self.lock:
+            closing = self.closing
+            if not closing:
+                self.building.add(spare)     # close() ends it even while it builds
+        if closing:
+            spare.close()
+            return
         try:
             spare.call("build", stage=stage, wait=120)
             spare.built = stage
         except Exception:
             spare.close()
             return
+        finally:
+            with self.lock:
+                self.building.discard(spare)
         with self.lock:
-            if self.current.closed_here or stage in self.spares:
-                spare.close()
-            else:
+            keep = not self.closing and stage not in self.spares
+            if keep:
                 self.spares[stage] = spare
+        if not keep:
+            spare.close()
 
     def take_spare(self, stage: str) -> Sandbox | None:
         """The spare nearest to `stage` on its way (None if none is on the way)."""
@@ -200,18 +213,19 @@ class _Hosts:
         return spare
 
     def close(self) -> None:
+        """End the host and every spare, all at once (each waits for its processes to go), spares still
+        being built included."""
         with self.lock:
-            spares, self.spares = list(self.spares.values()), {}
-        self.current.close()
-        for spare in spares:
-            spare.close()
+            self.closing = True
+            hosts = [self.current, *self.spares.values(), *self.building]
+            self.spares = {}
+        closing = [threading.Thread(target=host.close, daemon=True) for host in hosts]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
         for making in list(self.making.values()):
-            if making.is_alive():
-                making.join(10)
-        with self.lock:
-            late, self.spares = list(self.spares.values()), {}
-        for spare in late:
-            spare.close()
+            making.join(10)          # a spare begun as the lab closed ends itself (it sees `closing`)
 
 
 def _close_hosts(hosts: _Hosts) -> None:
