@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO
-from netkit.classroom import accounts, install, limits
+from netkit.classroom import accounts, install, limits, privacy
 from test_hub import class_hub, mentioning, processes_named, uid_of  # noqa: F401 - the module's hub
 
 pytestmark = [
@@ -346,10 +346,10 @@ def test_attack_hoard_memory_in_dev_shm(class_hub):
     uid = uid_of(name)
     user = class_hub.user(name)
     kernel = kernel_of(class_hub, name)
-    group = Path("/sys/fs/cgroup/memory" + cgroup(server_pid(name), "memory"))
+    group = folder("memory", cgroup(server_pid(name), "memory"))
     try:
         seen = ran(kernel, SHM_WRITE)
-        used = int((group / "memory.usage_in_bytes").read_text())
+        used = usage(group)
     finally:
         kernel.shutdown()
     assert seen["size"] == 1500 << 20                                  # the tmpfs's own size limit
@@ -360,19 +360,34 @@ def test_attack_hoard_memory_in_dev_shm(class_hub):
     kernel = kernel_of(class_hub, name)
     try:
         again = ran(kernel, "import json, os; print(json.dumps(os.listdir('/dev/shm')))")
-        used = int((group / "memory.usage_in_bytes").read_text())
+        used = usage(group)
     finally:
         kernel.shutdown()
     assert again == []                                                  # gone with the server
     assert used < 300 << 20, used
 
 
+def usage(group: Path) -> int:
+    """Bytes charged to a memory cgroup now (v1 memory.usage_in_bytes, v2 memory.current)."""
+    name = "memory.usage_in_bytes" if (group / "memory.usage_in_bytes").exists() else "memory.current"
+    return int((group / name).read_text())
+
+
 def cgroup(pid: int, controller: str) -> str:
+    """`pid`'s cgroup in the v1 hierarchy of `controller`, or in the v2 hierarchy where v1 has none."""
+    unified = ""
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
         if controller in controllers.split(","):
             return path
-    return ""
+        if controllers == "":
+            unified = path
+    return unified
+
+
+def folder(controller: str, path: str) -> Path:
+    """The cgroup folder of `path` (from `cgroup()`) for `controller`, in this machine's layout."""
+    return Path("/sys/fs/cgroup", controller if limits.layout() == "v1" else "", path.lstrip("/"))
 
 
 # -- 5. CPU: every student's server has an equal share (the figures are in bench/bench_class.py) -------------
@@ -399,10 +414,12 @@ print(json.dumps([p.pid for p in loops]))""")
             if b"while True" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 loop_groups.add(cgroup(pid, "cpu"))
         assert loop_groups == {own}, loop_groups
+        # pids.max, from the kernel's pid_max and the class's 4 accounts.
+        pids = limits.Group((folder("pids", cgroup(server_pid(burner), "pids")),)).pids_limit()
+        assert pids == limits.pids_per_student(4) == min(1024, limits.pid_max() * 3 // 4 // 4), pids
         for path in groups:
-            folder = Path("/sys/fs/cgroup/cpu" + path)
-            shares = folder / "cpu.shares"
-            weight = int(shares.read_text()) if shares.exists() else int((folder / "cpu.weight").read_text())
+            shares, weight = folder("cpu", path) / "cpu.shares", folder("cpu", path) / "cpu.weight"
+            weight = int(shares.read_text()) if shares.exists() else int(weight.read_text())
             assert weight in (1024, 100) and path.endswith(tuple(class_hub.students)), (path, weight)
     finally:
         kernel.run(f"import os, signal\nfor pid in {loops!r}: os.kill(pid, signal.SIGKILL)")
@@ -465,9 +482,9 @@ print(json.dumps(found))""")
     assert seen["ps"] == [str(uid_of(peeker))], seen["ps"]
     assert seen["undo"] != 0                                                  # the hiding /proc is locked in
     assert set(outside.values()) <= {errno.EACCES, errno.EPERM} and len(outside) == 3, outside
+    assert privacy.hidden_proc(server_pid(peeker))
     # The machine's own /proc is as it was: root (and the tests) still see every process.
-    assert not any("hidepid" in line for line in Path("/proc/1/mountinfo").read_text().splitlines()
-                   if line.split()[4] == "/proc")
+    assert not privacy.hidden_proc(1) and not privacy.hidden_proc()
 
 
 # -- 7. a way in that skips the server's limits ---------------------------------------------------------------
