@@ -97,6 +97,13 @@ class Agent:
                 self.current = None
 
     # -- operations -------------------------------------------------------
+    def release(self) -> None:
+        """Before the host exits: close the probes' packet sockets all at once (see `Capture.stop`); the
+        exit would close them one after another, a lab at part 4 taking 120 ms to end instead of 20."""
+        capture = self._prober.capture if self._prober is not None else None
+        if capture is not None:
+            capture.stop()
+
     def op_keep_state(self) -> dict:
         """Leave the lab's state file when this host ends: a reset's new host holds it now."""
         self.keep_state = True
@@ -509,6 +516,7 @@ def _read_requests(stream, requests, agent: Agent, state_file: _StateFile) -> No
     # The owner's end closed: the owner has gone (closed, crashed or was killed).
     if not agent.keep_state:
         state_file.remove()
+    agent.release()
     os._exit(0)
 
 

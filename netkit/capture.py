@@ -13,6 +13,7 @@ sent, so nothing is missed while a capture starts.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import struct
@@ -41,12 +42,16 @@ class Capture:
         self.wanted: set[int] = set()
         self.passes = 0
         self.lock = threading.Lock()
+        self._wake, self._woken = os.pipe()      # stop() writes a byte: the loop's select returns at once
+        self._stopped = False
         self.refresh()
-        threading.Thread(target=self._loop, daemon=True).start()
+        self._loop_thread = threading.Thread(target=self._loop, daemon=True)
+        self._loop_thread.start()
 
     def refresh(self) -> None:
-        """Open (or re-open) a socket on every point whose interface is new."""
-        missing = []
+        """Open (or re-open) a socket on every point whose interface is new, all at once: each bind waits
+        for the kernel's network-wide synchronisation, and waits made side by side overlap."""
+        missing, todo = [], []
         for point in topology.POINTS:
             node, ifname = topology.split_point(point)
             try:
@@ -55,24 +60,56 @@ class Capture:
                 missing.append(point)  # a student deleted it: nothing to watch there
                 continue
             current = self.sockets.get(point)
-            if current and current[1] == index:
-                continue
-            sock = socket_in(node, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL),
-                             bind=(ifname, ETH_P_ALL))
-            sock.setblocking(False)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            with self.lock:
-                self.sockets[point] = (sock, index)
+            if not (current and current[1] == index):
+                todo.append((point, node, ifname, index))
+        opened: dict[str, tuple[socket.socket, int]] = {}
+        failed: list[BaseException] = []
+
+        def open_one(point: str, node: str, ifname: str, index: int) -> None:
+            try:
+                sock = socket_in(node, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL),
+                                 bind=(ifname, ETH_P_ALL))
+                sock.setblocking(False)
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                opened[point] = (sock, index)
+            except BaseException as exc:
+                failed.append(exc)
+
+        workers = [threading.Thread(target=open_one, args=item, daemon=True) for item in todo]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        with self.lock:
+            self.sockets.update(opened)
         self.missing = missing
+        if failed:
+            raise failed[0]
+
+    def stop(self) -> None:
+        """End the loop and close every socket, side by side (each close waits for a synchronisation too,
+        and the process's exit would close them one after another)."""
+        self._stopped = True
+        os.write(self._woken, b"x")
+        self._loop_thread.join(1.0)
+        with self.lock:
+            sockets, self.sockets = [sock for sock, _ in self.sockets.values()], {}
+        closing = [threading.Thread(target=sock.close, daemon=True) for sock in sockets]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join(1.0)
 
     def _loop(self) -> None:
-        while True:
+        while not self._stopped:
             with self.lock:
                 by_socket = {sock: point for point, (sock, _) in self.sockets.items()}
-            ready, _, _ = select.select(list(by_socket), [], [], 0.05)
+            ready, _, _ = select.select([*by_socket, self._wake], [], [], 0.05)
             with self.lock:
                 self.passes += 1
             for sock in ready:
+                if sock == self._wake:
+                    continue
                 try:
                     frame, ancillary, _, _ = sock.recvmsg(65535, 64)
                 except OSError:

@@ -47,17 +47,19 @@ def inside(node: str, make):
 
 
 def socket_in(node: str, family: int, kind: int, proto: int = 0, bind=None) -> socket.socket:
-    """A socket that lives in `node`'s network namespace (optionally bound there)."""
-    def make() -> socket.socket:
-        sock = socket.socket(family, kind, proto)
+    """A socket that lives in `node`'s network namespace (optionally bound there).
+
+    Only the socket is made inside the namespace: a socket binds in its own namespace, whichever the
+    thread is in, so the bind (for a packet socket, a network-wide synchronisation of about 10 ms) runs
+    back in the host, and several threads can bind at once."""
+    sock = inside(node, lambda: socket.socket(family, kind, proto))
+    if bind is not None:
         try:
-            if bind is not None:
-                sock.bind(bind)
+            sock.bind(bind)
         except BaseException:
             sock.close()
             raise
-        return sock
-    return inside(node, make)
+    return sock
 
 
 def index_in(node: str, ifname: str) -> int:
