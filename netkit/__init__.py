@@ -34,7 +34,7 @@ _LAZY = {
     "Journey": "journey", "Outcome": "outcome", "Result": "outcome",
     "lab_map": "plots", "ladder": "plots", "grid": "plots",
     "Panel": "widgets", "Dashboard": "dashboard",
-    "EXERCISES": "exercises", "ICMP_ONLY": "exercises", "C2_OUT": "exercises", "REPLIES_ONLY": "exercises",
+    "EXERCISES": "scenarios", "ICMP_ONLY": "exercises", "C2_OUT": "exercises", "REPLIES_ONLY": "exercises",
     "PUBLISH_C2": "exercises", "LOCAL_ACCESS": "exercises", "DOCKER_USER": "exercises",
 }
 _MODULES = ("plots", "doctor")   # modules a notebook uses by name: netkit.plots.grid(...), doctor.report()

@@ -36,7 +36,7 @@ from . import topology
 from .errors import NetkitError
 from . import scenarios as registry
 from .scenarios import Probe
-from .switches import SWITCHES
+from .scenarios import SWITCHES
 from .widgets import PICTURE_HEIGHT, outcome_html, picture_key, refusal_html, svg, switch_control
 from .i18n import N_, _, translated
 

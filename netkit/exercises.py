@@ -22,7 +22,6 @@ rule, and last the answer. The first never contains a rule.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import progress, provenance
@@ -435,23 +434,3 @@ DOCKER_USER = Exercise(
              "the time it reaches FORWARD: nat PREROUTING has already rewritten its destination."),
     shape=N_("iptables -I DOCKER-USER -s <the outside machine> -p tcp <a match on the port as it is now, or on "
              "the port the client asked for (-m conntrack --ctorigdstport)> -j DROP"))
-
-
-class _Registered(Mapping):
-    """Every exercise of every registered scenario (`netkit.scenarios`), by name."""
-
-    def _all(self) -> dict:
-        from .scenarios import all_exercises
-        return all_exercises()
-
-    def __getitem__(self, name: str) -> Exercise:
-        return self._all()[name]
-
-    def __iter__(self):
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-
-EXERCISES: Mapping[str, Exercise] = _Registered()

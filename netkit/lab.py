@@ -507,13 +507,13 @@ class Lab:
     def state(self, *names: str) -> dict:
         """Every switch's real value (or only those named), read from the lab's kernel now, in one round trip
         (see `netkit.switches`). Switches of nodes the lab does not have at its stage are left out."""
-        from .switches import SWITCHES, switch
+        from .scenarios import SWITCHES, switch
         chosen = [switch(name) for name in names] if names else list(SWITCHES.values())
         return self._read_switches([sw for sw in chosen if sw.node in self.nodes])
 
     def get(self, name: str):
         """One switch's real value, read from the kernel."""
-        from .switches import switch
+        from .scenarios import switch
         sw = switch(name)
         topology.check_node(sw.node, self.stage)
         return self._read_switches([sw])[name]
@@ -524,7 +524,7 @@ class Lab:
 
     def set(self, name: str, value) -> "Typed":
         """Turn a switch to `value` by typing its commands; nothing is typed if it is there already."""
-        from .switches import switch
+        from .scenarios import switch
         sw = switch(name)
         if value not in sw.commands:
             raise BadArgument(_("the switch {name!r} takes one of {list}, not {value!r}")

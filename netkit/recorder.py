@@ -32,7 +32,7 @@ from . import errors, replay, scenarios, topology
 from .errors import BadArgument, NetkitError
 from .journey import Journey
 from .lab import CommandResult, Lab
-from .switches import switch
+from .scenarios import switch
 
 SHARED = ("forward-policy", "bridge-nf-call-iptables")
 """Switches every scenario's probe depends on: the dashboard's board adds them to a scenario's own."""
@@ -375,7 +375,7 @@ def _verify_board(lab, entry: dict) -> list[str]:
 
 def verify(recording: "replay.Recording", name: str) -> list[str]:
     """Run `recording`'s calls again on a live lab called `name`; return every difference found (none: it holds)."""
-    from .exercises import EXERCISES
+    from .scenarios import EXERCISES
     lab = None
     found = []
     try:

@@ -343,18 +343,18 @@ class ReplayLab(Lab):
                                           timeout=timeout, verbose=verbose))
 
     def state(self, *names: str) -> dict:
-        from .switches import switch
+        from .scenarios import switch
         for name in names:
             switch(name)
         return provenance.RecordedState(self._replay("state", *names), self.recorded)
 
     def get(self, name: str):
-        from .switches import switch
+        from .scenarios import switch
         topology.check_node(switch(name).node, self.stage)
         return self._replay("get", name)
 
     def set(self, name: str, value) -> list[CommandResult]:
-        from .switches import switch
+        from .scenarios import switch
         sw = switch(name)
         if value not in sw.commands:
             raise BadArgument(_("the switch {name!r} takes one of {list}, not {value!r}")
@@ -428,19 +428,19 @@ class Board:
         return topology.nodes_at(self.stage)
 
     def state(self, *names: str) -> dict:
-        from .switches import switch
+        from .scenarios import switch
         self._alive()
         chosen = [switch(name).name for name in names] if names else list(self._state)
         return {name: self._state[name] for name in chosen if name in self._state}
 
     def get(self, name: str):
-        from .switches import switch
+        from .scenarios import switch
         self._alive()
         topology.check_node(switch(name).node, self.stage)
         return self._state[name]
 
     def set(self, name: str, value) -> list[CommandResult]:
-        from .switches import switch
+        from .scenarios import switch
         self._alive()
         sw = switch(name)
         if value not in sw.commands:

@@ -2,7 +2,7 @@
 
 Everything else is derived from this list: the switches (`netkit.switches.
 SWITCHES`), the dashboard's groups and probe buttons (`netkit.dashboard`),
-the exercises (`netkit.exercises.EXERCISES`), the recordings the pure tests
+the exercises (`EXERCISES`), the recordings the pure tests
 and the replay mode read (``tests/data/record.py``), and the benchmark's
 replay (``bench/bench_probe.py``). To add a scenario, append one `Scenario`
 (the README's "Adding a scenario" says how); nothing else needs an edit
@@ -16,11 +16,14 @@ test checks the kernel still gives each case its recorded outcome.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import exercises, rules, topology
-from .i18n import N_
+from .errors import BadArgument
+from .exercises import Exercise
+from .i18n import N_, _
 from .outcome import Result
 from .switches import Switch, policy_switch, rule_switch
 
@@ -234,6 +237,36 @@ def all_exercises() -> dict:
 
 def cases() -> list[Case]:
     return [case for scenario in SCENARIOS for case in scenario.cases]
+
+
+class _Registry(Mapping):
+    """Every item of every registered scenario, by name, read afresh at each use (a scenario registered later,
+    with `registered`, is in it at once)."""
+
+    def __init__(self, gather: Callable[[], dict]) -> None:
+        self._gather = gather
+
+    def __getitem__(self, name: str):
+        return self._gather()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._gather())
+
+    def __len__(self) -> int:
+        return len(self._gather())
+
+
+SWITCHES: Mapping[str, Switch] = _Registry(switches)
+EXERCISES: Mapping[str, Exercise] = _Registry(all_exercises)
+
+
+def switch(name: str) -> Switch:
+    """The registered switch called `name`; BadArgument naming every switch if there is none."""
+    try:
+        return SWITCHES[name]
+    except (KeyError, TypeError):
+        raise BadArgument(_("no switch {name!r}; switches are: {items}")
+                          .format(name=name, items=', '.join(SWITCHES)), switch=str(name)) from None
 
 
 @contextmanager

@@ -9,15 +9,14 @@ rule switch is on when each of its rules is listed, as ``iptables -S``
 prints it), and the other switches each run their own read command.
 
 The switches themselves are declared with their scenario, in
-`netkit.scenarios`; `SWITCHES` is every registered switch, by name.
+`netkit.scenarios`, which keeps the registry (`netkit.scenarios.SWITCHES`, every registered switch by name).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import BadArgument, NetkitError
+from .errors import NetkitError
 from .rules import Rule
 from .i18n import _
 
@@ -85,31 +84,3 @@ def stage_refusal(sw: Switch, stage: str | None, ancestors) -> str:
 def policy_switch(name: str, title: str, chain: str) -> Switch:
     return Switch(name, title, ("DROP", "ACCEPT"), "host",
                   {value: [f"iptables -P {chain} {value}"] for value in ("DROP", "ACCEPT")}, policy=chain)
-
-
-class _Registered(Mapping):
-    """Every switch of every registered scenario, by name, read afresh at each use."""
-
-    def _all(self) -> dict[str, Switch]:
-        from .scenarios import switches
-        return switches()
-
-    def __getitem__(self, name: str) -> Switch:
-        return self._all()[name]
-
-    def __iter__(self):
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-
-SWITCHES: Mapping[str, Switch] = _Registered()
-
-
-def switch(name: str) -> Switch:
-    try:
-        return SWITCHES[name]
-    except (KeyError, TypeError):
-        raise BadArgument(_("no switch {name!r}; switches are: {items}")
-                          .format(name=name, items=', '.join(SWITCHES)), switch=str(name)) from None

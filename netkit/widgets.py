@@ -18,7 +18,7 @@ import ipywidgets as w
 
 from .errors import NetkitError
 from .i18n import N_, _, translated
-from .switches import SWITCHES, switch
+from .scenarios import SWITCHES, switch
 
 VIEWS = ("ladder", "map")
 VIEW_LABELS = {"ladder": N_("ladder"), "map": N_("map")}

@@ -37,7 +37,7 @@ import pytest
 
 from helpers import REPO, running_lab
 from netkit import state
-from netkit.switches import SWITCHES
+from netkit.scenarios import SWITCHES
 from netkit.waiting import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,7 +13,7 @@ from netkit.waiting import wait_until
 from netkit import scenarios
 from netkit import widgets
 from netkit.dashboard import Dashboard
-from netkit.switches import SWITCHES
+from netkit.scenarios import SWITCHES
 from netkit.widgets import Panel
 
 pytestmark = pytest.mark.lab

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from netkit import Lab
-from netkit.exercises import EXERCISES, Step
+from netkit.exercises import Step
+from netkit.scenarios import EXERCISES
 from netkit.journey import Journey
 
 DATA = Path(__file__).parent / "data"

@@ -40,7 +40,7 @@ import pytest
 from helpers import REPO
 from netkit.classroom import accounts, install, limits
 from netkit.classroom.client import HubError, HubUser
-from netkit.exercises import EXERCISES
+from netkit.scenarios import EXERCISES
 
 ARTIFACTS = REPO / "artifacts"
 NOTEBOOK_01 = "01-container-to-container.ipynb"

@@ -11,7 +11,7 @@ import pytest
 from netkit import progress
 from netkit.classroom import board
 from netkit.classroom import roster as rosters
-from netkit.exercises import EXERCISES
+from netkit.scenarios import EXERCISES
 
 
 def test_nothing_is_written_unless_a_class_asks(tmp_path, monkeypatch):

@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from netkit import BadArgument, CommandError, Lab, NotRecorded, notice, plots, provenance, recorder, replay
 from netkit.dashboard import Dashboard
-from netkit.exercises import EXERCISES, ICMP_ONLY
+from netkit.exercises import ICMP_ONLY
+from netkit.scenarios import EXERCISES
 from netkit.journey import Journey
 from netkit.lab import CommandResult
 from netkit import scenarios, topology

@@ -11,11 +11,10 @@ import pytest
 from helpers import REPO
 from netkit import Lab, exercises, scenarios
 from netkit.dashboard import Dashboard
-from netkit.exercises import EXERCISES
 from netkit.outcome import Result
 from netkit.rules import Rule
-from netkit.scenarios import Case, Probe, Scenario
-from netkit.switches import SWITCHES, rule_switch
+from netkit.scenarios import EXERCISES, SWITCHES, Case, Probe, Scenario
+from netkit.switches import rule_switch
 
 
 def _module(path: str):

@@ -3,7 +3,7 @@
 import pytest
 
 from netkit import Lab
-from netkit.exercises import EXERCISES
+from netkit.scenarios import EXERCISES
 from netkit.widgets import Panel
 
 pytestmark = pytest.mark.lab

@@ -3,7 +3,7 @@
     /services/netkit-progress/           the board (HTML; refreshes itself every few seconds)
     /services/netkit-progress/api/board  the same as JSON
 
-One row per student, one column per exercise of `netkit.exercises.EXERCISES`:
+One row per student, one column per exercise of `netkit.scenarios.EXERCISES`:
 passed (and when), tried but not yet (how many checks, the last one when), or
 not started. The rows come from each student's own progress file
 (`netkit.progress`, ``~/.netkit/progress.jsonl``), read as its owner wrote it.
@@ -50,7 +50,7 @@ import stat
 import time
 
 from .. import progress
-from ..exercises import EXERCISES
+from ..scenarios import EXERCISES
 
 PROGRESS_FILE = ".netkit/progress.jsonl"
 """Where, in each home, the class's servers record exercise checks (ClassSpawner sets NETKIT_PROGRESS)."""
