@@ -520,6 +520,7 @@ os.makedirs("/tmp/left-dir/deeper", exist_ok=True)
 open("/tmp/left-dir/deeper/file", "w").write("x")
 open("/var/tmp/left-file", "w").write("x")
 open("/dev/shm/left-shm", "w").write("x")
+open("/run/lock/left-lock", "w").write("x")
 libc = ctypes.CDLL(None, use_errno=True)
 segment = libc.shmget(0, 1 << 20, 0o1600)          # IPC_PRIVATE: outlives its process
 subprocess.Popen(["setsid", "sleep", "600"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -535,7 +536,7 @@ def test_attack_leave_things_behind_for_the_next_class(class_hub, tmp_path):
     kernel = kernel_of(class_hub, name)                   # a server, a kernel and a lab running too
     kernel.run("from netkit import Lab\nlab = Lab(name='left', replace=True)")   # left running
     left = accounts.leftovers(uid)
-    assert {"/tmp/left-dir", "/var/tmp/left-file", "/dev/shm/left-shm"} <= set(left), left
+    assert {"/tmp/left-dir", "/var/tmp/left-file", "/dev/shm/left-shm", "/run/lock/left-lock"} <= set(left), left
     assert any(item.startswith("shm ") for item in left), left
     assert accounts.processes_of(uid)
     roster = tmp_path / "one.csv"

@@ -9,7 +9,7 @@ mode 0700, so no student reads another's notebooks, progress or lab state.
 Removing an account first ends every process that runs as it (found by uid
 in /proc, killed by pid, until none is left), then removes what it owned
 where every account may write: files and folders in /tmp, /var/tmp,
-/dev/shm and /dev/mqueue (walked from directory descriptors, never through a
+/dev/shm, /run/lock and /dev/mqueue (walked from directory descriptors, never through a
 link, never onto another file system) and its System V IPC objects; then
 ``userdel --remove`` (its home, its mail). The next class may be given the
 same uid, so nothing of this one may be waiting for it.
@@ -149,7 +149,7 @@ def remove(name: str, *, trace=print) -> bool:
     return True
 
 
-SHARED_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue")
+SHARED_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue")
 """Where any account may leave files that outlive its processes and its home."""
 IPC_KINDS = {"shm": ("shmid", "-m"), "msg": ("msqid", "-q"), "sem": ("semid", "-s")}
 

@@ -11,7 +11,8 @@ becomes the student (`netkit.classroom.spawner`), as systemd's PrivateTmp
 and ProtectProc do for a service:
 
 - a mount namespace of its own (its mounts propagate from the machine, never
-  back): fresh tmpfs on /tmp, /var/tmp and /dev/shm, each with a size limit;
+  back): fresh tmpfs on /tmp, /var/tmp, /dev/shm and /run/lock (every folder
+  any account may write to), each with a size limit;
   their pages are charged to the student's memory cgroup, and they vanish
   with the last process of the server (its kernels and labs included);
 - an IPC namespace of its own: System V shared memory, semaphores and
@@ -35,7 +36,10 @@ import os
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 MS_NOSUID, MS_NODEV, MS_REC, MS_SLAVE = 0x2, 0x4, 0x4000, 0x80000
-PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+"""Every folder of a Debian machine that any account may write to (mode 1777)."""
+SMALL_DIRS = {"/run/lock": 8 << 20}
+"""Folders for a few small files: their tmpfs is smaller than the memory limit."""
 PROC_OPTIONS = ("hidepid=invisible", "hidepid=2")   # Linux 5.8+ spells it invisible; older kernels 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -62,7 +66,8 @@ def enter(size: int) -> None:
     _mount("none", "/", None, MS_REC | MS_SLAVE)           # nothing mounted here reaches the machine
     for directory in PRIVATE_DIRS:
         if os.path.isdir(directory):
-            _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode=1777")
+            limit = min(size, SMALL_DIRS.get(directory, size))
+            _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, f"size={limit},mode=1777")
     last: OSError | None = None
     for options in PROC_OPTIONS:
         try:

@@ -12,7 +12,7 @@ rootless, from the shared environment. On top of it:
   relies on the machine's PID 1 to reap it.
 - the same CPU share for every student (and ``cpu_limit`` cores at most,
   when set), in that cgroup too;
-- the server gets its own /tmp, /var/tmp, /dev/shm (tmpfs, each at most
+- the server gets its own /tmp, /var/tmp, /dev/shm, /run/lock (tmpfs, each at most
   ``mem_limit``), its own IPC namespace, and a /proc that shows only the
   student's own processes (`netkit.classroom.privacy`);
 - its kernels talk over ipc (Unix sockets beside the connection file in
