@@ -11,7 +11,9 @@ all and reports every problem at once.
 - every admin has an account or a roster line (admins log in with PAM too);
 - the hub's port is free on its address;
 - an unprivileged user may create the lab's namespaces (tried for real, as
-  uid 65534, with the same ``unshare`` flags a student's lab uses).
+  uid 65534, with the same ``unshare`` flags a student's lab uses), also
+  inside a class server's own /tmp, IPC and hidepid /proc
+  (`netkit.classroom.privacy`), where the students' labs will run.
 """
 
 from __future__ import annotations
@@ -128,6 +130,30 @@ def check_user_namespaces() -> str | None:
     return None
 
 
+def check_server_privacy() -> str | None:
+    """Can the hub give a server its own /tmp and /proc, and can a lab (with its own /proc) start inside?"""
+    from ..i18n import _
+    from ..sandbox import which
+    from . import privacy
+    setpriv, unshare = which("setpriv"), which("unshare")
+    if not setpriv or not unshare:
+        return None   # check_user_namespaces names what is missing
+    argv = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", unshare, "--user",
+            "--map-root-user", "--net", "--mount", "--pid", "--fork", "--mount-proc", "true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, cwd="/",
+                              preexec_fn=lambda: privacy.enter(16 << 20))
+    except subprocess.SubprocessError:
+        return _("the kernel refused to give a class server its own /tmp, /dev/shm and /proc (a mount and IPC "
+                 "namespace, tmpfs, proc with hidepid): run the hub as root on the machine itself, not in a "
+                 "container that forbids mounts, on Linux 5.8 or newer")
+    if done.returncode != 0:
+        return _("inside a class server's own /proc (hidepid) a lab's namespaces could not be made (exit "
+                 "{code}); run ./quickstart class --check-only again, and report it with the output of "
+                 "unshare --user --map-root-user --mount --pid --fork --mount-proc true").format(code=done.returncode)
+    return None
+
+
 def preflight(entries: list[rosters.Entry], admins: list[str], ip: str, port: int, *,
               userns: bool = True) -> None:
     """Raise ClassError listing every problem; return quietly when the class can be made."""
@@ -138,5 +164,7 @@ def preflight(entries: list[rosters.Entry], admins: list[str], ip: str, port: in
     problems += [p for p in (check_port(ip, port),) if p]
     if userns and not problems:   # the slowest check last, and only once the rest is right
         problems += [p for p in (check_user_namespaces(),) if p]
+    if userns and not problems:
+        problems += [p for p in (check_server_privacy(),) if p]
     if problems:
         raise ClassError("the class was not set up; nothing was created:\n  - " + "\n  - ".join(problems))
