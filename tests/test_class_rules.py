@@ -194,8 +194,9 @@ def test_a_cpu_cap_is_kept_by_the_kernel():
 
 
 @pytest.mark.parametrize("value", ["-1", "0.001"])
-def test_a_cpu_limit_no_server_can_get_is_refused_before_anything(tmp_path, value, capsys):
+def test_a_cpu_limit_no_server_can_get_is_refused_before_anything(tmp_path, value, capsys, monkeypatch):
     from netkit.classroom import cli
+    monkeypatch.setenv("NETKIT_LANG", "en")
     roster = tmp_path / "roster.csv"
     roster.write_text("nkt-never-1,pw\n")
     state = tmp_path / "state"
