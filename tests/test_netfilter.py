@@ -85,3 +85,19 @@ def test_the_hooks_and_the_nat_targets_are_defined_once():
             if hooks_named or nat_named:
                 found.append(f"{path.relative_to(NETKIT)}:{line}")
     assert found == ["netfilter.py:21", "netfilter.py:23", "netfilter.py:25"], found
+
+
+def test_every_recorded_drop_names_the_hook_netfilter_gives_it():
+    """The replay recordings keep each journey's outcome: its hook is the one hook_of gives (recordings made
+    before issue 18 were converted by tools/rehook_recordings.py)."""
+    from netkit import replay
+    checked = 0
+    for name in replay.available(replay.RECORDINGS):
+        for entry in replay.load(name, replay.RECORDINGS).calls:
+            if entry["call"] != "probe":
+                continue
+            journey = Journey.from_dict(entry["result"])
+            if journey.dropped_by is not None:
+                assert journey.outcome.hook == netfilter.hook_of(journey, journey.dropped_by), (name, entry["args"])
+                checked += 1
+    assert checked >= 10
