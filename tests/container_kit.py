@@ -163,8 +163,8 @@ def kit_image() -> str:
 # -- the documented commands ---------------------------------------------------------------
 def documented_command(runtime: str, readme: Path = REPO / "README.md") -> list[str]:
     """The one `docker run` / `podman run` command the README gives, as an argv."""
-    lines = readme.read_text().splitlines()
-    commands = [shlex.split(line.split("#")[0]) for line in lines if line.startswith(f"{runtime} run ")]
+    text = readme.read_text().replace("\\\n", " ")      # a command continued on the next line, as a shell reads it
+    commands = [shlex.split(line.split("#")[0]) for line in text.splitlines() if line.startswith(f"{runtime} run ")]
     assert len(commands) == 1, f"the README should give exactly one `{runtime} run` command, found {len(commands)}"
     return commands[0]
 

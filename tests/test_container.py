@@ -43,7 +43,8 @@ def test_the_readme_gives_one_command_per_runtime_with_only_flags_the_tests_know
         assert image == "netkit" and command == []       # the image's own command: JupyterLab
         assert flags[0::2] == ["--security-opt"] * (len(flags) // 2), flags   # no capability, no --privileged
     assert kit.lab_flags(docker)[0] == ["--security-opt", "seccomp=unconfined",
-                                        "--security-opt", "systempaths=unconfined"]
+                                        "--security-opt", "systempaths=unconfined",
+                                        "--security-opt", "apparmor=unconfined"]
     assert kit.lab_flags(podman)[0] == ["--security-opt", "unmask=ALL", "--security-opt", "label=disable"]
 
 
