@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import arguments, provenance, topology
-from .errors import BadArgument, CommandError, CommandNotFound, LabNotFound, RuleError
+from .errors import BadArgument, CommandError, CommandNotFound, RuleError
 from .sandbox import Sandbox
 from .state import Claim, check_name
 from .i18n import _
