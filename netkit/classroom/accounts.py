@@ -36,6 +36,8 @@ STUDENT_NOTEBOOKS = "[0-9][0-9]-*.ipynb"
 INSTRUCTOR_NOTEBOOKS = ("dashboard.ipynb",)
 FOLDER = "notebooks"
 """The folder in each home that holds the notebooks (the server opens there)."""
+LANGUAGE_FOLDERS = ("zh-TW",)
+"""The notebooks' translations, each in a folder named after its language (a notebook there speaks it)."""
 
 
 def _run(argv: list[str], stdin: str | None = None) -> None:
@@ -68,21 +70,26 @@ def ensure(entry: Entry, notebooks: Path, *, admin: bool = False, trace=print) -
 
 
 def give_notebooks(user: pwd.struct_passwd, notebooks: Path, *, admin: bool = False) -> list[Path]:
-    """Copy the notebooks a student runs (and the dashboard, for an admin) into ~/notebooks.
+    """Copy the notebooks a student runs (and the dashboard, for an admin) into ~/notebooks, and their
+    translations into ~/notebooks/zh-TW (the class may read either language).
 
     A notebook already there is kept: it may hold the student's own work.
     """
     folder = Path(user.pw_dir) / FOLDER
-    if folder.is_symlink():
-        raise ClassError(f"{folder} is a symbolic link; remove it and run the command again")
-    folder.mkdir(exist_ok=True)
-    os.chown(folder, user.pw_uid, user.pw_gid)
-    names = sorted(notebooks.glob(STUDENT_NOTEBOOKS))
-    if admin:
-        names += [notebooks / name for name in INSTRUCTOR_NOTEBOOKS if (notebooks / name).exists()]
+    pairs = []
+    for source_dir, target_dir in [(notebooks, folder)] + [(notebooks / lang, folder / lang) for lang in LANGUAGE_FOLDERS
+                                                            if (notebooks / lang).is_dir()]:
+        names = sorted(source_dir.glob(STUDENT_NOTEBOOKS))
+        if admin:
+            names += [source_dir / name for name in INSTRUCTOR_NOTEBOOKS if (source_dir / name).exists()]
+        pairs += [(source, target_dir / source.name) for source in names]
     given = []
-    for source in names:
-        target = folder / source.name
+    for target_dir in dict.fromkeys(target.parent for _, target in pairs):
+        if target_dir.is_symlink():
+            raise ClassError(f"{target_dir} is a symbolic link; remove it and run the command again")
+        target_dir.mkdir(exist_ok=True)
+        os.chown(target_dir, user.pw_uid, user.pw_gid)
+    for source, target in pairs:
         if target.exists() or target.is_symlink():
             continue
         shutil.copyfile(source, target, follow_symlinks=False)

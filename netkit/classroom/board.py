@@ -50,6 +50,7 @@ import stat
 import time
 
 from .. import progress
+from ..i18n import _, language
 from ..scenarios import EXERCISES
 
 PROGRESS_FILE = ".netkit/progress.jsonl"
@@ -189,33 +190,65 @@ def strict_json(data: dict) -> str:
     return json.dumps(data, allow_nan=False)
 
 
-def cell_text(cell: dict) -> str:
+def words() -> dict[str, str]:
+    """The page's phrases in the board's language (NETKIT_LANG of the class; see netkit.i18n), for the
+    first drawing here and for the page's script, which draws the table again every few seconds."""
+    return {
+        "passed_at": _("passed {time}"),
+        "tried_once": _("not yet: 1 try, last {time}"),
+        "tried": _("not yet: {count} tries, last {time}"),
+        "not_started": _("not started"),
+        "student": _("student"),
+        "passed": _("passed"),
+        "unreadable": _("file not read: {why}"),
+        "read_at": _("read at {time}"),
+        "failed": _("could not read the board: {why}"),
+    }
+
+
+def cell_text(cell: dict, said: dict[str, str] | None = None) -> str:
     """What a cell says, in words (the page draws the same with colours)."""
+    said = said or words()
     if cell["state"] == "passed":
-        return f"passed {_clock(cell['passed_at'])}"
+        return said["passed_at"].format(time=_clock(cell["passed_at"]))
     if cell["state"] == "tried":
-        tries = "try" if cell["attempts"] == 1 else "tries"
-        return f"not yet: {cell['attempts']} {tries}, last {_clock(cell['last'])}"
-    return "not started"
+        template = said["tried_once"] if cell["attempts"] == 1 else said["tried"]
+        return template.format(count=cell["attempts"], time=_clock(cell["last"]))
+    return said["not_started"]
 
 
 def table_html(data: dict) -> str:
+    said = words()
     head = "".join(f"<th>{html.escape(name)}</th>" for name in data["exercises"])
     rows = []
     for row in data["students"]:
         cells = "".join(
-            f'<td class="{row["cells"][e]["state"].replace(" ", "-")}">{html.escape(cell_text(row["cells"][e]))}</td>'
+            f'<td class="{row["cells"][e]["state"].replace(" ", "-")}">{html.escape(cell_text(row["cells"][e], said))}</td>'
             for e in data["exercises"])
-        why = f' <small class="unreadable">(file not read: {html.escape(row["unreadable"])})</small>' \
-            if row.get("unreadable") else ""
+        why = (' <small class="unreadable">(' + html.escape(said["unreadable"].format(why=row["unreadable"]))
+               + ')</small>') if row.get("unreadable") else ""
         rows.append(f'<tr data-student="{html.escape(row["student"])}"><th>{html.escape(row["student"])}{why}</th>'
                     f'<td class="count">{row["passed"]}/{len(data["exercises"])}</td>{cells}</tr>')
-    return (f'<table id="board"><thead><tr><th>student</th><th>passed</th>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return (f'<table id="board"><thead><tr><th>{html.escape(said["student"])}</th>'
+            f'<th>{html.escape(said["passed"])}</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>netkit: class progress</title>
+def page(data: dict, *, api: str, xsrf: str) -> str:
+    """The whole page, in the board's language."""
+    said = words()
+    return PAGE.format(
+        lang=language(), title=html.escape(_("netkit: class progress")),
+        legend=_("Passed, {not_yet} (checked but not passed: who may be stuck), or not started.").format(
+            not_yet='<b style="color:#8a4500">' + html.escape(_("not yet")) + "</b>"),
+        when=html.escape(said["read_at"].format(time=_clock(data["at"]))),
+        again=html.escape(_("this page reads the students' checks again every {every} s.").format(
+            every=REFRESH_SECONDS)),
+        table=table_html(data), every=REFRESH_SECONDS, api=api, xsrf=xsrf,
+        words=json.dumps(said).replace("</", "<\\/"))
+
+
+PAGE = r"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; }}
 table {{ border-collapse: collapse; font-size: 14px; }}
@@ -228,34 +261,37 @@ td.count {{ text-align: center; }}
 small.unreadable {{ color: #a00; font-weight: normal; }}
 </style></head>
 <body>
-<h2>netkit: class progress</h2>
-<p>Passed, <b style="color:#8a4500">not yet</b> (checked but not passed: who may be stuck), or not started.
-<span id="when">read at {when}</span>; this page reads the students' checks again every {every} s.</p>
+<h2>{title}</h2>
+<p>{legend}
+<span id="when">{when}</span>; {again}</p>
 <div id="table">{table}</div>
 <script>
+const said = {words};
+const fill = (template, values) => template.replace(/\{{(\w+)\}}/g, (all, key) => key in values ? values[key] : all);
 const words = cell => {{
   const clock = t => t ? new Date(t * 1000).toTimeString().slice(0, 8) : "";
-  if (cell.state === "passed") return "passed " + clock(cell.passed_at);
-  if (cell.state === "tried") return "not yet: " + cell.attempts + (cell.attempts === 1 ? " try" : " tries") + ", last " + clock(cell.last);
-  return "not started";
+  if (cell.state === "passed") return fill(said.passed_at, {{time: clock(cell.passed_at)}});
+  if (cell.state === "tried") return fill(cell.attempts === 1 ? said.tried_once : said.tried,
+                                          {{count: cell.attempts, time: clock(cell.last)}});
+  return said.not_started;
 }};
-const esc = s => s.replace(/[&<>"]/g, c => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
+const esc = s => String(s).replace(/[&<>"]/g, c => ({{"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}})[c]);
 async function refresh() {{
   try {{
     const answer = await fetch("{api}", {{credentials: "same-origin", cache: "no-store",
                                           headers: {{"X-XSRFToken": "{xsrf}"}}}});
-    if (!answer.ok) {{ document.getElementById("when").textContent = "could not read the board: HTTP " + answer.status; return; }}
+    if (!answer.ok) {{ document.getElementById("when").textContent = fill(said.failed, {{why: "HTTP " + answer.status}}); return; }}
     const data = await answer.json();
     const head = data.exercises.map(e => "<th>" + esc(e) + "</th>").join("");
-    const why = r => r.unreadable ? ' <small class="unreadable">(file not read: ' + esc(r.unreadable) + ")</small>" : "";
+    const why = r => r.unreadable ? ' <small class="unreadable">(' + esc(fill(said.unreadable, {{why: r.unreadable}})) + ")</small>" : "";
     const rows = data.students.map(r => '<tr data-student="' + esc(r.student) + '"><th>' + esc(r.student) + why(r) + '</th><td class="count">'
       + r.passed + "/" + data.exercises.length + "</td>" + data.exercises.map(e => '<td class="' + r.cells[e].state.replace(" ", "-") + '">'
       + esc(words(r.cells[e])) + "</td>").join("") + "</tr>").join("");
-    document.getElementById("table").innerHTML = '<table id="board"><thead><tr><th>student</th><th>passed</th>' + head
-      + "</tr></thead><tbody>" + rows + "</tbody></table>";
-    document.getElementById("when").textContent = "read at " + new Date(data.at * 1000).toTimeString().slice(0, 8);
+    document.getElementById("table").innerHTML = '<table id="board"><thead><tr><th>' + esc(said.student) + "</th><th>"
+      + esc(said.passed) + "</th>" + head + "</tr></thead><tbody>" + rows + "</tbody></table>";
+    document.getElementById("when").textContent = fill(said.read_at, {{time: new Date(data.at * 1000).toTimeString().slice(0, 8)}});
   }} catch (error) {{
-    document.getElementById("when").textContent = "could not read the board: " + error;
+    document.getElementById("when").textContent = fill(said.failed, {{why: String(error)}});
   }}
 }}
 setInterval(refresh, {every} * 1000);
@@ -286,9 +322,8 @@ def make_app(students: list[str], prefix: str):
             self.admin()
             data = board(students)
             # The hub takes a cookie from a script's fetch only with the page's xsrf token beside it.
-            self.finish(PAGE.format(when=_clock(data["at"]), every=REFRESH_SECONDS, table=table_html(data),
-                                    api=url_path_join(prefix, "api/board"),
-                                    xsrf=html.escape(self.xsrf_token.decode(), quote=True)))
+            self.finish(page(data, api=url_path_join(prefix, "api/board"),
+                             xsrf=html.escape(self.xsrf_token.decode(), quote=True)))
 
     class Api(Admins):
         @web.authenticated

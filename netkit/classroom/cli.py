@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..i18n import _
 from . import accounts, checks, install, limits
 from . import roster as rosters
 from .hub import Settings, jupyterhub_argv, write_config
@@ -90,10 +91,10 @@ def remove(args, entries: list[rosters.Entry]) -> int:
     if running:
         raise checks.ClassError(f"the hub of this class still runs (pid {running}): stop it with Ctrl-C "
                                 "first, then remove the accounts")
-    print(f"removing the class of {args.roster}:")
+    print(_("removing the class of {roster}:").format(roster=args.roster))
     for entry in entries:
         if not accounts.remove(entry.username):
-            print(f"  {entry.username}: no account made by netkit")
+            print("  " + _("{user}: no account made by netkit").format(user=entry.username))
     state = Path(args.state_dir)
     name = class_name(args.port)
     if (state / "settings.json").exists():   # the port the class really ran on
@@ -102,13 +103,12 @@ def remove(args, entries: list[rosters.Entry]) -> int:
         limits.remove_class(name)
     if (state / "settings.json").exists():
         shutil.rmtree(state)
-        print(f"  removed the hub's state {state}")
+        print("  " + _("removed the hub's state {path}").format(path=state))
     return 0
 
 
 def limit_lines(settings: Settings, enforced: bool) -> list[str]:
     """What the instructor is told about CPU, processes and disk, beside the memory line."""
-    from ..i18n import _
     lines = []
     if enforced:
         cap = (_("at most {cores:g} core(s) each").format(cores=settings.cpu_limit) if settings.cpu_limit
@@ -149,12 +149,13 @@ def serve(args, entries: list[rosters.Entry]) -> int:
     if not args.no_install:
         install.install()
     names = [e.username for e in entries]
-    print(f"making {len(entries)} account(s):")
+    print(_("making {count} account(s):").format(count=len(entries)))
     for entry in entries:
         accounts.ensure(entry, install.notebooks(), admin=entry.username in args.admin)
     for admin in set(args.admin) - set(names):   # an instructor's own account: add the notebooks, change nothing else
         given = accounts.give_notebooks(pwd.getpwnam(admin), install.notebooks(), admin=True)
-        print(f"  gave {admin} {len(given)} notebook(s) in ~/notebooks (the dashboard among them)")
+        print("  " + _("gave {user} {count} notebook(s) in ~/notebooks, both languages (the dashboard among them)")
+              .format(user=admin, count=len(given)))
     settings = Settings(students=[n for n in names if n not in args.admin], admins=list(args.admin),
                         ip=args.ip, port=args.port, state_dir=args.state_dir, prefix=str(install.PREFIX),
                         mem_limit=memory, idle_timeout=args.idle_timeout, class_name=class_name(args.port),
@@ -163,8 +164,8 @@ def serve(args, entries: list[rosters.Entry]) -> int:
     config = write_config(settings)
     (Path(settings.state_dir) / "class.pid").write_text(str(os.getpid()))
     why = limits.available()
-    print(f"memory per student's server: {args.mem_limit}, enforced by a cgroup" if why is None
-          else f"memory per student's server is NOT limited: {why}")
+    print(_("memory per student's server: {limit}, enforced by a cgroup").format(limit=args.mem_limit) if why is None
+          else _("memory per student's server is NOT limited: {why}").format(why=why))
     for line in limit_lines(settings, why is None):
         print(line)
     hub = subprocess.Popen(jupyterhub_argv(settings, config), cwd=settings.state_dir, start_new_session=True)
@@ -176,15 +177,16 @@ def serve(args, entries: list[rosters.Entry]) -> int:
     signal.signal(signal.SIGTERM, forward)
     try:
         if wait_ready(settings.url, hub):
-            print(f"\nthe class is open at {settings.url}/ ({len(settings.students)} students; "
-                  f"admins: {', '.join(settings.admins) or 'none'})", flush=True)
+            print("\n" + _("the class is open at {url}/ ({count} students; admins: {admins})").format(
+                url=settings.url, count=len(settings.students), admins=", ".join(settings.admins) or _("none")),
+                flush=True)
             if args.admin:
-                print(f"progress board: {settings.url}/services/netkit-progress/", flush=True)
+                print(_("progress board: {url}").format(url=f"{settings.url}/services/netkit-progress/"), flush=True)
             if args.ip == "127.0.0.1":
-                print("it listens on 127.0.0.1 only: to open it to the room, run again with --ip 0.0.0.0 "
-                      "and --ssl-cert/--ssl-key (passwords cross the network)", flush=True)
-            print("Ctrl-C stops the hub; the accounts stay until "
-                  f"./quickstart class --remove --roster {args.roster}", flush=True)
+                print(_("it listens on 127.0.0.1 only: to open it to the room, run again with --ip 0.0.0.0 "
+                        "and --ssl-cert/--ssl-key (passwords cross the network)"), flush=True)
+            print(_("Ctrl-C stops the hub; the accounts stay until ./quickstart class --remove --roster {roster}")
+                  .format(roster=args.roster), flush=True)
         code = hub.wait()
     finally:
         if hub.poll() is None:
@@ -197,7 +199,7 @@ def serve(args, entries: list[rosters.Entry]) -> int:
         if limits.available() is None:
             limits.remove_class(settings.class_name)   # whatever a server left behind
         (Path(settings.state_dir) / "class.pid").unlink(missing_ok=True)
-    print(f"the hub stopped (exit {code})", flush=True)
+    print(_("the hub stopped (exit {code})").format(code=code), flush=True)
     return 0 if code in (0, -signal.SIGTERM, 128 + signal.SIGTERM) else code
 
 
@@ -215,18 +217,18 @@ def main(argv: list[str] | None = None) -> int:
             raise checks.ClassError("give both --ssl-cert and --ssl-key, each an existing file "
                                     "(the certificate and its private key, PEM)")
         if args.cpu_limit < 0 or 0 < args.cpu_limit < 0.01:
-            from ..i18n import _
             raise checks.ClassError(_("--cpu-limit {value:g} is not a number of cores a server can get; give 0.01 "
                                       "or more (e.g. --cpu-limit 1.5), or leave it out for no cap")
                                     .format(value=args.cpu_limit))
         checks.preflight(entries, args.admin, args.ip, args.port)
         limits.parse_size(args.mem_limit)
         if args.check_only:
-            print(f"the class of {len(entries)} can be set up on this machine")
+            print(_("the class of {count} can be set up on this machine").format(count=len(entries)))
             return 0
         if args.students is not None:
             rosters.write(args.roster, entries)
-            print(f"wrote {len(entries)} accounts to {args.roster} (mode 0600): hand each student their line")
+            print(_("wrote {count} accounts to {roster} (mode 0600): hand each student their line")
+                  .format(count=len(entries), roster=args.roster))
         return serve(args, entries)
     except (checks.ClassError, rosters.RosterError) as exc:
         print(f"netkit class: {exc}", file=sys.stderr)

@@ -22,6 +22,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..i18n import language
+
 BOARD = "netkit-progress"
 CULLER = "idle-culler"
 
@@ -135,7 +137,9 @@ def configure(c, settings: Settings) -> None:
         {"name": BOARD, "url": f"http://127.0.0.1:{ports['board']}", "oauth_no_confirm": True,
          "command": [python, "-m", "netkit.classroom.board"],
          "environment": {"NETKIT_CLASS_STUDENTS": ",".join(s for s in settings.students
-                                                           if s not in settings.admins)}},
+                                                           if s not in settings.admins),
+                         # the board speaks the instructor's language: NETKIT_LANG of `./quickstart class`
+                         "NETKIT_LANG": language()}},
         {"name": CULLER,
          "command": [python, "-m", "jupyterhub_idle_culler", f"--timeout={settings.idle_timeout}",
                      f"--cull-every={max(10, min(300, settings.idle_timeout // 4))}"]},

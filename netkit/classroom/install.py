@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .accounts import LANGUAGE_FOLDERS
 from .checks import ClassError
 
 PREFIX = Path(os.environ.get("NETKIT_CLASS_PREFIX", "/opt/netkit"))
@@ -105,8 +106,9 @@ def install(prefix: Path = PREFIX, repo: Path = REPO, *, trace=print) -> Path:
         _step([npm, "install", "--prefix", str(prefix / "node"), "--no-audit", "--no-fund", "--omit=dev",
                PROXY_PACKAGE], "installing configurable-http-proxy from npm", trace)
     books = notebooks(prefix)
-    books.mkdir(exist_ok=True)
-    for source in (repo / "notebooks").glob("*.ipynb"):
-        shutil.copyfile(source, books / source.name)
+    for lang in ("", *LANGUAGE_FOLDERS):         # the notebooks, and their translations in zh-TW/
+        (books / lang).mkdir(exist_ok=True)
+        for source in (repo / "notebooks" / lang).glob("*.ipynb"):
+            shutil.copyfile(source, books / lang / source.name)
     subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
     return python(prefix)
