@@ -4,6 +4,7 @@ errors that replaced a RuntimeError and a KeyError."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 from pathlib import Path
@@ -26,6 +27,7 @@ def _every_module() -> None:
         importlib.import_module("netkit." + module[:-len(".py")].replace("/", ".").removesuffix(".__init__"))
 
 
+@functools.lru_cache(maxsize=None)
 def _defined() -> dict[str, str]:
     """Every exception class defined in netkit's source (by the AST): name -> module."""
     found = {}

@@ -21,6 +21,7 @@ only shrinks.
 from __future__ import annotations
 
 import ast
+import functools
 import textwrap
 from pathlib import Path
 
@@ -37,11 +38,17 @@ CALLS = {"startswith", "endswith", "find", "rfind", "index", "count", "search", 
 SENTENCES = tuple(i18n.catalogue("zh-TW"))   # every English sentence of netkit (the catalogue's keys)
 
 
+@functools.lru_cache(maxsize=None)
+def _sources() -> tuple[tuple[str, str], ...]:
+    """(module, source) of every module of netkit, read once."""
+    return tuple((str(path.relative_to(NETKIT)), path.read_text()) for path in sorted(NETKIT.rglob("*.py")))
+
+
 def _keys() -> set[str]:
     """The literals marked N_() anywhere in netkit: keys by design (see i18n.N_)."""
     keys = set()
-    for path in NETKIT.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for _module, source in _sources():
+        for node in ast.walk(ast.parse(source)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "N_":
                 keys.update(lit for arg in node.args for lit in _literals(arg))
     return keys
@@ -140,11 +147,12 @@ def decisions(source: str, module: str) -> list[tuple[str, str, str, int, str]]:
     return found
 
 
-def _scan() -> list[tuple[str, str, str, int, str]]:
+@functools.lru_cache(maxsize=None)
+def _scan() -> tuple[tuple[str, str, str, int, str], ...]:
     found = []
-    for path in sorted(NETKIT.rglob("*.py")):
-        found += decisions(path.read_text(), str(path.relative_to(NETKIT)))
-    return found
+    for module, source in _sources():
+        found += decisions(source, module)
+    return tuple(found)
 
 
 def test_netkit_decides_nothing_from_a_message_or_a_sentence():
