@@ -14,6 +14,7 @@ run flag or pod setting that gives it back.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import unicodedata
 from dataclasses import dataclass
@@ -102,25 +103,68 @@ def check_privileges() -> Check:
     return next((row for row in rows if row.ok is False), rows[-1])
 
 
-def check_br_netfilter() -> Check:
+PLATFORMS = {
+    "docker-desktop": N_("Docker Desktop's LinuxKit VM (macOS)"),
+    "wsl2": N_("WSL2 (Windows, and Docker Desktop on Windows)"),
+    "podman-machine": N_("podman machine's Fedora CoreOS VM"),
+    "linux": N_("a Linux machine or VM"),
+}
+
+
+def platform_of(release: str, runtime: str) -> str:
+    """Which kind of kernel the lab runs on, from its release string (``uname -r``) and the container runtime
+    (see `netkit.confinement.where`): each loads br_netfilter its own way. Colima and Lima run an ordinary
+    Ubuntu VM, which a container cannot tell from any Linux machine: they count as "linux"."""
+    if "linuxkit" in release:
+        return "docker-desktop"
+    if "microsoft" in release.lower():              # 5.15.167.4-microsoft-standard-WSL2
+        return "wsl2"
+    if runtime == "podman" and re.search(r"\.fc\d+\.", release):   # 6.12.7-200.fc41.x86_64
+        return "podman-machine"
+    return "linux"
+
+
+def br_netfilter_fix(where: str, runtime: str) -> str:
+    """The command that loads br_netfilter where the lab runs, and how to keep it loaded after a restart."""
+    if where == "docker-desktop":
+        return _("Docker Desktop's kernel, from your Mac's terminal: docker network create -o "
+                 "com.docker.network.bridge.enable_icc=false netkit-brnf && docker network rm netkit-brnf "
+                 "(Engine 27.3+ loads the module for such a network); it lasts until Docker Desktop restarts, so "
+                 "run it again after each restart")
+    if where == "wsl2":
+        return _("in your WSL distro (Ubuntu, say): sudo modprobe br_netfilter; every WSL2 distro and Docker "
+                 "Desktop share that one kernel. To keep it: add [boot] command = \"modprobe br_netfilter\" to "
+                 "/etc/wsl.conf (or, with systemd on, echo br_netfilter | sudo tee "
+                 "/etc/modules-load.d/br_netfilter.conf)")
+    if where == "podman-machine":
+        return _("podman machine ssh sudo modprobe br_netfilter (on a Fedora machine itself: sudo modprobe "
+                 "br_netfilter); to keep it: podman machine ssh \"echo br_netfilter | sudo tee "
+                 "/etc/modules-load.d/br_netfilter.conf\"")
+    fix = _("sudo modprobe br_netfilter; to keep it: echo br_netfilter | sudo tee "
+            "/etc/modules-load.d/br_netfilter.conf")
+    if runtime == "kubernetes":
+        return _("a container cannot load kernel modules: load br_netfilter on the node: {fix}").format(fix=fix)
+    if runtime:
+        return _("a container cannot load kernel modules: load br_netfilter on the machine or VM the container "
+                 "runs on: {fix} (Colima: colima ssh -- {fix}; Lima: limactl shell NAME {fix})").format(fix=fix)
+    return fix
+
+
+def check_br_netfilter(release: str | None = None) -> Check:
     if Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
         return Check("br_netfilter", True,
                      _("loaded: bridged frames can be sent through iptables (scenario 1 works as in the article)"))
     runtime, _clue = confinement.where()
-    fix = _("sudo modprobe br_netfilter (and add br_netfilter to /etc/modules-load.d/ to keep it)")
-    if runtime == "kubernetes":
-        fix = _("a container cannot load kernel modules: load br_netfilter on the node: {fix}; "
-                "Docker Desktop: see the README's container section").format(fix=fix)
-    elif runtime:
-        fix = _("a container cannot load kernel modules: load br_netfilter on the machine (or VM) the container "
-                "runs on: {fix}; Docker Desktop: see the README's container section").format(fix=fix)
+    where = platform_of(release or os.uname().release, runtime)
+    fix = br_netfilter_fix(where, runtime)
     # Docker Engine 27.3 loads br_netfilter only for --icc=false (moby PR 48492, backport 48511); 27.4 adds
     # --userland-proxy=false (PR 48676, backport 48685). Unchanged in 28.x and 29.0 (enableBrNfCallIptables).
     return Check("br_netfilter", False,
-                 _("not loaded: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. Docker Engine 27.3 "
-                   "and later load it only for --icc=false (27.4 and later also for --userland-proxy=false), so "
-                   "on a default host of 27.3 or later scenario 1's first ping works, unless something else "
-                   "(Kubernetes, say) loaded the module"), fix)
+                 _("not loaded on {platform}: /proc/sys/net/bridge/bridge-nf-call-iptables does not exist. Docker "
+                   "Engine 27.3 and later load it only for --icc=false (27.4 and later also for "
+                   "--userland-proxy=false), so on a default host of 27.3 or later scenario 1's first ping works, "
+                   "unless something else (Kubernetes, say) loaded the module")
+                 .format(platform=translated(PLATFORMS[where])), fix)
 
 
 def check_kernel(release: str | None = None) -> Check:
