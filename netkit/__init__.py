@@ -24,7 +24,7 @@ from importlib import import_module
 
 from .errors import (
     BadArgument, CommandError, CommandNotFound, LabError, LabInUse, LabNotFound, NetkitError,
-    NotRecorded, RuleError, SandboxError, StateError, UnknownNode, UnknownStage,
+    NotRecorded, RuleError, SandboxError, StateError, TraceError, UnknownNode, UnknownPoint, UnknownStage,
 )
 
 _LAZY = {
@@ -42,7 +42,8 @@ _MODULES = ("plots", "doctor")   # modules a notebook uses by name: netkit.plots
 __all__ = [
     *_LAZY, *_MODULES,
     "NetkitError", "BadArgument", "SandboxError", "StateError", "LabError", "LabInUse", "LabNotFound",
-    "UnknownNode", "UnknownStage", "NotRecorded", "CommandError", "CommandNotFound", "RuleError",
+    "UnknownNode", "UnknownStage", "UnknownPoint", "NotRecorded", "CommandError", "CommandNotFound", "RuleError",
+    "TraceError",
 ]
 __version__ = "0.1.0"
 
