@@ -122,15 +122,24 @@ def test_the_lab_builds_what_typing_each_command_in_order_builds(stage):
 
 
 # -- spares: a reset to the stage the lab is at builds nothing ----------------------
-def _hosts_settle(name: str, count: int, seconds: float = 20.0) -> list[int]:
+def _hosts_settle(name: str, count: int, gone: int, seconds: float = 20.0) -> list[int]:
+    """The agents of lab `name` once there are `count` of them and none is the one under pid 1 `gone` (the host a
+    reset replaced, which ends in the background)."""
     from helpers import lab_hosts
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        found = lab_hosts(name)
-        if len(found) == count:
+        found = [agent for agent in lab_hosts(name) if _alive_parent(agent) != gone]
+        if len(found) == count and len(lab_hosts(name)) == count:
             return found
         time.sleep(0.05)
-    pytest.fail(f"lab {name!r} has hosts {lab_hosts(name)}, not {count}")
+    pytest.fail(f"lab {name!r} has hosts {lab_hosts(name)}, not {count} without the old one under {gone}")
+
+
+def _alive_parent(pid: int) -> int:
+    try:
+        return _parent(pid)
+    except OSError:
+        return 0
 
 
 def _parent(pid: int) -> int:
@@ -145,18 +154,20 @@ def test_a_reset_to_the_stage_the_lab_is_at_takes_the_spare_built_there_and_clos
     name = f"spares-{uuid.uuid4().hex[:6]}"
     lab = Lab(name=name)
     try:
+        first = lab.pid
         lab.reset("part4-start")
-        # the host in use, a spare at the first stage and a spare at part4-start
-        hosts = _hosts_settle(name, 3)
+        # the host in use, a spare at the first stage and a spare at part4-start (the first host gone)
+        hosts = _hosts_settle(name, 3, gone=first)
         spares = {_parent(agent) for agent in hosts} - {lab.pid}    # each agent's parent: its lab's pid 1
         assert len(spares) == 2
+        replaced = lab.pid
         lab.reset("part4-start")
         # the new host is one of the spares, already built: its web server (part 4's) was running before
         assert lab.pid in spares
         assert lab._sandbox.built == "part4-start"             # not the first stage's spare
         assert "LISTEN" in lab.run("c1", "ss -ltn 'sport = :8000'").stdout
         assert lab.run("c1", "curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:8000").stdout == "200"
-        _hosts_settle(name, 3)               # the old host gone, the spare at part4-start made again
+        _hosts_settle(name, 3, gone=replaced)    # the old host gone, the spare at part4-start made again
         lab.reset("docker-29")               # no spare is on its way there but the first stage's
         assert lab.stage == "docker-29" and "DOCKER-USER" in lab.run("host", "iptables -S").stdout
     finally:
