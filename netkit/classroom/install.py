@@ -19,6 +19,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from .accounts import LANGUAGE_FOLDERS
@@ -67,6 +69,23 @@ def _step(argv: list[str], what: str, trace) -> None:
         raise ClassError(f"{what} failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-1500:]}")
 
 
+SOURCE = ("pyproject.toml", "README.md", "netkit")
+"""What pip needs to build netkit: its metadata, the readme it names, the package."""
+
+
+@contextmanager
+def _source(repo: Path):
+    """A copy of netkit's source in a temporary folder, for pip to build from: building in the checkout itself
+    leaves setuptools' build/ and *.egg-info behind in it."""
+    with tempfile.TemporaryDirectory(prefix="netkit-source-") as place:
+        for name in SOURCE:
+            if (repo / name).is_dir():
+                shutil.copytree(repo / name, Path(place) / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(repo / name, Path(place) / name)
+        yield Path(place)
+
+
 def _stamp(path: Path) -> str:
     try:
         return path.read_text().strip()
@@ -88,14 +107,16 @@ def install(prefix: Path = PREFIX, repo: Path = REPO, *, trace=print) -> Path:
         _step(["/usr/bin/python3", "-m", "venv", str(venv(prefix))], f"creating {venv(prefix)}", trace)
         pip = [str(python(prefix)), "-m", "pip", "install", "-q"]
         _step(pip + ["--upgrade", "pip"], "upgrading pip", trace)
-        _step(pip + [f"{repo}[class]"],
-              "installing netkit, JupyterLab and JupyterHub for every account (a few minutes the first time)",
-              trace)
+        with _source(repo) as source:
+            _step(pip + [f"{source}[class]"],
+                  "installing netkit, JupyterLab and JupyterHub for every account (a few minutes the first time)",
+                  trace)
         env_stamp.write_text(want_env + "\n")
         src_stamp.write_text(want_src + "\n")
     elif _stamp(src_stamp) != want_src:
-        _step([str(python(prefix)), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(repo)],
-              "updating netkit in the shared environment", trace)
+        with _source(repo) as source:
+            _step([str(python(prefix)), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(source)],
+                  "updating netkit in the shared environment", trace)
         src_stamp.write_text(want_src + "\n")
     if not proxy(prefix).exists():
         npm = shutil.which("npm")
