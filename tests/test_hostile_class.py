@@ -15,7 +15,6 @@ import errno
 import json
 import os
 import pwd
-import shutil
 import socket
 import stat
 import subprocess
@@ -27,15 +26,9 @@ import pytest
 
 from helpers import REPO
 from netkit.classroom import accounts, install, limits, privacy
-from test_hub import class_hub, mentioning, processes_named, uid_of  # noqa: F401 - the module's hub
+from test_hub import HUB_MARKS, class_hub, mentioning, processes_named, uid_of  # noqa: F401 - the module's hub
 
-pytestmark = [
-    pytest.mark.hub, pytest.mark.lab,
-    pytest.mark.skipif(os.geteuid() != 0, reason="class mode makes Unix accounts and runs the hub: needs root"),
-    pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")),
-                       reason="no node/npm for the hub's proxy: apt-get install nodejs npm "
-                              "(./quickstart class installs them)"),
-]
+pytestmark = HUB_MARKS
 PYTHON = str(install.python())
 
 

@@ -45,13 +45,15 @@ from netkit.scenarios import EXERCISES
 ARTIFACTS = REPO / "artifacts"
 NOTEBOOK_01 = "01-container-to-container.ipynb"
 
-pytestmark = [
+HUB_MARKS = [
     pytest.mark.hub, pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="class mode makes Unix accounts and runs the hub: needs root"),
     pytest.mark.skipif(not (shutil.which("node") and shutil.which("npm")),
                        reason="no node/npm for the hub's proxy: apt-get install nodejs npm "
                               "(./quickstart class installs them)"),
 ]
+"""What every test on a real class hub needs (tests/test_hostile_class.py runs on this module's hub too)."""
+pytestmark = HUB_MARKS
 
 
 def free_port() -> int:
