@@ -113,8 +113,9 @@ class Agent:
         return {"pid": os.getpid(), "uid": os.getuid(), "kernel": os.uname().release}
 
     def op_build(self, stage: str) -> dict:
-        """Bring the sandbox to `stage`, echoing each step as it runs (see `netkit.build`): from nothing,
-        or from the stage it was built at when that stage is on the way (a spare built ahead)."""
+        """Bring the sandbox to `stage` (see `netkit.build`): from nothing, or from the stage it was built at
+        when that stage is on the way (a spare built ahead). Every step is announced, in the stage's order,
+        before its batches run, several at a time."""
         steps = topology.steps_after(self.stage, stage)
         if steps is None:
             raise UnknownStage(_("this lab was built at {stage!r}, which is not on the way to {stage2!r}; "

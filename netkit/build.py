@@ -22,12 +22,13 @@ one tool in one node run together, through that tool's own batch mode:
 Why the lab is built with iproute2 and not through pyroute2's netlink API:
 the command echoed is then the command that ran, so what a student reads can
 never drift from what the kernel was told, and a batch costs one process
-(about two milliseconds), less than importing pyroute2 would. pyroute2 is
-used where it does better than a tool: reading netfilter's trace messages
-(`netkit.trace`) and waiting for links by their netlink events
-(`netkit.links`).
+(about two milliseconds), less than importing pyroute2 would. Netlink itself
+is used where it does better than a tool: reading netfilter's trace messages
+(`netkit.trace`) and waking on link events (`netkit.links`).
 
-`batches` and `restore_input` are pure, and tested from the stages' data.
+`batches`, `waits_for` and `restore_input` are pure, and tested from the
+stages' data (tests/test_build.py, which also builds every stage both ways on
+the kernel).
 """
 
 from __future__ import annotations

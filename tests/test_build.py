@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import difflib
 import subprocess
-import time
 import uuid
 
 import pytest
 
 from netkit import build, topology
 from netkit.topology import Step
+from netkit.waiting import wait_until
 
 STAGES = list(topology.STAGES)
 
@@ -122,29 +122,27 @@ def test_the_lab_builds_what_typing_each_command_in_order_builds(stage):
 
 
 # -- spares: a reset to the stage the lab is at builds nothing ----------------------
-def _hosts_settle(name: str, count: int, gone: int, seconds: float = 20.0) -> list[int]:
-    """The agents of lab `name` once there are `count` of them and none is the one under pid 1 `gone` (the host a
-    reset replaced, which ends in the background)."""
-    from helpers import lab_hosts
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = [agent for agent in lab_hosts(name) if _alive_parent(agent) != gone]
-        if len(found) == count and len(lab_hosts(name)) == count:
-            return found
-        time.sleep(0.05)
-    pytest.fail(f"lab {name!r} has hosts {lab_hosts(name)}, not {count} without the old one under {gone}")
-
-
-def _alive_parent(pid: int) -> int:
+def _parent(pid: int) -> int:
+    """The parent pid of `pid` (its lab's pid 1, for an agent); 0 once it has gone."""
     try:
-        return _parent(pid)
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
     except OSError:
         return 0
 
 
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[1])
+def _hosts_settle(name: str, count: int, gone: int, seconds: float = 20.0) -> list[int]:
+    """The agents of lab `name` once there are `count` of them and none is the one under pid 1 `gone` (the host a
+    reset replaced, which ends in the background)."""
+    from helpers import lab_hosts
+
+    def settled() -> list[int]:
+        found = lab_hosts(name)
+        return found if len(found) == count and gone not in map(_parent, found) else []
+
+    found = wait_until(settled, seconds, interval=0.05)
+    assert found, f"lab {name!r} has hosts {lab_hosts(name)}, not {count} without the old one under {gone}"
+    return found
 
 
 @pytest.mark.lab
@@ -172,10 +170,7 @@ def test_a_reset_to_the_stage_the_lab_is_at_takes_the_spare_built_there_and_clos
         assert lab.stage == "docker-29" and "DOCKER-USER" in lab.run("host", "iptables -S").stdout
     finally:
         lab.close()
-    deadline = time.monotonic() + 10
-    while lab_hosts(name) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert lab_hosts(name) == []
+    assert wait_until(lambda: not lab_hosts(name), 10, interval=0.05), lab_hosts(name)
 
 
 @pytest.mark.lab
